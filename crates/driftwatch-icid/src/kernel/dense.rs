@@ -1,0 +1,173 @@
+//! The `d > 1` nearest-centre search: `argmin_c ‖c‖² − 2·x·c`.
+//!
+//! Per centre the key starts at `‖c‖²` and takes one fused multiply-add per column,
+//! `key = x_j · (−2 c_j) + key`, columns in order. The scalar path does exactly that with
+//! `f32::mul_add`; the SIMD paths do it for 8 (AVX2) or 16 (AVX-512) points at once, one lane per
+//! point, so every lane performs the scalar path's operations in the scalar path's order and
+//! rounds the same way. Centres are visited in draw order and only a strictly smaller key
+//! replaces the best, so ties keep the first drawn centre on every path.
+//!
+//! Layout: points arrive structure-of-arrays (`soa[j*stride + i]`) so one vector load gives one
+//! column of 8/16 points; centre values are broadcast from memory.
+
+use super::SimdLevel;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Dense {
+    psi: usize,
+    d: usize,
+    /// `t × psi`: ‖c‖².
+    cc: Vec<f32>,
+    /// `t × psi × d`: −2·c.
+    m2c: Vec<f32>,
+}
+
+impl Dense {
+    pub(crate) fn build(centres: &[f32], psi: usize, t: usize, d: usize) -> Self {
+        let cc = centres.chunks_exact(d).map(|c| c.iter().fold(0.0f32, |acc, &v| v.mul_add(v, acc))).collect();
+        let m2c = centres.iter().map(|&v| -2.0 * v).collect();
+        debug_assert_eq!(centres.len(), t * psi * d);
+        Self { psi, d, cc, m2c }
+    }
+
+    #[inline]
+    pub(crate) fn key(&self, k: usize, c: usize, x: &[f32]) -> f32 {
+        let g = k * self.psi + c;
+        let m = &self.m2c[g * self.d..(g + 1) * self.d];
+        let mut acc = self.cc[g];
+        for j in 0..self.d {
+            acc = x[j].mul_add(m[j], acc);
+        }
+        acc
+    }
+
+    pub(crate) fn nearest_scalar(&self, k: usize, x: &[f32]) -> usize {
+        let mut best = f32::INFINITY;
+        let mut idx = 0;
+        for c in 0..self.psi {
+            let key = self.key(k, c, x);
+            if key < best {
+                best = key;
+                idx = c;
+            }
+        }
+        idx
+    }
+
+    /// Cells (draw indices) of `rows` points stored SoA with `stride` (a multiple of 16).
+    pub(crate) fn cells(&self, k: usize, soa: &[f32], stride: usize, rows: usize, level: SimdLevel, out: &mut Vec<u8>) {
+        debug_assert!(stride.is_multiple_of(16) && soa.len() >= stride * self.d);
+        out.clear();
+        out.resize(stride, 0);
+        let cc = &self.cc[k * self.psi..(k + 1) * self.psi];
+        let m2c = &self.m2c[k * self.psi * self.d..(k + 1) * self.psi * self.d];
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                // SAFETY: `NearestPath::level` never returns a level above `SimdLevel::detect()`.
+                unsafe { x86::cells_avx512(soa, stride, self.d, cc, m2c, out) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => {
+                // SAFETY: as above.
+                unsafe { x86::cells_avx2(soa, stride, self.d, cc, m2c, out) }
+            }
+            _ => portable_cells(soa, stride, self.d, cc, m2c, out),
+        }
+        out.truncate(rows);
+    }
+}
+
+/// Plain-Rust lanes of 16 points: the compiler vectorises what it can; correctness never depends
+/// on it.
+fn portable_cells(soa: &[f32], stride: usize, d: usize, cc: &[f32], m2c: &[f32], out: &mut [u8]) {
+    const L: usize = 16;
+    for p0 in (0..stride).step_by(L) {
+        let mut best = [f32::INFINITY; L];
+        let mut idx = [0u8; L];
+        for (c, &ccv) in cc.iter().enumerate() {
+            let mut acc = [ccv; L];
+            for j in 0..d {
+                let m = m2c[c * d + j];
+                let xs = &soa[j * stride + p0..j * stride + p0 + L];
+                for l in 0..L {
+                    acc[l] = xs[l].mul_add(m, acc[l]);
+                }
+            }
+            for l in 0..L {
+                if acc[l] < best[l] {
+                    best[l] = acc[l];
+                    idx[l] = c as u8;
+                }
+            }
+        }
+        out[p0..p0 + L].copy_from_slice(&idx);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX-512F; `soa` holds `d` columns of `stride` floats, `stride.is_multiple_of(16)`,
+    /// `out.len() >= stride`, `m2c.len() == cc.len() * d`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn cells_avx512(soa: &[f32], stride: usize, d: usize, cc: &[f32], m2c: &[f32], out: &mut [u8]) {
+        assert!(
+            soa.len() >= stride * d && out.len() >= stride && m2c.len() == cc.len() * d && stride.is_multiple_of(16)
+        );
+        let base = soa.as_ptr();
+        for p0 in (0..stride).step_by(16) {
+            let mut best = _mm512_set1_ps(f32::INFINITY);
+            let mut idx = _mm512_setzero_si512();
+            for (c, &ccv) in cc.iter().enumerate() {
+                let mut acc = _mm512_set1_ps(ccv);
+                let m = &m2c[c * d..c * d + d];
+                for (j, &mj) in m.iter().enumerate() {
+                    // SAFETY: j < d and p0 + 16 <= stride, checked by the assert above.
+                    let x = unsafe { _mm512_loadu_ps(base.add(j * stride + p0)) };
+                    acc = _mm512_fmadd_ps(x, _mm512_set1_ps(mj), acc);
+                }
+                let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(acc, best);
+                best = _mm512_mask_mov_ps(best, lt, acc);
+                idx = _mm512_mask_mov_epi32(idx, lt, _mm512_set1_epi32(c as i32));
+            }
+            let bytes = _mm512_cvtepi32_epi8(idx);
+            // SAFETY: p0 + 16 <= stride <= out.len().
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().add(p0).cast(), bytes) };
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; the slice conditions of [`cells_avx512`] with 8 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn cells_avx2(soa: &[f32], stride: usize, d: usize, cc: &[f32], m2c: &[f32], out: &mut [u8]) {
+        assert!(
+            soa.len() >= stride * d && out.len() >= stride && m2c.len() == cc.len() * d && stride.is_multiple_of(8)
+        );
+        let base = soa.as_ptr();
+        for p0 in (0..stride).step_by(8) {
+            let mut best = _mm256_set1_ps(f32::INFINITY);
+            let mut idx = _mm256_setzero_si256();
+            for (c, &ccv) in cc.iter().enumerate() {
+                let mut acc = _mm256_set1_ps(ccv);
+                let m = &m2c[c * d..c * d + d];
+                for (j, &mj) in m.iter().enumerate() {
+                    // SAFETY: j < d and p0 + 8 <= stride.
+                    let x = unsafe { _mm256_loadu_ps(base.add(j * stride + p0)) };
+                    acc = _mm256_fmadd_ps(x, _mm256_set1_ps(mj), acc);
+                }
+                let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(acc, best);
+                best = _mm256_blendv_ps(best, acc, lt);
+                idx = _mm256_blendv_epi8(idx, _mm256_set1_epi32(c as i32), _mm256_castps_si256(lt));
+            }
+            let mut lanes = [0i32; 8];
+            // SAFETY: `lanes` is 32 bytes.
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), idx) };
+            for (l, v) in lanes.iter().enumerate() {
+                out[p0 + l] = *v as u8;
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The 1-D fast path. In one dimension a Voronoi cell is an interval, so a partitioning is a
+//! sorted list of thresholds: a point's cell (by sorted rank) is the number of thresholds below
+//! it. A 4096-bucket table per partitioning maps `bucket(x)` to the rank of the bucket's first
+//! threshold and the number of thresholds inside the bucket; most points need no compare at all,
+//! the rest one or two.
+//!
+//! Thresholds are exact: for neighbouring distinct centres `a < b` the threshold is the largest
+//! f32 at which the scalar comparison (`|x-b| < |x-a|`, ties to the earlier drawn) still picks
+//! `a`, found by stepping ulps from the midpoint. So the rank equals the scalar answer except at
+//! rounding ties across an intervening centre (see the module docs of `kernel`).
+
+/// Buckets per table (2^12): one partitioning's table is 8 KiB and stays in L1 while the loop
+/// walks a block of points.
+pub(crate) const BUCKETS: usize = 4096;
+
+/// Bucket of a scaled value; monotone in `x` (saturating casts clamp values outside [0, 1]).
+#[inline(always)]
+pub(crate) fn bucket(x: f32) -> usize {
+    ((x * BUCKETS as f32) as usize).min(BUCKETS - 1)
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Sorted1d {
+    psi: usize,
+    /// `t × psi`: sorted thresholds of partitioning k at `k*psi ..`, `psi - 1` slots used at most.
+    thresholds: Vec<f32>,
+    /// `t × psi`: draw index of the centre with sorted rank r.
+    rank_to_draw: Vec<u8>,
+    /// `t × BUCKETS`: low byte = rank at the bucket's start, high byte = thresholds in the bucket.
+    lut: Vec<u16>,
+}
+
+impl Sorted1d {
+    pub(crate) fn build(centres: &[f32], psi: usize, t: usize) -> Self {
+        let mut thresholds = vec![f32::INFINITY; t * psi];
+        let mut rank_to_draw = vec![0u8; t * psi];
+        let mut lut = vec![0u16; t * BUCKETS];
+        let mut order: Vec<(f32, usize)> = Vec::with_capacity(psi);
+        for k in 0..t {
+            order.clear();
+            order.extend(centres[k * psi..(k + 1) * psi].iter().copied().zip(0..psi));
+            // By value, then by draw index: the first of equal centres is the one the scalar keeps.
+            order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            order.dedup_by(|later, first| later.0 == first.0);
+            let thr = &mut thresholds[k * psi..(k + 1) * psi];
+            for (r, &(_, draw)) in order.iter().enumerate() {
+                rank_to_draw[k * psi + r] = draw as u8;
+            }
+            for (r, pair) in order.windows(2).enumerate() {
+                thr[r] = split_point(pair[0], pair[1]);
+            }
+            let used = order.len() - 1;
+            let table = &mut lut[k * BUCKETS..(k + 1) * BUCKETS];
+            let mut j = 0; // thresholds with bucket < q
+            for (q, slot) in table.iter_mut().enumerate() {
+                while j < used && bucket(thr[j]) < q {
+                    j += 1;
+                }
+                let mut len = 0;
+                while j + len < used && bucket(thr[j + len]) == q {
+                    len += 1;
+                }
+                *slot = (j as u16) | ((len as u16) << 8);
+            }
+        }
+        Self { psi, thresholds, rank_to_draw, lut }
+    }
+
+    /// Sorted rank of `x` (whose bucket is `q`) in partitioning `k`.
+    #[inline(always)]
+    fn rank(&self, k: usize, x: f32, q: usize, lut: &[u16], thr: &[f32]) -> usize {
+        let _ = k;
+        let e = lut[q];
+        let base = (e & 0xff) as usize;
+        let len = (e >> 8) as usize;
+        let mut r = base;
+        for &tv in &thr[base..base + len] {
+            r += (x > tv) as usize;
+        }
+        r
+    }
+
+    pub(crate) fn cells(&self, k: usize, xs: &[f32], buckets: &[u16], out: &mut Vec<u8>, draw_ids: bool) {
+        let lut = &self.lut[k * BUCKETS..(k + 1) * BUCKETS];
+        let thr = &self.thresholds[k * self.psi..(k + 1) * self.psi];
+        out.reserve(xs.len());
+        if draw_ids {
+            let map = &self.rank_to_draw[k * self.psi..(k + 1) * self.psi];
+            out.extend(xs.iter().zip(buckets).map(|(&x, &q)| map[self.rank(k, x, q as usize, lut, thr)]));
+        } else {
+            out.extend(xs.iter().zip(buckets).map(|(&x, &q)| self.rank(k, x, q as usize, lut, thr) as u8));
+        }
+    }
+}
+
+/// Largest f32 `x` at which the scalar rule still prefers centre `a` over `b` (`a.0 < b.0`).
+fn split_point(a: (f32, usize), b: (f32, usize)) -> f32 {
+    let prefers_b = |x: f32| {
+        let (da, db) = ((x - a.0).abs(), (x - b.0).abs());
+        db < da || (db == da && b.1 < a.1)
+    };
+    // Bisection over the f32 values between the centres (ordered as non-negative bit patterns
+    // when both are >= 0, which scaled data always are; the general key handles negatives).
+    let key = |x: f32| {
+        let b = x.to_bits() as i32;
+        b ^ ((((b >> 31) as u32) >> 1) as i32)
+    };
+    let unkey = |k: i32| f32::from_bits((k ^ ((((k >> 31) as u32) >> 1) as i32)) as u32);
+    let (mut lo, mut hi) = (key(a.0), key(b.0)); // prefers_b(a) is false, prefers_b(b) true
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if prefers_b(unkey(mid)) { hi = mid } else { lo = mid }
+    }
+    unkey(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_point_separates_the_two_centres_exactly() {
+        for &(a, b) in &[(0.1f32, 0.3f32), (0.0, 1.0), (0.5, 0.5000001), (0.2, 0.7)] {
+            for order in [(0usize, 1usize), (1, 0)] {
+                let s = split_point((a, order.0), (b, order.1));
+                let pick_b = |x: f32| {
+                    let (da, db) = ((x - a).abs(), (x - b).abs());
+                    db < da || (db == da && order.1 < order.0)
+                };
+                assert!(!pick_b(s), "{a} {b} {s}");
+                assert!(pick_b(s.next_up()), "{a} {b} {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn bucket_is_monotone_and_clamps() {
+        assert_eq!(bucket(-1.0), 0);
+        assert_eq!(bucket(0.0), 0);
+        assert_eq!(bucket(1.0), BUCKETS - 1);
+        assert_eq!(bucket(7.0), BUCKETS - 1);
+        let mut prev = 0;
+        for i in 0..10_000 {
+            let b = bucket(i as f32 / 9_999.0);
+            assert!(b >= prev);
+            prev = b;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The command tree (clap derive). Only parsing lives here; behaviour is in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Streaming change-interval and anomaly detection (iCID + LEIAD).
+#[derive(Debug, Parser)]
+#[command(name = "driftwatch", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Detect change intervals in a CSV file with offline iCID and print JSON.
+    Detect(DetectArgs),
+    /// Benchmarks that print figures (not part of the test suite).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `driftwatch detect`.
+#[derive(Debug, clap::Args)]
+pub struct DetectArgs {
+    /// CSV file: one row per time step, one column per dimension; the header line is optional.
+    pub file: PathBuf,
+    /// Columns to use, by header name or 0-based index, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Window length in rows (default: about sqrt(n), leaving at least 20 windows).
+    #[arg(long, short = 'w')]
+    pub window: Option<usize>,
+    /// Threshold = mean + alpha * std of the point scores.
+    #[arg(long, short = 'a', default_value_t = 2.0, allow_negative_numbers = true)]
+    pub alpha: f64,
+    /// `auto` (lowest approximate entropy over 2,4,8,16,32,64), a number, or a comma list of candidates.
+    #[arg(long, default_value = "auto")]
+    pub psi: String,
+    /// Partitionings of the isolation kernel.
+    #[arg(long, default_value_t = 200)]
+    pub t: usize,
+    /// Seed of the partitionings.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Window layout: `shared` (the authors': neighbours share a row) or `halfopen`.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Shared)]
+    pub layout: LayoutArg,
+    /// Include the normalised point scores and the raw window scores.
+    #[arg(long)]
+    pub scores: bool,
+    /// Worker threads; 0 = all cores.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Nearest-centre implementation (for checks and benchmarks).
+    #[arg(long, value_enum, default_value_t = PathArg::Auto)]
+    pub path: PathArg,
+    /// Add compute time and peak memory to the output.
+    #[arg(long)]
+    pub timing: bool,
+}
+
+/// Window layouts on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// The authors' layout.
+    Shared,
+    /// Half-open windows.
+    Halfopen,
+}
+
+/// Nearest-centre implementations on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PathArg {
+    /// Widest SIMD level present.
+    Auto,
+    /// The scalar reference loop.
+    Scalar,
+    /// Fast path without SIMD intrinsics.
+    Portable,
+    /// Fast path, AVX2+FMA.
+    Avx2,
+    /// Fast path, AVX-512F.
+    Avx512,
+}
+
+/// `driftwatch bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Offline iCID on the 100,000-point timing series (1-D and 8-D), one core and all cores,
+    /// against the numpy reference when it is available. Prints one JSON line per measurement.
+    Offline(BenchOfflineArgs),
+}
+
+/// `driftwatch bench offline`.
+#[derive(Debug, clap::Args)]
+pub struct BenchOfflineArgs {
+    /// Folder of the numpy reference (`run_ref.py`, `gen_data.py`); skipped when absent.
+    #[arg(long, default_value = "../shared/reference/icid")]
+    pub reference_dir: PathBuf,
+    /// Python with numpy for the reference.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Folder with `timing_uni_100k.csv` and `timing_mv_100k_8.csv`; generated when absent.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Rows of the generated series (ignored with existing files).
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: usize,
+    /// Repetitions of each driftwatch run; the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+}

@@ -1,0 +1,130 @@
+//! `driftwatch detect FILE.csv`: offline iCID over a file, JSON on stdout.
+//!
+//! Every value the user did not give is reported under `"defaults"` with the rule that chose it,
+//! so a run can be repeated exactly.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use driftwatch_icid::{Layout, NearestPath, Params, PsiChoice, SimdLevel, detect, suggest_window};
+use serde_json::{Map, Value, json};
+
+use crate::cli::{DetectArgs, LayoutArg, PathArg};
+use crate::input::read_csv;
+
+/// Parses `--psi`: `auto`, one number, or a comma list of candidates.
+///
+/// # Errors
+/// A value that is not `auto` or positive integers.
+pub fn parse_psi(s: &str) -> anyhow::Result<PsiChoice> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(PsiChoice::default());
+    }
+    let list: Vec<usize> = s
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .with_context(|| format!("--psi: {p:?} is not a whole number (use auto, N or a comma list)"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    match list.as_slice() {
+        [one] => Ok(PsiChoice::Fixed(*one)),
+        _ => Ok(PsiChoice::Auto(list)),
+    }
+}
+
+fn nearest_path(p: PathArg) -> anyhow::Result<NearestPath> {
+    let forced = |l: SimdLevel| {
+        if SimdLevel::available().contains(&l) {
+            Ok(NearestPath::Forced(l))
+        } else {
+            bail!("--path {}: this CPU does not support it", l.name())
+        }
+    };
+    match p {
+        PathArg::Auto => Ok(NearestPath::Auto),
+        PathArg::Scalar => Ok(NearestPath::Scalar),
+        PathArg::Portable => forced(SimdLevel::Portable),
+        PathArg::Avx2 => forced(SimdLevel::Avx2),
+        PathArg::Avx512 => forced(SimdLevel::Avx512),
+    }
+}
+
+/// Runs the command.
+///
+/// # Errors
+/// Unreadable or bad input, or parameters the engine rejects; the message names the file.
+pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
+    super::init_threads(args.threads);
+    let table = read_csv(&args.file, args.columns.as_deref())?;
+    let mut defaults = Map::new();
+    let window = match args.window {
+        Some(w) => w,
+        None => {
+            let w = suggest_window(table.n);
+            defaults
+                .insert("window".into(), json!(format!("{w}: about sqrt(n) for n = {}, at least 20 windows", table.n)));
+            w
+        }
+    };
+    let psi = parse_psi(&args.psi)?;
+    if args.psi.eq_ignore_ascii_case("auto") {
+        defaults.insert("psi".into(), json!("auto: lowest approximate entropy over 2,4,8,16,32,64"));
+    }
+    let params = Params {
+        window,
+        alpha: args.alpha,
+        t: args.t,
+        psi,
+        seed: args.seed,
+        layout: match args.layout {
+            LayoutArg::Shared => Layout::Shared,
+            LayoutArg::Halfopen => Layout::HalfOpen,
+        },
+        path: nearest_path(args.path)?,
+    };
+    let started = Instant::now();
+    let det = detect(&table.data, table.d, &params).with_context(|| args.file.display().to_string())?;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut out = Map::new();
+    out.insert("file".into(), json!(args.file.display().to_string()));
+    out.insert("n".into(), json!(det.n));
+    out.insert("d".into(), json!(det.d));
+    if let Some(names) = &table.names {
+        out.insert("columns".into(), json!(names));
+    }
+    out.insert("window".into(), json!(window));
+    out.insert("windows".into(), json!(det.windows.len()));
+    out.insert("layout".into(), json!(params.layout.name()));
+    out.insert("alpha".into(), json!(params.alpha));
+    out.insert("t".into(), json!(params.t));
+    out.insert("seed".into(), json!(params.seed));
+    out.insert("psi".into(), json!(det.psi));
+    if det.candidates.iter().any(|c| c.apen.is_some()) {
+        let apen: Map<String, Value> = det.candidates.iter().map(|c| (c.psi.to_string(), json!(c.apen))).collect();
+        out.insert("apen".into(), Value::Object(apen));
+    }
+    out.insert("threshold".into(), json!(det.threshold));
+    out.insert("change_points".into(), json!(det.change_points()));
+    let intervals: Vec<Value> =
+        det.intervals.iter().map(|iv| json!({"start": iv.start, "end": iv.end, "peak_score": iv.peak_score})).collect();
+    out.insert("intervals".into(), json!(intervals));
+    if !defaults.is_empty() {
+        out.insert("defaults".into(), Value::Object(defaults));
+    }
+    if args.scores {
+        out.insert("window_starts".into(), json!(det.windows.starts()));
+        out.insert("window_scores".into(), json!(det.window_scores));
+        out.insert("scores".into(), json!(det.point_scores));
+    }
+    if args.timing {
+        out.insert(
+            "timing".into(),
+            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": SimdLevel::detect().name(), "peak_rss_bytes": super::peak_rss_bytes()}),
+        );
+    }
+    println!("{}", Value::Object(out));
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! # driftwatch
+//!
+//! The service around the iCID engine (`driftwatch-icid`): command-line entry points, input
+//! readers and, as the project grows, ingest, storage, HTTP and metrics. The numeric work lives in
+//! the pure crates under `crates/`; this crate owns everything that touches files, threads pools
+//! and the outside world.
+//!
+//! # Layout
+//! * [`cli`] — the clap command tree.
+//! * [`input`] — reading series from CSV files, with errors that name file, row and reason.
+//! * [`commands`] — one module per subcommand.
+
+pub mod cli;
+pub mod commands;
+pub mod input;
