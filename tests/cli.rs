@@ -1,0 +1,153 @@
+//! The `driftwatch` binary as a user runs it: real files, real process, JSON on stdout, one-line
+//! errors on stderr with a non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn driftwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_driftwatch")).args(args).output().expect("binary runs")
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+}
+
+fn json_ok(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure, got {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    assert_eq!(err.lines().count(), 1, "error is not one line: {err}");
+    err
+}
+
+#[test]
+fn detect_prints_the_change_points_intervals_and_chosen_values() {
+    let f = fixture("mean_shift.csv");
+    let v = json_ok(&driftwatch(&["detect", &f, "--window", "50", "--alpha", "2"]));
+    assert_eq!(v["n"], 3000);
+    assert_eq!(v["d"], 1);
+    assert_eq!(v["window"], 50);
+    assert_eq!(v["change_points"], serde_json::json!([1000, 2000]));
+    let iv = v["intervals"].as_array().unwrap();
+    assert_eq!((iv[0]["start"].as_u64(), iv[0]["end"].as_u64()), (Some(1000), Some(1050)));
+    assert!(iv.iter().all(|i| i["peak_score"].as_f64().unwrap() > v["threshold"].as_f64().unwrap()));
+    assert!([2, 4, 8, 16, 32, 64].contains(&v["psi"].as_u64().unwrap()));
+    assert_eq!(v["apen"].as_object().unwrap().len(), 6);
+    assert!(v.get("scores").is_none(), "scores only with --scores");
+    assert!(v["defaults"].get("window").is_none(), "the window was given");
+}
+
+#[test]
+fn detect_without_options_chooses_the_window_and_says_so() {
+    let f = fixture("variance_shift.csv");
+    let v = json_ok(&driftwatch(&["detect", &f, "--scores"]));
+    assert_eq!(v["window"], 55);
+    assert!(v["defaults"]["window"].as_str().unwrap().starts_with("55"));
+    assert!(v["defaults"]["psi"].as_str().unwrap().starts_with("auto"));
+    assert_eq!(v["scores"].as_array().unwrap().len(), 3000);
+    // Every true change lies in a reported interval, give or take one window. (With w = 55 the
+    // changes at 1000 and 2000 fall inside windows; the numpy reference reports the same
+    // intervals, including one around row 550 that the data's own fluctuation causes.)
+    let iv = v["intervals"].as_array().unwrap();
+    for truth in [1000u64, 2000] {
+        let covered =
+            iv.iter().any(|i| i["start"].as_u64().unwrap() <= truth + 55 && truth < i["end"].as_u64().unwrap() + 55);
+        assert!(covered, "{truth} not in {iv:?}");
+    }
+}
+
+#[test]
+fn detect_reads_selected_columns_and_the_halfopen_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, _) = driftwatch_testkit::s2(3);
+    let mut text = String::from("time,a,b\n");
+    for (i, r) in x.chunks(2).enumerate() {
+        text.push_str(&format!("{i},{},{}\n", r[0], r[1]));
+    }
+    let f = write(&dir, "s2.csv", &text);
+    let f = f.to_str().unwrap();
+    let v = json_ok(&driftwatch(&[
+        "detect",
+        f,
+        "--columns",
+        "a,b",
+        "--window",
+        "100",
+        "--alpha",
+        "1",
+        "--layout",
+        "halfopen",
+        "--scores",
+    ]));
+    assert_eq!((v["n"].as_u64(), v["d"].as_u64()), (Some(3000), Some(2)));
+    assert_eq!(v["columns"], serde_json::json!(["a", "b"]));
+    assert_eq!(v["layout"], "halfopen");
+    assert_eq!(v["windows"], 30);
+    assert_eq!(v["scores"].as_array().unwrap().len(), 3000);
+    let cps: Vec<u64> = v["change_points"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    assert!(cps.contains(&1000) && cps.contains(&2000), "{cps:?}");
+    // Index selection picks the same columns.
+    let w = json_ok(&driftwatch(&[
+        "detect",
+        f,
+        "--columns",
+        "1,2",
+        "--window",
+        "100",
+        "--alpha",
+        "1",
+        "--layout",
+        "halfopen",
+    ]));
+    assert_eq!(w["change_points"], v["change_points"]);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count_or_the_nearest_centre_path() {
+    let f = fixture("mean_shift.csv");
+    let base = json_ok(&driftwatch(&["detect", &f, "--scores", "--threads", "1", "--path", "scalar"]));
+    for extra in [["--threads", "2"], ["--path", "auto"]] {
+        let mut args = vec!["detect", f.as_str(), "--scores"];
+        args.extend(extra);
+        assert_eq!(json_ok(&driftwatch(&args)), base, "{extra:?}");
+    }
+}
+
+#[test]
+fn bad_input_gives_a_one_line_error_naming_file_row_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("nan.csv", "x\n1\n2\n3\nNaN\n5\n", "row 5: column 1 is not finite"),
+        ("inf.csv", "1\n2\ninf\n", "row 3: column 1 is not finite"),
+        ("ragged.csv", "a,b\n1,2\n3\n", "row 3: has 1 fields, expected 2"),
+        ("text.csv", "v\n1\nabc\n", "row 3: column 1 is not a number"),
+        ("empty.csv", "", "no numeric data rows"),
+        ("header_only.csv", "a,b\n", "no numeric data rows"),
+        ("short.csv", "x\n1\n2\n3\n", "iCID needs at least two windows"),
+    ];
+    for (name, text, reason) in cases {
+        let f = write(&dir, name, text);
+        let err = one_line_error(&driftwatch(&["detect", f.to_str().unwrap(), "--window", "3"]));
+        assert!(err.contains(name), "{err}");
+        assert!(err.contains(reason), "{name}: {err}");
+    }
+    let err = one_line_error(&driftwatch(&["detect", "/nonexistent/data.csv"]));
+    assert!(err.contains("/nonexistent/data.csv"), "{err}");
+    let f = fixture("mean_shift.csv");
+    let err = one_line_error(&driftwatch(&["detect", &f, "--psi", "lots"]));
+    assert!(err.contains("--psi"), "{err}");
+    let err = one_line_error(&driftwatch(&["detect", &f, "--psi", "1000"]));
+    assert!(err.contains("psi: must be between 1 and 256"), "{err}");
+}
