@@ -15,7 +15,11 @@ seeds 0..N-1) and checks:
 
 1. psi selection (`--psi auto`, lowest approximate entropy over 2,4,8,16,32,64): the psi each
    implementation chose per seed and the most frequent one (mode). PASS when the modes agree per
-   file; on a tie the sets of most frequent values must intersect.
+   file; on a tie the sets of most frequent values must intersect. Only the series the issue
+   names (mean_shift, variance_shift) decide PASS/FAIL here: on frequency_change psi 8 and 16
+   have nearly equal approximate entropy (about 0.0110 vs 0.0111 on average in both
+   implementations), so which wins is close to a coin flip per seed; over 30 seeds both pick 8
+   at the same rate (19/30 ours, 18/30 the reference's). It is shown as "info".
 2. point scores with psi fixed (16 and 4): the Pearson correlation between our `scores` and the
    reference's `point_scores`, per seed, with the mean and minimum over seeds. The two use
    different random generators, so seeds are comparable statistically, not bit for bit. PASS
@@ -51,6 +55,8 @@ DEFAULT_FILES = ("mean_shift", "variance_shift", "frequency_change")
 WINDOW = 50
 ALPHA = 2
 FIXED_PSI = (16, 4)
+# psi-mode agreement decides PASS/FAIL only on these (see the module docstring).
+PSI_GATED = {"mean_shift", "variance_shift"}
 MIN_MEAN_CORR = 0.9
 
 
@@ -228,6 +234,7 @@ def main(argv=None):
     w_name = max(len(n) for n in csvs) + 2
     print(f"   {'file':<{w_name}}{'impl':<6}{'psi per seed':<{4 * len(seeds) + 2}}{'mode':<14}result")
     for name in csvs:
+        gated = name in PSI_GATED
         modes = {}
         rows = []
         for impl, key in (("ours", "psi"), ("ref", "psi_selected")):
@@ -237,10 +244,12 @@ def main(argv=None):
             tie = " tie" if len(vals) > 1 else ""
             rows.append((impl, " ".join(f"{v:>3}" for v in chosen), f"{fmt_set(vals)} ({count}/{len(seeds)}{tie})"))
         passed = bool(set(modes["ours"][0]) & set(modes["ref"][0]))
-        ok &= passed
+        if gated:
+            ok &= passed
         for i, (impl, per_seed, mode) in enumerate(rows):
             label = name if i == 0 else ""
-            verdict = ("PASS" if passed else "FAIL") if i == len(rows) - 1 else ""
+            word = ("PASS" if passed else "FAIL") if gated else ("agree" if passed else "differ") + " (info)"
+            verdict = word if i == len(rows) - 1 else ""
             print(f"   {label:<{w_name}}{impl:<6}{per_seed:<{4 * len(seeds) + 2}}{mode:<14}{verdict}")
 
     # 2. point-score correlation with psi fixed.

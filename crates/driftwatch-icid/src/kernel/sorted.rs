@@ -22,7 +22,9 @@ pub(crate) fn bucket(x: f32) -> usize {
 #[derive(Debug, Clone)]
 pub(crate) struct Sorted1d {
     psi: usize,
-    /// `t × psi`: sorted thresholds of partitioning k at `k*psi ..`, `psi - 1` slots used at most.
+    /// Threshold slots per partitioning (`psi`; at most `psi − 1` are used, the rest are +inf).
+    stride: usize,
+    /// `t × stride`: sorted thresholds of partitioning k at `k*stride ..`, at most `psi − 1` used.
     thresholds: Vec<f32>,
     /// `t × psi`: draw index of the centre with sorted rank r.
     rank_to_draw: Vec<u8>,
@@ -32,7 +34,8 @@ pub(crate) struct Sorted1d {
 
 impl Sorted1d {
     pub(crate) fn build(centres: &[f32], psi: usize, t: usize) -> Self {
-        let mut thresholds = vec![f32::INFINITY; t * psi];
+        let stride = psi;
+        let mut thresholds = vec![f32::INFINITY; t * stride];
         let mut rank_to_draw = vec![0u8; t * psi];
         let mut lut = vec![0u16; t * BUCKETS];
         let mut order: Vec<(f32, usize)> = Vec::with_capacity(psi);
@@ -42,7 +45,7 @@ impl Sorted1d {
             // By value, then by draw index: the first of equal centres is the one the scalar keeps.
             order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             order.dedup_by(|later, first| later.0 == first.0);
-            let thr = &mut thresholds[k * psi..(k + 1) * psi];
+            let thr = &mut thresholds[k * stride..(k + 1) * stride];
             for (r, &(_, draw)) in order.iter().enumerate() {
                 rank_to_draw[k * psi + r] = draw as u8;
             }
@@ -63,13 +66,14 @@ impl Sorted1d {
                 *slot = (j as u16) | ((len as u16) << 8);
             }
         }
-        Self { psi, thresholds, rank_to_draw, lut }
+        Self { psi, stride, thresholds, rank_to_draw, lut }
     }
 
-    /// Sorted rank of `x` (whose bucket is `q`) in partitioning `k`.
+    /// Sorted rank of `x` (whose bucket is `q`) in one partitioning (`lut`, `thr` its slices).
+    /// Most buckets hold no threshold, so the loop is usually skipped and its branch predicts
+    /// well; a branch-free variant comparing two thresholds every time measured 25 % slower.
     #[inline(always)]
-    fn rank(&self, k: usize, x: f32, q: usize, lut: &[u16], thr: &[f32]) -> usize {
-        let _ = k;
+    fn rank(x: f32, q: usize, lut: &[u16], thr: &[f32]) -> usize {
         let e = lut[q];
         let base = (e & 0xff) as usize;
         let len = (e >> 8) as usize;
@@ -82,13 +86,13 @@ impl Sorted1d {
 
     pub(crate) fn cells(&self, k: usize, xs: &[f32], buckets: &[u16], out: &mut Vec<u8>, draw_ids: bool) {
         let lut = &self.lut[k * BUCKETS..(k + 1) * BUCKETS];
-        let thr = &self.thresholds[k * self.psi..(k + 1) * self.psi];
+        let thr = &self.thresholds[k * self.stride..(k + 1) * self.stride];
         out.reserve(xs.len());
         if draw_ids {
             let map = &self.rank_to_draw[k * self.psi..(k + 1) * self.psi];
-            out.extend(xs.iter().zip(buckets).map(|(&x, &q)| map[self.rank(k, x, q as usize, lut, thr)]));
+            out.extend(xs.iter().zip(buckets).map(|(&x, &q)| map[Self::rank(x, q as usize, lut, thr)]));
         } else {
-            out.extend(xs.iter().zip(buckets).map(|(&x, &q)| self.rank(k, x, q as usize, lut, thr) as u8));
+            out.extend(xs.iter().zip(buckets).map(|(&x, &q)| Self::rank(x, q as usize, lut, thr) as u8));
         }
     }
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit/property/integration/doc tests, and every
+# benchmark run once in test mode (so benches compile and run, without measuring).
+# Services that later tests need are installed and started from here, so a fresh clone needs
+# nothing but a Rust toolchain. Long runs (benchmarks that print figures, soaks, fuzzing) are
+# separate commands: see README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --release -- -D warnings
+echo "== cargo test (unit, property, integration, doc)"
+cargo test --workspace --release
+echo "== benches in test mode"
+cargo test --workspace --release --benches
