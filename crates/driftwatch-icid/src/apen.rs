@@ -80,11 +80,26 @@ fn boundary(yes: f64, no: f64, pred: impl Fn(f64) -> bool) -> f64 {
     from_key(y)
 }
 
-/// Exact `[lo, hi]` of the values `v` with `|v − a| ≤ r` in f64.
+/// Exact `[lo, hi]` of the values `v` with `|v − a| ≤ r` in f64. The ends are almost always
+/// within a few ulps of `a ∓ r`; those are tried first and bisection handles the rest (where
+/// the subtraction absorbs tiny values, the run of equal results can be very long).
 fn interval(a: f64, r: f64) -> (f64, f64) {
-    let far = 2.0 * r + a.abs() + 1.0;
     let pred = |v: f64| close(v, a, r);
-    (boundary(a, a - far, pred), boundary(a, a + far, pred))
+    let near = |start: f64, outward: fn(f64) -> f64, inward: fn(f64) -> f64| -> Option<f64> {
+        let mut v = start;
+        for _ in 0..4 {
+            match (pred(v), pred(outward(v))) {
+                (true, false) => return Some(v),
+                (true, true) => v = outward(v),
+                (false, _) => v = inward(v),
+            }
+        }
+        None
+    };
+    let far = 2.0 * r + a.abs() + 1.0;
+    let lo = near(a - r, f64::next_down, f64::next_up).unwrap_or_else(|| boundary(a, a - far, pred));
+    let hi = near(a + r, f64::next_up, f64::next_down).unwrap_or_else(|| boundary(a, a + far, pred));
+    (lo, hi)
 }
 
 /// A template that spans exactly two runs: `a` copies of run `u`'s value, then `m − a` of run

@@ -144,6 +144,7 @@ mod x86 {
 
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512_fixed<const D: usize>(soa: &[f32], stride: usize, cc: &[f32], m2c: &[f32], out: &mut [u8]) {
+        const G: usize = 4;
         let base = soa.as_ptr();
         let psi = cc.len();
         for p0 in (0..stride).step_by(16) {
@@ -152,13 +153,8 @@ mod x86 {
             let mut best = _mm512_set1_ps(f32::INFINITY);
             let mut idx = _mm512_setzero_si512();
             let mut c = 0;
-            while c + 4 <= psi {
-                let mut acc = [
-                    _mm512_set1_ps(cc[c]),
-                    _mm512_set1_ps(cc[c + 1]),
-                    _mm512_set1_ps(cc[c + 2]),
-                    _mm512_set1_ps(cc[c + 3]),
-                ];
+            while c + G <= psi {
+                let mut acc: [__m512; G] = std::array::from_fn(|q| _mm512_set1_ps(cc[c + q]));
                 for (j, xj) in x.iter().enumerate() {
                     for (q, a) in acc.iter_mut().enumerate() {
                         *a = _mm512_fmadd_ps(*xj, _mm512_set1_ps(m2c[(c + q) * D + j]), *a);
@@ -169,7 +165,7 @@ mod x86 {
                     best = _mm512_mask_mov_ps(best, lt, *a);
                     idx = _mm512_mask_mov_epi32(idx, lt, _mm512_set1_epi32((c + q) as i32));
                 }
-                c += 4;
+                c += G;
             }
             while c < psi {
                 let mut a = _mm512_set1_ps(cc[c]);

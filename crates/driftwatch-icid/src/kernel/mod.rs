@@ -224,6 +224,14 @@ impl IsolationKernel {
         out
     }
 
+    /// The 1-D index, when this kernel has one (d = 1).
+    pub(crate) fn sorted(&self) -> Option<&sorted::Sorted1d> {
+        match &self.index {
+            Index::Sorted(s) => Some(s),
+            Index::Dense(_) => None,
+        }
+    }
+
     /// Cell ids of the rows loaded in `block` for partitioning `k`. With `draw_ids == false` the
     /// ids are only consistent within the partitioning (the 1-D fast path then skips mapping its
     /// sorted rank back to a draw index: scores are invariant to relabelling cells).

@@ -26,6 +26,8 @@ pub(crate) struct Sorted1d {
     stride: usize,
     /// `t × stride`: sorted thresholds of partitioning k at `k*stride ..`, at most `psi − 1` used.
     thresholds: Vec<f32>,
+    /// Thresholds in use per partitioning (distinct centres − 1).
+    used: Vec<u8>,
     /// `t × psi`: draw index of the centre with sorted rank r.
     rank_to_draw: Vec<u8>,
     /// `t × BUCKETS`: low byte = rank at the bucket's start, high byte = thresholds in the bucket.
@@ -38,6 +40,7 @@ impl Sorted1d {
         let mut thresholds = vec![f32::INFINITY; t * stride];
         let mut rank_to_draw = vec![0u8; t * psi];
         let mut lut = vec![0u16; t * BUCKETS];
+        let mut used_per = Vec::with_capacity(t);
         let mut order: Vec<(f32, usize)> = Vec::with_capacity(psi);
         for k in 0..t {
             order.clear();
@@ -53,6 +56,7 @@ impl Sorted1d {
                 thr[r] = split_point(pair[0], pair[1]);
             }
             let used = order.len() - 1;
+            used_per.push(used as u8);
             let table = &mut lut[k * BUCKETS..(k + 1) * BUCKETS];
             let mut j = 0; // thresholds with bucket < q
             for (q, slot) in table.iter_mut().enumerate() {
@@ -66,7 +70,7 @@ impl Sorted1d {
                 *slot = (j as u16) | ((len as u16) << 8);
             }
         }
-        Self { psi, stride, thresholds, rank_to_draw, lut }
+        Self { psi, stride, thresholds, used: used_per, rank_to_draw, lut }
     }
 
     /// Sorted rank of `x` (whose bucket is `q`) in one partitioning (`lut`, `thr` its slices).
@@ -82,6 +86,11 @@ impl Sorted1d {
             r += (x > tv) as usize;
         }
         r
+    }
+
+    /// The sorted thresholds partitioning `k` uses: a point's cell rank is how many it exceeds.
+    pub(crate) fn thresholds(&self, k: usize) -> &[f32] {
+        &self.thresholds[k * self.stride..k * self.stride + self.used[k] as usize]
     }
 
     pub(crate) fn cells(&self, k: usize, xs: &[f32], buckets: &[u16], out: &mut Vec<u8>, draw_ids: bool) {
@@ -149,5 +158,43 @@ mod tests {
             assert!(b >= prev);
             prev = b;
         }
+    }
+}
+
+/// For each threshold `thr[j]`, how many of `xs` exceed it (`out[j]`). Compare-and-count over
+/// contiguous values, which the compiler vectorises; called through `target_feature` wrappers so
+/// it gets the widest vectors present.
+#[inline(always)]
+fn count_above_generic(xs: &[f32], thr: &[f32], out: &mut [u32]) {
+    for (o, &t) in out.iter_mut().zip(thr) {
+        *o = xs.iter().map(|&x| (x > t) as u32).sum();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn count_above_avx512(xs: &[f32], thr: &[f32], out: &mut [u32]) {
+    count_above_generic(xs, thr, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn count_above_avx2(xs: &[f32], thr: &[f32], out: &mut [u32]) {
+    count_above_generic(xs, thr, out)
+}
+
+/// [`count_above_generic`] on the given instruction set.
+pub(crate) fn count_above(level: super::SimdLevel, xs: &[f32], thr: &[f32], out: &mut [u32]) {
+    match level {
+        // SAFETY (both arms): `NearestPath::level` never returns a level above `SimdLevel::detect()`,
+        // and `detect` reports Avx512 only with avx512f (bw/vl are present on every AVX-512 CPU
+        // that has f in practice; checked here anyway).
+        #[cfg(target_arch = "x86_64")]
+        super::SimdLevel::Avx512
+            if std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vl") =>
+        unsafe { count_above_avx512(xs, thr, out) },
+        #[cfg(target_arch = "x86_64")]
+        super::SimdLevel::Avx512 | super::SimdLevel::Avx2 => unsafe { count_above_avx2(xs, thr, out) },
+        _ => count_above_generic(xs, thr, out),
     }
 }
