@@ -105,7 +105,7 @@ fn detection_is_identical_on_the_scalar_and_fast_paths() {
         let x: Vec<f64> = if d == 1 { data.iter().step_by(3).copied().collect() } else { data.clone() };
         let mut p = Params::new(50, 1.0);
         p.layout = layout;
-        p.psi = PsiChoice::Auto(vec![4, 16]);
+        p.psi = PsiChoice::Auto(vec![4, 16, 64]); // 1-D: per-threshold and table paths
         p.path = NearestPath::Scalar;
         let scalar = detect(&x, d, &p).unwrap();
         for path in fast_paths() {

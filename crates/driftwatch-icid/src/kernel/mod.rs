@@ -7,9 +7,10 @@
 //! * [`NearestPath::Scalar`] — the reference: a plain loop over the centres in draw order.
 //!   For `d = 1` it compares `|x - c|`; for `d > 1` it compares `‖c‖² - 2·x·c`, accumulated
 //!   over the columns in order with one fused multiply-add per column, all in f32.
-//! * Fast paths — `d = 1`: the cells of a partitioning are intervals between sorted centres;
-//!   a 4096-bucket lookup table resolves most points with one load and the rest with one or two
-//!   threshold compares ([`sorted`]). `d > 1`: SIMD across points, the same fused multiply-adds
+//! * Fast paths — `d = 1`: the cells of a partitioning are intervals between sorted centres
+//!   ([`sorted`]); a 4096-bucket lookup table resolves most points with one load and the rest
+//!   with one or two threshold compares, and for small psi the window scorer skips per-point
+//!   cells altogether and counts values above each threshold (`score::threshold_stats`). `d > 1`: SIMD across points, the same fused multiply-adds
 //!   in the same order as the scalar path ([`dense`]), dispatched at run time to AVX-512 or
 //!   AVX2+FMA on x86-64, with a portable fallback everywhere else.
 //!
