@@ -25,6 +25,8 @@
 //! * [`score`] — window histograms and `1 − cos` window scores.
 //! * [`apen`] — exact approximate entropy for psi selection.
 //! * [`offline`] — the batch method end to end.
+//! * [`stream`] — the per-series streaming detector: warm-up, windows scored as they complete,
+//!   events, point anomaly scores, explanations, bounded and serialisable state.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -34,12 +36,16 @@ pub mod kernel;
 pub mod offline;
 pub mod scale;
 pub mod score;
+pub mod stream;
 pub mod windows;
 
 pub use error::IcidError;
 pub use kernel::{IsolationKernel, NearestPath, SimdLevel};
 pub use offline::{Candidate, Detection, Interval, Params, PsiChoice, detect, suggest_window};
 pub use scale::{Scaled, minmax_scale};
+pub use stream::{
+    ClosedInterval, Event, Explanation, PsiPolicy, Pushed, Refresh, StreamConfig, StreamDetector, StreamStats, Summary,
+};
 pub use windows::{Layout, Windows};
 
 /// How many ways work is split: rayon's pool size with `parallel`, else 1.

@@ -122,38 +122,58 @@ impl Detection {
     }
 }
 
-struct Scored {
-    psi_used: usize,
-    window_scores: Vec<f64>,
-    point_scores: Vec<f64>,
-    apen: Option<f64>,
+pub(crate) struct Scored {
+    pub(crate) kernel: IsolationKernel,
+    pub(crate) psi_used: usize,
+    pub(crate) window_scores: Vec<f64>,
+    pub(crate) point_scores: Vec<f64>,
+    pub(crate) apen: Option<f64>,
 }
 
 /// Derives the seed of one psi candidate's kernel, so candidates use unrelated partitionings.
-fn candidate_seed(seed: u64, psi: usize) -> u64 {
+pub(crate) fn candidate_seed(seed: u64, psi: usize) -> u64 {
     let mut z = seed ^ (psi as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
 
-fn score_candidate(
+/// Samples one candidate's kernel and scores `windows` with it (with its ApEn if asked).
+/// `lean` builds the kernel without 1-D bucket tables (the streaming detector keeps it).
+pub(crate) fn score_candidate(
     points: &Scaled,
     windows: &Windows,
     psi: usize,
     params: &Params,
     with_apen: bool,
+    lean: bool,
 ) -> Result<Scored, IcidError> {
-    let kernel = IsolationKernel::sample(points, psi, params.t, candidate_seed(params.seed, psi))?;
+    let seed = candidate_seed(params.seed, psi);
+    let kernel = if lean {
+        IsolationKernel::sample_lean(points, psi, params.t, seed)?
+    } else {
+        IsolationKernel::sample(points, psi, params.t, seed)?
+    };
     let window_scores = pair_stats(&kernel, points, windows, params.path).scores();
     let mut point_scores = windows.point_scores(&window_scores);
     normalise(&mut point_scores);
     let apen = with_apen.then(|| approximate_entropy_default(&point_scores));
-    Ok(Scored { psi_used: kernel.psi(), window_scores, point_scores, apen })
+    Ok(Scored { psi_used: kernel.psi(), kernel, window_scores, point_scores, apen })
+}
+
+/// Index of the lowest ApEn (first on ties; a missing ApEn counts as 0).
+pub(crate) fn lowest_apen(scored: &[Scored]) -> usize {
+    let mut best = 0;
+    for (i, s) in scored.iter().enumerate() {
+        if s.apen.unwrap_or(0.0) < scored[best].apen.unwrap_or(0.0) {
+            best = i;
+        }
+    }
+    best
 }
 
 /// Min-max normalises in place; an all-equal series becomes all zeros (MATLAB would give NaN).
-fn normalise(x: &mut [f64]) {
+pub(crate) fn normalise(x: &mut [f64]) {
     let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let span = hi - lo;
@@ -178,7 +198,7 @@ pub fn detect(data: &[f64], d: usize, params: &Params) -> Result<Detection, Icid
         PsiChoice::Auto(c) => (c.clone(), true),
         PsiChoice::Fixed(p) => (vec![*p], false),
     };
-    let run = |&psi: &usize| score_candidate(&points, &windows, psi, params, auto);
+    let run = |&psi: &usize| score_candidate(&points, &windows, psi, params, auto, false);
     #[cfg(feature = "parallel")]
     let scored: Vec<Result<Scored, IcidError>> = {
         use rayon::prelude::*;
@@ -187,12 +207,7 @@ pub fn detect(data: &[f64], d: usize, params: &Params) -> Result<Detection, Icid
     #[cfg(not(feature = "parallel"))]
     let scored: Vec<Result<Scored, IcidError>> = list.iter().map(run).collect();
     let scored = scored.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let mut best = 0;
-    for (i, s) in scored.iter().enumerate() {
-        if s.apen.unwrap_or(0.0) < scored[best].apen.unwrap_or(0.0) {
-            best = i;
-        }
-    }
+    let best = lowest_apen(&scored);
     let candidates =
         list.iter().zip(&scored).map(|(&psi, s)| Candidate { psi, psi_used: s.psi_used, apen: s.apen }).collect();
     let chosen = scored.into_iter().nth(best).expect("best indexes scored");

@@ -56,7 +56,7 @@ const THRESHOLD_COUNT_MAX_PSI: usize = 16;
 pub fn pair_stats(kernel: &IsolationKernel, points: &Scaled, windows: &Windows, path: NearestPath) -> PairStats {
     let t = kernel.t();
     let threshold_path = match (path.level(), kernel.sorted()) {
-        (Some(level), Some(_)) if kernel.psi() <= THRESHOLD_COUNT_MAX_PSI => Some(level),
+        (Some(level), Some(_)) if kernel.psi() <= THRESHOLD_COUNT_MAX_PSI || kernel.is_lean() => Some(level),
         _ => None,
     };
     // Chunks of partitionings are the unit of parallel work.
@@ -192,6 +192,44 @@ fn threshold_stats(
         out.sq[i] = sq;
     }
     out
+}
+
+/// The cell histogram (`t × psi`, partitioning-major) of the rows of `points` under `kernel`:
+/// the streaming detector's per-window step. Cell ids are the ones [`pair_stats`] uses (sorted
+/// rank in 1-D, draw index otherwise), so histograms from both agree.
+pub fn histogram(kernel: &IsolationKernel, points: &Scaled, path: NearestPath, out: &mut [u32]) {
+    let psi = kernel.psi();
+    assert_eq!(out.len(), kernel.t() * psi, "histogram buffer must be t*psi long");
+    out.fill(0);
+    if points.n == 0 {
+        return;
+    }
+    if let (Some(level), Some(sorted)) = (path.level(), kernel.sorted()) {
+        let mut above = vec![0u32; psi];
+        for (k, h) in out.chunks_exact_mut(psi).enumerate() {
+            let thr = sorted.thresholds(k);
+            crate::kernel::sorted::count_above(level, &points.values, thr, &mut above[..thr.len()]);
+            let mut more = points.n as u32;
+            for (c, slot) in h.iter_mut().enumerate().take(thr.len() + 1) {
+                let next = if c < thr.len() { above[c] } else { 0 };
+                *slot = more - next;
+                more = next;
+            }
+        }
+        return;
+    }
+    let mut block = BlockScratch::default();
+    let mut cells = Vec::with_capacity(BLOCK_ROWS);
+    for r0 in (0..points.n).step_by(BLOCK_ROWS) {
+        let r1 = (r0 + BLOCK_ROWS).min(points.n);
+        block.load(kernel, points, r0, r1, path);
+        for (k, h) in out.chunks_exact_mut(psi).enumerate() {
+            kernel.cells_into(k, &block, path, &mut cells, false);
+            for &c in &cells {
+                h[c as usize] += 1;
+            }
+        }
+    }
 }
 
 /// Interleaved histogram copies per partitioning (2 measured faster than 4 once the fold at

@@ -30,6 +30,11 @@ impl Dense {
         Self { psi, d, cc, m2c }
     }
 
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        (self.cc.len() + self.m2c.len()) * 4
+    }
+
     #[inline]
     pub(crate) fn key(&self, k: usize, c: usize, x: &[f32]) -> f32 {
         let g = k * self.psi + c;

@@ -123,6 +123,20 @@ impl IsolationKernel {
     /// # Errors
     /// [`IcidError::Param`] when `psi` is outside `1..=MAX_PSI`, `t == 0`, or `points` is empty.
     pub fn sample(points: &Scaled, psi: usize, t: usize, seed: u64) -> Result<Self, IcidError> {
+        Self::sample_with(points, psi, t, seed, false)
+    }
+
+    /// As [`IsolationKernel::sample`], without the 1-D bucket tables (1.6 MB at t = 200): what a
+    /// per-series streaming detector keeps. Scores are identical; only the per-point 1-D lookup
+    /// falls back to counting thresholds.
+    ///
+    /// # Errors
+    /// As [`IsolationKernel::sample`].
+    pub fn sample_lean(points: &Scaled, psi: usize, t: usize, seed: u64) -> Result<Self, IcidError> {
+        Self::sample_with(points, psi, t, seed, true)
+    }
+
+    fn sample_with(points: &Scaled, psi: usize, t: usize, seed: u64, lean: bool) -> Result<Self, IcidError> {
         if psi == 0 || psi > MAX_PSI {
             return Err(IcidError::param("psi", format!("must be between 1 and {MAX_PSI}, got {psi}")));
         }
@@ -133,8 +147,11 @@ impl IsolationKernel {
             return Err(IcidError::param("data", "is empty"));
         }
         let psi = psi.min(points.n);
-        let d = points.d;
-        let mut centres = Vec::with_capacity(t * psi * d);
+        Ok(Self::from_centres_with(Self::draw(points, psi, t, seed), psi, t, points.d, lean))
+    }
+
+    fn draw(points: &Scaled, psi: usize, t: usize, seed: u64) -> Vec<f32> {
+        let mut centres = Vec::with_capacity(t * psi * points.d);
         for k in 0..t {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(k as u64);
@@ -142,15 +159,34 @@ impl IsolationKernel {
                 centres.extend_from_slice(points.row(i));
             }
         }
-        Ok(Self::from_centres(centres, psi, t, d))
+        centres
+    }
+
+    /// Heap bytes this kernel holds (centres and indexes).
+    pub fn heap_bytes(&self) -> usize {
+        self.centres.len() * 4
+            + match &self.index {
+                Index::Sorted(s) => s.heap_bytes(),
+                Index::Dense(dn) => dn.heap_bytes(),
+            }
+    }
+
+    /// Whether this kernel was built lean (no 1-D bucket tables).
+    pub fn is_lean(&self) -> bool {
+        matches!(&self.index, Index::Sorted(s) if !s.has_tables())
     }
 
     /// Builds a kernel from explicit centres (draw order; layout as in [`IsolationKernel::centres`]).
     pub fn from_centres(centres: Vec<f32>, psi: usize, t: usize, d: usize) -> Self {
+        Self::from_centres_with(centres, psi, t, d, false)
+    }
+
+    /// As [`IsolationKernel::from_centres`]; `lean` skips the 1-D bucket tables.
+    pub fn from_centres_with(centres: Vec<f32>, psi: usize, t: usize, d: usize, lean: bool) -> Self {
         assert_eq!(centres.len(), psi * t * d, "centres must be t*psi*d long");
         assert!((1..=MAX_PSI).contains(&psi) && d > 0);
         let index = if d == 1 {
-            Index::Sorted(sorted::Sorted1d::build(&centres, psi, t))
+            Index::Sorted(sorted::Sorted1d::build(&centres, psi, t, lean))
         } else {
             Index::Dense(dense::Dense::build(&centres, psi, t, d))
         };
@@ -231,6 +267,58 @@ impl IsolationKernel {
             Index::Sorted(s) => Some(s),
             Index::Dense(_) => None,
         }
+    }
+
+    /// Cell of every row in every partitioning (`n × t`), with the ids histograms use: the
+    /// sorted rank in 1-D, the draw index otherwise.
+    pub fn assign_ids(&self, points: &Scaled, path: NearestPath) -> Vec<u8> {
+        let mut out = vec![0u8; points.n * self.t];
+        let mut cells = Vec::new();
+        let mut block = BlockScratch::default();
+        for r0 in (0..points.n).step_by(BLOCK_ROWS) {
+            let r1 = (r0 + BLOCK_ROWS).min(points.n);
+            block.load(self, points, r0, r1, path);
+            for k in 0..self.t {
+                match (&self.index, path.level()) {
+                    // The scalar path returns draw indices; histograms of a 1-D kernel use ranks.
+                    (Index::Sorted(s), None) => {
+                        cells.clear();
+                        let thr = s.thresholds(k);
+                        cells.extend(
+                            block.rowmajor[..block.rows]
+                                .iter()
+                                .map(|&x| thr.iter().filter(|&&tv| x > tv).count() as u8),
+                        );
+                    }
+                    _ => self.cells_into(k, &block, path, &mut cells, false),
+                }
+                for (i, &c) in cells.iter().enumerate() {
+                    out[(r0 + i) * self.t + k] = c;
+                }
+            }
+        }
+        out
+    }
+
+    /// The histogram cell id of centre `c` (draw index) of partitioning `k`.
+    pub fn cell_of_centre(&self, k: usize, c: usize) -> usize {
+        match &self.index {
+            Index::Sorted(s) => {
+                let v = self.centres[k * self.psi + c];
+                s.thresholds(k).iter().filter(|&&tv| v > tv).count()
+            }
+            Index::Dense(_) => c,
+        }
+    }
+
+    /// The centre (row of `d` values) of histogram cell `id` of partitioning `k`.
+    pub fn centre_of_cell(&self, k: usize, id: usize) -> &[f32] {
+        let draw = match &self.index {
+            Index::Sorted(s) => s.draw_of_rank(k, id),
+            Index::Dense(_) => id,
+        };
+        let at = (k * self.psi + draw) * self.d;
+        &self.centres[at..at + self.d]
     }
 
     /// Cell ids of the rows loaded in `block` for partitioning `k`. With `draw_ids == false` the

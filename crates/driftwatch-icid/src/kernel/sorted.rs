@@ -31,15 +31,16 @@ pub(crate) struct Sorted1d {
     /// `t × psi`: draw index of the centre with sorted rank r.
     rank_to_draw: Vec<u8>,
     /// `t × BUCKETS`: low byte = rank at the bucket's start, high byte = thresholds in the bucket.
+    /// Empty for a lean index (streaming), which counts per threshold only.
     lut: Vec<u16>,
 }
 
 impl Sorted1d {
-    pub(crate) fn build(centres: &[f32], psi: usize, t: usize) -> Self {
+    pub(crate) fn build(centres: &[f32], psi: usize, t: usize, lean: bool) -> Self {
         let stride = psi;
         let mut thresholds = vec![f32::INFINITY; t * stride];
         let mut rank_to_draw = vec![0u8; t * psi];
-        let mut lut = vec![0u16; t * BUCKETS];
+        let mut lut = if lean { Vec::new() } else { vec![0u16; t * BUCKETS] };
         let mut used_per = Vec::with_capacity(t);
         let mut order: Vec<(f32, usize)> = Vec::with_capacity(psi);
         for k in 0..t {
@@ -57,6 +58,9 @@ impl Sorted1d {
             }
             let used = order.len() - 1;
             used_per.push(used as u8);
+            if lean {
+                continue;
+            }
             let table = &mut lut[k * BUCKETS..(k + 1) * BUCKETS];
             let mut j = 0; // thresholds with bucket < q
             for (q, slot) in table.iter_mut().enumerate() {
@@ -89,11 +93,36 @@ impl Sorted1d {
     }
 
     /// The sorted thresholds partitioning `k` uses: a point's cell rank is how many it exceeds.
+    /// Draw index of the centre whose sorted rank is `r` in partitioning `k`.
+    pub(crate) fn draw_of_rank(&self, k: usize, r: usize) -> usize {
+        self.rank_to_draw[k * self.psi + r] as usize
+    }
+
+    /// Whether the bucket tables were built.
+    pub(crate) fn has_tables(&self) -> bool {
+        !self.lut.is_empty()
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.thresholds.len() * 4 + self.used.len() + self.rank_to_draw.len() + self.lut.len() * 2
+    }
+
     pub(crate) fn thresholds(&self, k: usize) -> &[f32] {
         &self.thresholds[k * self.stride..k * self.stride + self.used[k] as usize]
     }
 
     pub(crate) fn cells(&self, k: usize, xs: &[f32], buckets: &[u16], out: &mut Vec<u8>, draw_ids: bool) {
+        if self.lut.is_empty() {
+            // Lean index: rank by counting thresholds.
+            let thr = self.thresholds(k);
+            let map = &self.rank_to_draw[k * self.psi..(k + 1) * self.psi];
+            out.extend(xs.iter().map(|&x| {
+                let r = thr.iter().filter(|&&tv| x > tv).count();
+                if draw_ids { map[r] } else { r as u8 }
+            }));
+            return;
+        }
         let lut = &self.lut[k * BUCKETS..(k + 1) * BUCKETS];
         let thr = &self.thresholds[k * self.stride..(k + 1) * self.stride];
         out.reserve(xs.len());

@@ -1,0 +1,1171 @@
+//! The streaming detector: one per series, fed one point at a time (spec §5, "recommended
+//! incremental form").
+//!
+//! # Life of a detector
+//! 1. **Warm-up.** The first `warmup_windows × window` points are buffered. Then the scaling
+//!    (per-column min and max of the buffer), the kernel of every psi candidate (centres drawn
+//!    from the buffer) and psi itself (lowest approximate entropy of the buffer's window scores,
+//!    exactly as the offline method) are fixed, and the threshold history is seeded with the
+//!    buffer's window scores.
+//! 2. **Running.** Points are scaled with the warm-up scaling and appended to the current
+//!    window. Every `hop` points the window of the last `window` points is scored against the
+//!    `window` points before it: `1 − cos` of their cell histograms. Above the threshold
+//!    (`mean + alpha·std` of a bounded history of recent scores) an interval opens or extends;
+//!    the first score at or below it closes the interval, with an explanation.
+//!
+//! # Cost per point
+//! A histogram is computed when its block of points is complete, with the batch kernels: in 1-D
+//! each partitioning's cell counts are vectorised compare-and-counts against its sorted
+//! thresholds (psi/16 vector compares per point and partitioning), for d > 1 the SIMD
+//! nearest-centre kernel runs across the block's points. That is the per-point work of one
+//! nearest-centre lookup per partitioning and an O(t) count update, done a block at a time so
+//! the vector units see many points at once. Scoring adds `t·psi/hop` multiply-adds per point.
+//!
+//! # Invariants
+//! * Feeding points one by one gives exactly the scores and events of the straightforward batch
+//!   computation over the same points with the same kernel, scaling and threshold rule
+//!   (`tests/stream_equivalence.rs`).
+//! * The state is bounded: its size depends on `t`, psi, `window`, `hop` and the history length,
+//!   never on how many points have been seen ([`StreamDetector::state_bytes`]).
+//! * With the `serde` feature the state round-trips bit-exactly; it carries
+//!   [`STATE_VERSION`], and a state of another version is refused with the reason, so the caller
+//!   re-warms the detector.
+
+use std::collections::VecDeque;
+
+use crate::apen::{approximate_entropy_default, sample_std};
+use crate::kernel::{IsolationKernel, NearestPath};
+use crate::offline::{Params, lowest_apen, normalise, score_candidate};
+use crate::score::histogram;
+use crate::{IcidError, Layout, Scaled, Windows};
+
+/// Version of the serialised detector state.
+pub const STATE_VERSION: u32 = 1;
+
+/// How psi is chosen in a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum PsiPolicy {
+    /// This psi, always.
+    Fixed(usize),
+    /// Chosen once at the end of warm-up by lowest approximate entropy (the default, over the
+    /// paper's six candidates).
+    AtWarmup(Vec<usize>),
+    /// Every candidate is scored on every window; every `every` windows the one whose last
+    /// `history` scores have the lowest approximate entropy becomes the active one.
+    Online {
+        /// Candidates.
+        candidates: Vec<usize>,
+        /// Recent scores per candidate that the choice looks at.
+        history: usize,
+        /// Windows between choices.
+        every: usize,
+    },
+}
+
+/// When the kernel is rebuilt from recent data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Refresh {
+    /// Never: the warm-up kernel stays.
+    Never,
+    /// After this many scored windows.
+    EveryWindows(usize),
+    /// When, for `windows` windows in a row, more than `share` of a window's values fall
+    /// outside the warm-up range (the reference no longer represents the stream).
+    OnDrift {
+        /// Share of out-of-range values that counts as drift.
+        share: f64,
+        /// Consecutive drifting windows before the refresh.
+        windows: usize,
+    },
+}
+
+/// Configuration of a [`StreamDetector`].
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct StreamConfig {
+    /// Points per window.
+    pub window: usize,
+    /// Points between scores: `window` for non-overlapping windows, or a divisor of `window`
+    /// to score (and report) sooner.
+    pub hop: usize,
+    /// Threshold multiplier.
+    pub alpha: f64,
+    /// Partitionings.
+    pub t: usize,
+    /// psi policy.
+    pub psi: PsiPolicy,
+    /// Windows buffered before detection starts (at least 2).
+    pub warmup_windows: usize,
+    /// Scores kept for the threshold.
+    pub history: usize,
+    /// Kernel refresh policy.
+    pub refresh: Refresh,
+    /// A gap longer than this many median sampling intervals ends the current window; `None`
+    /// disables gap handling.
+    pub max_gap_factor: Option<f64>,
+    /// Compute a point anomaly score for every point.
+    pub anomaly: bool,
+    /// Attach an explanation to every closed interval.
+    pub explain: bool,
+    /// Seed of the partitionings.
+    pub seed: u64,
+    /// Nearest-centre implementation.
+    #[cfg_attr(feature = "serde", serde(skip, default))]
+    pub path: NearestPath,
+}
+
+impl StreamConfig {
+    /// The service's defaults for a window length: non-overlapping windows, alpha 2, t = 200,
+    /// psi chosen at warm-up over the six candidates, 20 warm-up windows, a 256-score history,
+    /// no refresh, gaps over 5 median intervals, anomaly scores and explanations on.
+    pub fn new(window: usize) -> Self {
+        Self {
+            window,
+            hop: window,
+            alpha: 2.0,
+            t: crate::offline::DEFAULT_T,
+            psi: PsiPolicy::AtWarmup(crate::offline::DEFAULT_PSI_CANDIDATES.to_vec()),
+            warmup_windows: 20,
+            history: 256,
+            refresh: Refresh::Never,
+            max_gap_factor: Some(5.0),
+            anomaly: true,
+            explain: true,
+            seed: 0,
+            path: NearestPath::Auto,
+        }
+    }
+
+    fn validate(&self) -> Result<(), IcidError> {
+        if self.window < 2 {
+            return Err(IcidError::param("window", "must be at least 2"));
+        }
+        if self.window > u16::MAX as usize {
+            return Err(IcidError::param("window", "must be at most 65535"));
+        }
+        if self.hop == 0 || !self.window.is_multiple_of(self.hop) {
+            return Err(IcidError::param("hop", format!("must divide the window ({})", self.window)));
+        }
+        if self.warmup_windows < 2 {
+            return Err(IcidError::param("warmup_windows", "must be at least 2"));
+        }
+        if self.history < 2 {
+            return Err(IcidError::param("history", "must be at least 2"));
+        }
+        if !self.alpha.is_finite() {
+            return Err(IcidError::param("alpha", "must be a finite number"));
+        }
+        if let Some(k) = self.max_gap_factor
+            && !(k.is_finite() && k > 1.0)
+        {
+            return Err(IcidError::param("max_gap_factor", "must be a number above 1"));
+        }
+        let candidates = self.candidates();
+        if candidates.is_empty() {
+            return Err(IcidError::param("psi", "no candidates given"));
+        }
+        if let Some(&p) = candidates.iter().find(|&&p| p == 0 || p > crate::kernel::MAX_PSI) {
+            return Err(IcidError::param("psi", format!("must be between 1 and {}, got {p}", crate::kernel::MAX_PSI)));
+        }
+        if self.t == 0 {
+            return Err(IcidError::param("t", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn candidates(&self) -> Vec<usize> {
+        match &self.psi {
+            PsiPolicy::Fixed(p) => vec![*p],
+            PsiPolicy::AtWarmup(c) => c.clone(),
+            PsiPolicy::Online { candidates, .. } => candidates.clone(),
+        }
+    }
+
+    fn warmup_len(&self) -> usize {
+        self.warmup_windows * self.window
+    }
+}
+
+/// Summary statistics of some rows, per dimension.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Summary {
+    /// Rows summarised.
+    pub count: u64,
+    /// Mean per dimension.
+    pub mean: Vec<f64>,
+    /// Sample standard deviation per dimension.
+    pub std: Vec<f64>,
+    /// Minimum, 25th percentile, median, 75th percentile and maximum per dimension
+    /// (percentiles of at most 512 evenly thinned rows).
+    pub quantiles: Vec<[f64; 5]>,
+}
+
+/// Why an interval was flagged, in terms a user can read.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Explanation {
+    /// The window before the interval.
+    pub before: Summary,
+    /// The interval.
+    pub during: Summary,
+    /// Share of the change each dimension carries: its two-sample Kolmogorov–Smirnov statistic
+    /// (before vs during), normalised to sum to 1 (`[1.0]` in one dimension).
+    pub contributions: Vec<f64>,
+}
+
+/// A change interval that has ended.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ClosedInterval {
+    /// First point index (0-based, counting accepted points).
+    pub start: u64,
+    /// One past the last point index.
+    pub end: u64,
+    /// Timestamp of the first point.
+    pub start_ts: i64,
+    /// Timestamp of the last point.
+    pub end_ts: i64,
+    /// Highest window score inside.
+    pub peak_score: f64,
+    /// Point index at which the interval was first reported.
+    pub detected_at: u64,
+    /// Why, when explanations are on.
+    pub explanation: Option<Explanation>,
+}
+
+/// What a detector reports.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Event {
+    /// Warm-up finished: detection starts with this psi and threshold.
+    WarmedUp {
+        /// Points seen.
+        at: u64,
+        /// psi in use.
+        psi: usize,
+        /// Threshold in use.
+        threshold: f64,
+    },
+    /// A window scored above the threshold and no interval was open.
+    Opened {
+        /// First point of the flagged window.
+        start: u64,
+        /// Its timestamp.
+        start_ts: i64,
+        /// Point index at which this is reported (detection delay = `detected_at − start`).
+        detected_at: u64,
+        /// The window's score.
+        score: f64,
+        /// The threshold it crossed.
+        threshold: f64,
+    },
+    /// A further window scored above the threshold.
+    Extended {
+        /// Start of the open interval.
+        start: u64,
+        /// New end (exclusive).
+        end: u64,
+        /// The window's score.
+        score: f64,
+    },
+    /// The interval ended: a window scored at or below the threshold, a gap or a refresh.
+    Closed(ClosedInterval),
+    /// The sampling gap before the point at `at` was longer than `max_gap_factor` median
+    /// intervals: the window in progress was scored early or dropped.
+    Gap {
+        /// Index of the first point after the gap.
+        at: u64,
+        /// Timestamp before the gap.
+        from_ts: i64,
+        /// Timestamp after the gap.
+        to_ts: i64,
+        /// Points of the unfinished window that were dropped (fewer than half a window).
+        dropped: usize,
+    },
+    /// The kernel was rebuilt from recent data.
+    Refreshed {
+        /// Points seen.
+        at: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters of what the detector did with its input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct StreamStats {
+    /// Points accepted.
+    pub points: u64,
+    /// Points refused: a value not finite or the wrong number of values.
+    pub invalid: u64,
+    /// Points refused: timestamp at or before the last accepted one.
+    pub late: u64,
+    /// Windows scored.
+    pub windows: u64,
+    /// Gaps handled.
+    pub gaps: u64,
+    /// Kernel refreshes.
+    pub refreshes: u64,
+}
+
+/// What [`StreamDetector::push`] did with one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pushed {
+    /// Accepted (during warm-up, or its score is not known until its window completes).
+    Accepted,
+    /// Refused: the timestamp is at or before the last accepted one.
+    Late,
+    /// Refused: a value is not finite, or the point has the wrong dimension.
+    Invalid,
+}
+
+/// A psi candidate being tracked.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Track {
+    psi: usize,
+    #[cfg_attr(feature = "serde", serde(with = "kernel_repr"))]
+    kernel: IsolationKernel,
+    /// iNNE ball radius per cell (same ids as the histogram), when anomaly scores are on.
+    radii: Vec<f32>,
+    /// Per-hop-block histograms of the last `2·window/hop` blocks, oldest first.
+    blocks: VecDeque<Vec<u16>>,
+    /// Recent window scores, oldest first (bounded by `history`).
+    scores: VecDeque<f64>,
+}
+
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct OpenInterval {
+    start: u64,
+    start_ts: i64,
+    end: u64,
+    end_ts: i64,
+    peak: f64,
+    detected_at: u64,
+    /// Raw rows of the window before the interval (explanations on).
+    before_rows: Option<Vec<f64>>,
+    during: Option<Accumulator>,
+}
+
+/// Running statistics of the rows of an open interval: exact moments, and rows thinned evenly
+/// to at most `SAMPLE_MAX` for quantiles.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Accumulator {
+    d: usize,
+    count: u64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+    sample: Vec<f64>,
+    stride: u64,
+}
+
+const SAMPLE_MAX: usize = 512;
+
+impl Accumulator {
+    fn new(d: usize) -> Self {
+        Self { d, count: 0, mean: vec![0.0; d], m2: vec![0.0; d], sample: Vec::new(), stride: 1 }
+    }
+
+    fn add(&mut self, row: &[f64]) {
+        self.count += 1;
+        for ((&v, mean), m2) in row.iter().zip(&mut self.mean).zip(&mut self.m2) {
+            let delta = v - *mean;
+            *mean += delta / self.count as f64;
+            *m2 += delta * (v - *mean);
+        }
+        if (self.count - 1).is_multiple_of(self.stride) {
+            self.sample.extend_from_slice(row);
+            if self.sample.len() / self.d > SAMPLE_MAX {
+                // Keep every other kept row; from now on keep every 2·stride-th row.
+                let d = self.d;
+                let kept: Vec<f64> = self.sample.chunks_exact(d).step_by(2).flatten().copied().collect();
+                self.sample = kept;
+                self.stride *= 2;
+            }
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        let std =
+            self.m2.iter().map(|m| if self.count > 1 { (m / (self.count - 1) as f64).sqrt() } else { 0.0 }).collect();
+        Summary { count: self.count, mean: self.mean.clone(), std, quantiles: quantiles(&self.sample, self.d) }
+    }
+}
+
+fn summarise(rows: &[f64], d: usize) -> Summary {
+    let mut acc = Accumulator::new(d);
+    for r in rows.chunks_exact(d) {
+        acc.add(r);
+    }
+    acc.summary()
+}
+
+fn quantiles(rows: &[f64], d: usize) -> Vec<[f64; 5]> {
+    (0..d)
+        .map(|j| {
+            let mut col: Vec<f64> = rows.chunks_exact(d).map(|r| r[j]).collect();
+            col.sort_by(f64::total_cmp);
+            if col.is_empty() {
+                return [f64::NAN; 5];
+            }
+            let at = |q: f64| col[((col.len() - 1) as f64 * q).round() as usize];
+            [col[0], at(0.25), at(0.5), at(0.75), col[col.len() - 1]]
+        })
+        .collect()
+}
+
+/// Two-sample Kolmogorov–Smirnov statistic of column `j`.
+fn ks(a: &[f64], b: &[f64], d: usize, j: usize) -> f64 {
+    let mut x: Vec<f64> = a.chunks_exact(d).map(|r| r[j]).collect();
+    let mut y: Vec<f64> = b.chunks_exact(d).map(|r| r[j]).collect();
+    if x.is_empty() || y.is_empty() {
+        return 0.0;
+    }
+    x.sort_by(f64::total_cmp);
+    y.sort_by(f64::total_cmp);
+    let (mut i, mut k, mut best) = (0, 0, 0.0f64);
+    while i < x.len() && k < y.len() {
+        let v = x[i].min(y[k]);
+        while i < x.len() && x[i] <= v {
+            i += 1;
+        }
+        while k < y.len() && y[k] <= v {
+            k += 1;
+        }
+        best = best.max((i as f64 / x.len() as f64 - k as f64 / y.len() as f64).abs());
+    }
+    best
+}
+
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Running {
+    lo: Vec<f64>,
+    span: Vec<f64>,
+    tracks: Vec<Track>,
+    active: usize,
+    /// Raw rows of the hop block in progress, and their scaled copies.
+    block_raw: Vec<f64>,
+    block_scaled: Vec<f32>,
+    block_start: u64,
+    block_ts: Vec<i64>,
+    /// Raw rows of the last `2·window` points before the block in progress (explanations).
+    recent_raw: VecDeque<f64>,
+    /// Timestamps matching `recent_raw`'s rows.
+    recent_ts: VecDeque<i64>,
+    open: Option<OpenInterval>,
+    windows_since_select: usize,
+    windows_since_refresh: usize,
+    drifting_windows: usize,
+    out_of_range_in_block: usize,
+    /// Anomaly scores of the points of the last completed block.
+    last_anomaly: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+enum Phase {
+    WarmingUp { raw: Vec<f64>, ts: Vec<i64> },
+    Running(Box<Running>),
+}
+
+/// The streaming iCID detector of one series.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct StreamDetector {
+    version: u32,
+    cfg: StreamConfig,
+    d: usize,
+    phase: Phase,
+    stats: StreamStats,
+    last_ts: Option<i64>,
+    /// Recent sampling intervals (bounded) and their cached median.
+    deltas: VecDeque<i64>,
+    median_delta: Option<i64>,
+    /// Rows needed for a refresh (`warmup_len`), kept only when a refresh policy is set.
+    refresh_raw: VecDeque<f64>,
+}
+
+const DELTAS_KEPT: usize = 32;
+
+impl StreamDetector {
+    /// A detector for a series of `d` values per point.
+    ///
+    /// # Errors
+    /// [`IcidError::Param`] for a configuration out of range.
+    pub fn new(cfg: StreamConfig, d: usize) -> Result<Self, IcidError> {
+        cfg.validate()?;
+        if d == 0 {
+            return Err(IcidError::param("d", "must be at least 1"));
+        }
+        Ok(Self {
+            version: STATE_VERSION,
+            cfg,
+            d,
+            phase: Phase::WarmingUp { raw: Vec::new(), ts: Vec::new() },
+            stats: StreamStats::default(),
+            last_ts: None,
+            deltas: VecDeque::new(),
+            median_delta: None,
+            refresh_raw: VecDeque::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StreamConfig {
+        &self.cfg
+    }
+
+    /// Values per point.
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+
+    /// What happened to the input so far.
+    pub fn stats(&self) -> StreamStats {
+        self.stats
+    }
+
+    /// Whether warm-up is still in progress.
+    pub fn warming_up(&self) -> bool {
+        matches!(self.phase, Phase::WarmingUp { .. })
+    }
+
+    /// psi in use (after warm-up).
+    pub fn psi(&self) -> Option<usize> {
+        match &self.phase {
+            Phase::Running(r) => Some(r.tracks[r.active].psi),
+            Phase::WarmingUp { .. } => None,
+        }
+    }
+
+    /// The current threshold (after warm-up).
+    pub fn threshold(&self) -> Option<f64> {
+        match &self.phase {
+            Phase::Running(r) => Some(threshold(&r.tracks[r.active].scores, self.cfg.alpha)),
+            Phase::WarmingUp { .. } => None,
+        }
+    }
+
+    /// The most recent window score of the active psi (after warm-up; before the first scored
+    /// window, the last warm-up score).
+    pub fn last_window_score(&self) -> Option<f64> {
+        match &self.phase {
+            Phase::Running(r) => r.tracks[r.active].scores.back().copied(),
+            Phase::WarmingUp { .. } => None,
+        }
+    }
+
+    /// The active kernel and the warm-up scaling `(lo, span)` (after warm-up).
+    pub fn kernel(&self) -> Option<(&IsolationKernel, &[f64], &[f64])> {
+        match &self.phase {
+            Phase::Running(r) => Some((&r.tracks[r.active].kernel, &r.lo, &r.span)),
+            Phase::WarmingUp { .. } => None,
+        }
+    }
+
+    /// Anomaly scores (in [0, 1], higher = more anomalous) of the points of the last completed
+    /// block, oldest first; empty when anomaly scores are off or nothing is complete yet.
+    pub fn last_anomaly_scores(&self) -> &[f32] {
+        match &self.phase {
+            Phase::Running(r) => &r.last_anomaly,
+            Phase::WarmingUp { .. } => &[],
+        }
+    }
+
+    /// Bytes of heap and inline state this detector holds now. Bounded: it depends on the
+    /// configuration, not on the number of points seen.
+    pub fn state_bytes(&self) -> usize {
+        let f64s = |v: &VecDeque<f64>| v.capacity() * 8;
+        let base = std::mem::size_of::<Self>() + self.deltas.capacity() * 8 + f64s(&self.refresh_raw);
+        base + match &self.phase {
+            Phase::WarmingUp { raw, ts } => raw.capacity() * 8 + ts.capacity() * 8,
+            Phase::Running(r) => {
+                std::mem::size_of::<Running>()
+                    + (r.lo.capacity() + r.span.capacity() + r.block_raw.capacity()) * 8
+                    + r.block_scaled.capacity() * 4
+                    + r.block_ts.capacity() * 8
+                    + f64s(&r.recent_raw)
+                    + r.recent_ts.capacity() * 8
+                    + r.last_anomaly.capacity() * 4
+                    + r.open.as_ref().map_or(0, |o| o.during.as_ref().map_or(0, |a| a.sample.capacity() * 8 + a.d * 16))
+                    + r.tracks
+                        .iter()
+                        .map(|t| {
+                            std::mem::size_of::<Track>()
+                                + t.kernel.heap_bytes()
+                                + t.radii.capacity() * 4
+                                + t.blocks.iter().map(|b| b.capacity() * 2 + 24).sum::<usize>()
+                                + t.scores.capacity() * 8
+                        })
+                        .sum::<usize>()
+            }
+        }
+    }
+
+    /// Feeds one point (`values.len() == d`) with its timestamp; events go to `events`.
+    pub fn push(&mut self, ts: i64, values: &[f64], events: &mut Vec<Event>) -> Pushed {
+        if values.len() != self.d || values.iter().any(|v| !v.is_finite()) {
+            self.stats.invalid += 1;
+            return Pushed::Invalid;
+        }
+        if self.last_ts.is_some_and(|last| ts <= last) {
+            self.stats.late += 1;
+            return Pushed::Late;
+        }
+        let gap = self.observe_interval(ts);
+        self.last_ts = Some(ts);
+        let index = self.stats.points;
+        self.stats.points += 1;
+        if self.cfg.refresh != Refresh::Never {
+            self.refresh_raw.extend(values.iter().copied());
+            while self.refresh_raw.len() > self.cfg.warmup_len() * self.d {
+                self.refresh_raw.pop_front();
+            }
+        }
+        match &mut self.phase {
+            Phase::WarmingUp { raw, ts: tss } => {
+                raw.extend_from_slice(values);
+                tss.push(ts);
+                if tss.len() == self.cfg.warmup_len() {
+                    let (raw, tss) = (std::mem::take(raw), std::mem::take(tss));
+                    // The configuration was validated and the data are finite: warm-up cannot fail.
+                    self.finish_warmup(&raw, &tss, events).expect("warm-up on validated input");
+                }
+            }
+            Phase::Running(_) => {
+                if let Some(from_ts) = gap {
+                    self.handle_gap(index, from_ts, ts, events);
+                }
+                self.push_running(index, ts, values, events);
+            }
+        }
+        Pushed::Accepted
+    }
+
+    /// Records the interval since the last point; returns the previous timestamp when this
+    /// interval is a gap.
+    fn observe_interval(&mut self, ts: i64) -> Option<i64> {
+        let last = self.last_ts?;
+        let delta = ts - last;
+        let gap = match (self.cfg.max_gap_factor, self.median_delta) {
+            (Some(k), Some(m)) if m > 0 && (delta as f64) > k * m as f64 => Some(last),
+            _ => None,
+        };
+        if gap.is_none() {
+            self.deltas.push_back(delta);
+            if self.deltas.len() > DELTAS_KEPT {
+                self.deltas.pop_front();
+            }
+            if self.deltas.len() >= 8
+                && (self.median_delta.is_none() || self.stats.points.is_multiple_of(DELTAS_KEPT as u64))
+            {
+                let mut v: Vec<i64> = self.deltas.iter().copied().collect();
+                v.sort_unstable();
+                self.median_delta = Some(v[v.len() / 2]);
+            }
+        }
+        gap
+    }
+
+    fn finish_warmup(&mut self, raw: &[f64], ts: &[i64], events: &mut Vec<Event>) -> Result<(), IcidError> {
+        let d = self.d;
+        let n = ts.len();
+        let mut lo = vec![f64::INFINITY; d];
+        let mut hi = vec![f64::NEG_INFINITY; d];
+        for r in raw.chunks_exact(d) {
+            for j in 0..d {
+                lo[j] = lo[j].min(r[j]);
+                hi[j] = hi[j].max(r[j]);
+            }
+        }
+        let span: Vec<f64> = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+        let scaled = Scaled { values: scale_rows(raw, &lo, &span), n, d };
+        let w = self.cfg.window;
+        let windows = Windows::new(n, w, Layout::HalfOpen)?;
+        let candidates = self.cfg.candidates();
+        let params = Params {
+            window: w,
+            alpha: self.cfg.alpha,
+            t: self.cfg.t,
+            psi: crate::PsiChoice::Auto(candidates.clone()),
+            seed: self.cfg.seed,
+            layout: Layout::HalfOpen,
+            path: self.cfg.path,
+        };
+        let with_apen = !matches!(self.cfg.psi, PsiPolicy::Fixed(_));
+        let scored = candidates
+            .iter()
+            .map(|&psi| score_candidate(&scaled, &windows, psi, &params, with_apen, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chosen = lowest_apen(&scored);
+        let per_window = w / self.cfg.hop;
+        // Only the online policy keeps scoring every candidate; otherwise the chosen one stays.
+        let keep_all = matches!(self.cfg.psi, PsiPolicy::Online { .. });
+        let active = if keep_all { chosen } else { 0 };
+        let tracks = scored
+            .into_iter()
+            .zip(&candidates)
+            .enumerate()
+            .filter(|(i, _)| keep_all || *i == chosen)
+            .map(|(_, pair)| pair)
+            .map(|(s, &psi)| {
+                let mut blocks = VecDeque::new();
+                // Seed the block ring with the last 2·window warm-up points.
+                let first = n - 2 * w;
+                for b in 0..2 * per_window {
+                    let r0 = first + b * self.cfg.hop;
+                    let rows =
+                        Scaled { values: scaled.values[r0 * d..(r0 + self.cfg.hop) * d].to_vec(), n: self.cfg.hop, d };
+                    blocks.push_back(block_histogram(&s.kernel, &rows, self.cfg.path));
+                }
+                let mut scores: VecDeque<f64> = s.window_scores[1..].iter().copied().collect();
+                while scores.len() > self.cfg.history {
+                    scores.pop_front();
+                }
+                let radii = if self.cfg.anomaly { inne_radii(&s.kernel) } else { Vec::new() };
+                Track { psi, kernel: s.kernel, radii, blocks, scores }
+            })
+            .collect::<Vec<_>>();
+        let recent_raw: VecDeque<f64> = raw[(n - 2 * w) * d..].iter().copied().collect();
+        let recent_ts: VecDeque<i64> = ts[n - 2 * w..].iter().copied().collect();
+        let running = Running {
+            lo,
+            span,
+            tracks,
+            active,
+            block_raw: Vec::with_capacity(self.cfg.hop * d),
+            block_scaled: Vec::with_capacity(self.cfg.hop * d),
+            block_start: n as u64,
+            block_ts: Vec::with_capacity(self.cfg.hop),
+            recent_raw,
+            recent_ts,
+            open: None,
+            windows_since_select: 0,
+            windows_since_refresh: 0,
+            drifting_windows: 0,
+            out_of_range_in_block: 0,
+            last_anomaly: Vec::new(),
+        };
+        let thr = threshold(&running.tracks[active].scores, self.cfg.alpha);
+        events.push(Event::WarmedUp { at: n as u64, psi: running.tracks[active].psi, threshold: thr });
+        self.phase = Phase::Running(Box::new(running));
+        Ok(())
+    }
+
+    fn handle_gap(&mut self, at: u64, from_ts: i64, to_ts: i64, events: &mut Vec<Event>) {
+        self.stats.gaps += 1;
+        let Phase::Running(r) = &mut self.phase else { return };
+        let have = r.block_ts.len();
+        let dropped = if have == 0 {
+            0
+        } else if 2 * have >= self.cfg.hop {
+            // Score the partial block as if it were complete.
+            self.complete_block(events);
+            0
+        } else {
+            let Phase::Running(r) = &mut self.phase else { return };
+            r.block_raw.clear();
+            r.block_scaled.clear();
+            r.block_ts.clear();
+            r.out_of_range_in_block = 0;
+            have
+        };
+        // The data after a gap is not continuous with the window before it: close any open
+        // interval at the gap.
+        if let Phase::Running(r) = &mut self.phase
+            && let Some(open) = r.open.take()
+        {
+            events.push(Event::Closed(close_interval(open, self.d)));
+        }
+        if let Phase::Running(r) = &mut self.phase {
+            r.block_start = at;
+        }
+        events.push(Event::Gap { at, from_ts, to_ts, dropped });
+    }
+
+    fn push_running(&mut self, index: u64, ts: i64, values: &[f64], events: &mut Vec<Event>) {
+        let Phase::Running(r) = &mut self.phase else { return };
+        if r.block_ts.is_empty() {
+            r.block_start = index;
+        }
+        r.block_raw.extend_from_slice(values);
+        let mut out = false;
+        for ((&v, &lo), &span) in values.iter().zip(&r.lo).zip(&r.span) {
+            let x = scale_one(v, lo, span);
+            out |= !(0.0..=1.0).contains(&x);
+            r.block_scaled.push(x as f32);
+        }
+        r.out_of_range_in_block += usize::from(out);
+        r.block_ts.push(ts);
+        if r.block_ts.len() == self.cfg.hop {
+            self.complete_block(events);
+        }
+    }
+
+    /// Scores the block in progress (a full block, or a partial one before a gap).
+    fn complete_block(&mut self, events: &mut Vec<Event>) {
+        let d = self.d;
+        let cfg = &self.cfg;
+        let Phase::Running(r) = &mut self.phase else { return };
+        let rows = r.block_ts.len();
+        let block = Scaled { values: std::mem::take(&mut r.block_scaled), n: rows, d };
+        let per_window = cfg.window / cfg.hop;
+        // Anomaly scores of this block against the window before it (the last `window` points).
+        if cfg.anomaly {
+            let t = &r.tracks[r.active];
+            let prev = window_hist(t, per_window, 0);
+            r.last_anomaly = anomaly_scores(&t.kernel, &t.radii, &block, &prev, cfg.path);
+        }
+        for t in &mut r.tracks {
+            t.blocks.push_back(block_histogram(&t.kernel, &block, cfg.path));
+            t.blocks.pop_front();
+        }
+        let window_end = r.block_start + rows as u64;
+        let end_ts = *r.block_ts.last().expect("a completed block has rows");
+        // Score every tracked candidate; only the active one drives events. A window is judged
+        // by the threshold of the scores before it.
+        let thr = threshold(&r.tracks[r.active].scores, cfg.alpha);
+        for t in &mut r.tracks {
+            let cur = window_hist(t, per_window, 0);
+            let prev = window_hist(t, per_window, per_window);
+            let score = cosine_score(&cur, &prev);
+            t.scores.push_back(score);
+            if t.scores.len() > cfg.history {
+                t.scores.pop_front();
+            }
+        }
+        self.stats.windows += 1;
+        let score = *r.tracks[r.active].scores.back().expect("just pushed");
+        // The scored window: this block and the `window − hop` points before it.
+        let lead = cfg.window - cfg.hop; // points of the window before this block
+        let win_start = window_end - (rows + lead) as u64;
+        let recent_len = r.recent_ts.len();
+        let win_start_ts = if lead == 0 { r.block_ts[0] } else { r.recent_ts[recent_len - lead] };
+        if score > thr {
+            match &mut r.open {
+                None => {
+                    let (before_rows, during) = if cfg.explain {
+                        // `window` rows before the window, then the window's own rows.
+                        let raw: Vec<f64> = r.recent_raw.iter().copied().collect();
+                        let lead_at = raw.len() - lead * d;
+                        let before_at = lead_at.saturating_sub(cfg.window * d);
+                        let mut acc = Accumulator::new(d);
+                        for row in raw[lead_at..].chunks_exact(d).chain(r.block_raw.chunks_exact(d)) {
+                            acc.add(row);
+                        }
+                        (Some(raw[before_at..lead_at].to_vec()), Some(acc))
+                    } else {
+                        (None, None)
+                    };
+                    r.open = Some(OpenInterval {
+                        start: win_start,
+                        start_ts: win_start_ts,
+                        end: window_end,
+                        end_ts,
+                        peak: score,
+                        detected_at: window_end,
+                        before_rows,
+                        during,
+                    });
+                    events.push(Event::Opened {
+                        start: win_start,
+                        start_ts: win_start_ts,
+                        detected_at: window_end,
+                        score,
+                        threshold: thr,
+                    });
+                }
+                Some(open) => {
+                    open.end = window_end;
+                    open.end_ts = end_ts;
+                    open.peak = open.peak.max(score);
+                    if let Some(acc) = &mut open.during {
+                        for row in r.block_raw.chunks_exact(d) {
+                            acc.add(row);
+                        }
+                    }
+                    events.push(Event::Extended { start: open.start, end: window_end, score });
+                }
+            }
+        } else if let Some(open) = r.open.take() {
+            events.push(Event::Closed(close_interval(open, d)));
+        }
+        // Slide the recent raw rows (the last `window` points) and clear the block.
+        r.recent_raw.extend(r.block_raw.iter().copied());
+        r.recent_ts.extend(r.block_ts.iter().copied());
+        while r.recent_ts.len() > 2 * cfg.window {
+            r.recent_ts.pop_front();
+            for _ in 0..d {
+                r.recent_raw.pop_front();
+            }
+        }
+        let out_share = r.out_of_range_in_block as f64 / rows as f64;
+        r.block_raw.clear();
+        r.block_ts.clear();
+        r.out_of_range_in_block = 0;
+        let mut block_values = block.values;
+        block_values.clear();
+        r.block_scaled = block_values;
+        r.block_start = window_end;
+        // psi re-selection.
+        if let PsiPolicy::Online { history, every, .. } = &cfg.psi {
+            r.windows_since_select += 1;
+            if r.windows_since_select >= *every {
+                r.windows_since_select = 0;
+                r.active = select_online(&r.tracks, *history, cfg.window);
+            }
+        }
+        // Refresh.
+        r.windows_since_refresh += 1;
+        let reason = match cfg.refresh {
+            Refresh::Never => None,
+            Refresh::EveryWindows(n) => (r.windows_since_refresh >= n).then(|| format!("scheduled after {n} windows")),
+            Refresh::OnDrift { share, windows } => {
+                r.drifting_windows = if out_share > share { r.drifting_windows + 1 } else { 0 };
+                (r.drifting_windows >= windows).then(|| {
+                    format!(
+                        "{windows} windows in a row with more than {:.0}% of values outside the reference range",
+                        share * 100.0
+                    )
+                })
+            }
+        };
+        if let Some(reason) = reason {
+            self.refresh(reason, events);
+        }
+    }
+
+    /// Rebuilds scaling, kernels and threshold from the most recent `warmup_len` points, as a
+    /// warm-up would. An open interval is closed first: scores before and after a refresh are
+    /// not comparable.
+    fn refresh(&mut self, reason: String, events: &mut Vec<Event>) {
+        let need = self.cfg.warmup_len() * self.d;
+        if self.refresh_raw.len() < need {
+            return;
+        }
+        let Phase::Running(r) = &mut self.phase else { return };
+        if let Some(open) = r.open.take() {
+            events.push(Event::Closed(close_interval(open, self.d)));
+        }
+        let raw: Vec<f64> = self.refresh_raw.iter().copied().collect();
+        let at = self.stats.points;
+        let last = self.last_ts.unwrap_or(0);
+        let n = self.cfg.warmup_len();
+        let ts: Vec<i64> = (0..n as i64).map(|i| last - (n as i64 - 1 - i)).collect();
+        let mut sink = Vec::new();
+        if self.finish_warmup(&raw, &ts, &mut sink).is_ok() {
+            if let Phase::Running(r) = &mut self.phase {
+                r.block_start = at;
+            }
+            self.stats.refreshes += 1;
+            events.push(Event::Refreshed { at, reason });
+        }
+    }
+
+    /// Closes an open interval at the end of the stream (or on shutdown) and returns it.
+    pub fn flush(&mut self, events: &mut Vec<Event>) {
+        if let Phase::Running(r) = &mut self.phase
+            && let Some(open) = r.open.take()
+        {
+            events.push(Event::Closed(close_interval(open, self.d)));
+        }
+    }
+
+    /// Checks a restored state: the version must be this build's.
+    ///
+    /// # Errors
+    /// A message saying which version was found; the caller should re-warm the detector.
+    pub fn check_version(&self) -> Result<(), String> {
+        if self.version == STATE_VERSION {
+            Ok(())
+        } else {
+            Err(format!("detector state version {} is not {STATE_VERSION}: re-warming", self.version))
+        }
+    }
+}
+
+fn close_interval(open: OpenInterval, d: usize) -> ClosedInterval {
+    let explanation = match (open.before_rows, open.during) {
+        (Some(before_rows), Some(during)) => {
+            // Per-dimension share of the change: KS statistic of each column, before vs during
+            // (the interval's rows thinned evenly to at most SAMPLE_MAX), normalised to sum 1.
+            let ks_per: Vec<f64> = (0..d).map(|j| ks(&before_rows, &during.sample, d, j)).collect();
+            let total: f64 = ks_per.iter().sum();
+            let contributions =
+                if total > 0.0 { ks_per.iter().map(|v| v / total).collect() } else { vec![1.0 / d as f64; d] };
+            Some(Explanation { before: summarise(&before_rows, d), during: during.summary(), contributions })
+        }
+        _ => None,
+    };
+    ClosedInterval {
+        start: open.start,
+        end: open.end,
+        start_ts: open.start_ts,
+        end_ts: open.end_ts,
+        peak_score: open.peak,
+        detected_at: open.detected_at,
+        explanation,
+    }
+}
+
+/// The warm-up scaling of one value: `(v − lo) / span`, 0.5 for a constant column (as offline).
+#[inline]
+fn scale_one(v: f64, lo: f64, span: f64) -> f64 {
+    if span > 0.0 { (v - lo) / span } else { 0.5 }
+}
+
+fn scale_rows(raw: &[f64], lo: &[f64], span: &[f64]) -> Vec<f32> {
+    let d = lo.len();
+    raw.chunks_exact(d).flat_map(|r| (0..d).map(move |j| scale_one(r[j], lo[j], span[j]) as f32)).collect()
+}
+
+fn block_histogram(kernel: &IsolationKernel, rows: &Scaled, path: NearestPath) -> Vec<u16> {
+    let mut h = vec![0u32; kernel.t() * kernel.psi()];
+    histogram(kernel, rows, path, &mut h);
+    h.into_iter().map(|c| c as u16).collect()
+}
+
+/// Sum of `per_window` block histograms ending `skip` blocks before the newest.
+fn window_hist(t: &Track, per_window: usize, skip: usize) -> Vec<u32> {
+    let n = t.blocks.len();
+    let mut out = vec![0u32; t.kernel.t() * t.kernel.psi()];
+    for b in t.blocks.range(n - skip - per_window..n - skip) {
+        for (o, &c) in out.iter_mut().zip(b) {
+            *o += c as u32;
+        }
+    }
+    out
+}
+
+/// `1 − cos` of two histograms.
+fn cosine_score(a: &[u32], b: &[u32]) -> f64 {
+    let (mut dot, mut sa, mut sb) = (0u64, 0u64, 0u64);
+    for (&x, &y) in a.iter().zip(b) {
+        dot += x as u64 * y as u64;
+        sa += x as u64 * x as u64;
+        sb += y as u64 * y as u64;
+    }
+    let denom = (sa as f64 * sb as f64).sqrt();
+    if denom > 0.0 { (1.0 - dot as f64 / denom).max(0.0) } else { 0.0 }
+}
+
+fn threshold(scores: &VecDeque<f64>, alpha: f64) -> f64 {
+    threshold_of(scores.iter(), alpha)
+}
+
+/// `mean + alpha·std` (sample std) of the scores.
+fn threshold_of<'a>(scores: impl Iterator<Item = &'a f64>, alpha: f64) -> f64 {
+    let v: Vec<f64> = scores.copied().collect();
+    if v.is_empty() {
+        return f64::INFINITY;
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    mean + alpha * sample_std(&v)
+}
+
+/// The candidate whose recent window scores, spread over points and normalised as the offline
+/// method does, have the lowest approximate entropy.
+fn select_online(tracks: &[Track], history: usize, window: usize) -> usize {
+    let mut best = (0, f64::INFINITY);
+    for (i, t) in tracks.iter().enumerate() {
+        let recent: Vec<f64> = t.scores.iter().rev().take(history).rev().copied().collect();
+        let mut points: Vec<f64> = recent.iter().flat_map(|&s| std::iter::repeat_n(s, window)).collect();
+        normalise(&mut points);
+        let e = approximate_entropy_default(&points);
+        if e < best.1 {
+            best = (i, e);
+        }
+    }
+    best.0
+}
+
+/// iNNE ball radius of every cell: the distance from its centre to the nearest other distinct
+/// centre of the same partitioning (cell ids as the histograms use them).
+fn inne_radii(kernel: &IsolationKernel) -> Vec<f32> {
+    let (t, psi, d) = (kernel.t(), kernel.psi(), kernel.d());
+    let mut radii = vec![0f32; t * psi];
+    for k in 0..t {
+        let cs = &kernel.centres()[k * psi * d..(k + 1) * psi * d];
+        for c in 0..psi {
+            let me = &cs[c * d..(c + 1) * d];
+            let mut best = f32::INFINITY;
+            for o in 0..psi {
+                let other = &cs[o * d..(o + 1) * d];
+                if other != me {
+                    let dist: f32 = me.iter().zip(other).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+                    best = best.min(dist);
+                }
+            }
+            // A partitioning whose centres are all equal: one ball of radius 0.
+            let best = if best.is_finite() { best } else { 0.0 };
+            // Cell id of centre c: its sorted rank in 1-D, its draw index otherwise.
+            let id = kernel.cell_of_centre(k, c);
+            radii[k * psi + id] = best;
+        }
+    }
+    radii
+}
+
+/// Point anomaly scores of `rows` against the histogram `prev` of the window before them:
+/// `1 − (1/t) Σ_k [x inside the ball of its cell] · prev_k(cell) / |prev window|`. A point in no
+/// ball of a partitioning gets nothing from it, so values beyond the reference range, which
+/// aNNE would put in an unbounded outer cell with many ordinary points, score as anomalous.
+fn anomaly_scores(kernel: &IsolationKernel, radii: &[f32], rows: &Scaled, prev: &[u32], path: NearestPath) -> Vec<f32> {
+    let (t, psi) = (kernel.t(), kernel.psi());
+    let total: u32 = prev[..psi].iter().sum();
+    if total == 0 {
+        return vec![0.0; rows.n];
+    }
+    let cells = kernel.assign_ids(rows, path);
+    let mut out = Vec::with_capacity(rows.n);
+    for i in 0..rows.n {
+        let x = rows.row(i);
+        let mut acc = 0u64;
+        for k in 0..t {
+            let id = cells[i * t + k] as usize;
+            let c = kernel.centre_of_cell(k, id);
+            let dist: f32 = x.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+            if dist <= radii[k * psi + id] {
+                acc += prev[k * psi + id] as u64;
+            }
+        }
+        out.push((1.0 - acc as f64 / (t as f64 * total as f64)) as f32);
+    }
+    out
+}
+
+#[cfg(feature = "serde")]
+mod kernel_repr {
+    //! Serialises a kernel as its centres; the indexes are rebuilt on load (deterministically).
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::IsolationKernel;
+
+    #[derive(Serialize, Deserialize)]
+    struct Repr {
+        psi: usize,
+        t: usize,
+        d: usize,
+        lean: bool,
+        centres: Vec<f32>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(k: &IsolationKernel, s: S) -> Result<S::Ok, S::Error> {
+        Repr { psi: k.psi(), t: k.t(), d: k.d(), lean: k.is_lean(), centres: k.centres().to_vec() }.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IsolationKernel, D::Error> {
+        let r = Repr::deserialize(d)?;
+        if r.centres.len() != r.psi * r.t * r.d || r.psi == 0 || r.psi > crate::kernel::MAX_PSI || r.d == 0 {
+            return Err(serde::de::Error::custom("kernel centres do not match psi, t and d"));
+        }
+        Ok(IsolationKernel::from_centres_with(r.centres, r.psi, r.t, r.d, r.lean))
+    }
+}
