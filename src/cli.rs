@@ -93,6 +93,23 @@ pub enum BenchCommand {
     /// Offline iCID on the 100,000-point timing series (1-D and 8-D), one core and all cores,
     /// against the numpy reference when it is available. Prints one JSON line per measurement.
     Offline(BenchOfflineArgs),
+    /// The streaming detector on one core: points per second and bytes per series for each
+    /// scenario of the streaming issue, one JSON line each, plus the SIMD path's gain.
+    Engine(BenchEngineArgs),
+}
+
+/// `driftwatch bench engine`.
+#[derive(Debug, clap::Args)]
+pub struct BenchEngineArgs {
+    /// Points timed per single-series scenario (after warm-up).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub points: usize,
+    /// Series in the many-series scenarios.
+    #[arg(long, default_value_t = 10_000)]
+    pub series: usize,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 /// `driftwatch bench offline`.

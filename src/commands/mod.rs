@@ -14,6 +14,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Detect(args) => detect::run(&args),
         Command::Bench(BenchCommand::Offline(args)) => bench::offline(&args),
+        Command::Bench(BenchCommand::Engine(args)) => bench::engine(&args),
     }
 }
 

@@ -197,24 +197,17 @@ fn threshold_stats(
 /// The cell histogram (`t × psi`, partitioning-major) of the rows of `points` under `kernel`:
 /// the streaming detector's per-window step. Cell ids are the ones [`pair_stats`] uses (sorted
 /// rank in 1-D, draw index otherwise), so histograms from both agree.
-pub fn histogram(kernel: &IsolationKernel, points: &Scaled, path: NearestPath, out: &mut [u32]) {
+pub fn histogram(kernel: &IsolationKernel, points: &Scaled, path: NearestPath, out: &mut [u16]) {
     let psi = kernel.psi();
     assert_eq!(out.len(), kernel.t() * psi, "histogram buffer must be t*psi long");
+    assert!(points.n <= u16::MAX as usize, "at most 65535 rows per histogram");
     out.fill(0);
     if points.n == 0 {
         return;
     }
     if let (Some(level), Some(sorted)) = (path.level(), kernel.sorted()) {
-        let mut above = vec![0u32; psi];
         for (k, h) in out.chunks_exact_mut(psi).enumerate() {
-            let thr = sorted.thresholds(k);
-            crate::kernel::sorted::count_above(level, &points.values, thr, &mut above[..thr.len()]);
-            let mut more = points.n as u32;
-            for (c, slot) in h.iter_mut().enumerate().take(thr.len() + 1) {
-                let next = if c < thr.len() { above[c] } else { 0 };
-                *slot = more - next;
-                more = next;
-            }
+            crate::kernel::sorted::cell_counts(level, &points.values, sorted.thresholds(k), h);
         }
         return;
     }

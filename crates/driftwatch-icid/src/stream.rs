@@ -33,7 +33,7 @@
 
 use std::collections::VecDeque;
 
-use crate::apen::{approximate_entropy_default, sample_std};
+use crate::apen::approximate_entropy_default;
 use crate::kernel::{IsolationKernel, NearestPath};
 use crate::offline::{Params, lowest_apen, normalise, score_candidate};
 use crate::score::histogram;
@@ -330,9 +330,12 @@ struct Track {
     psi: usize,
     #[cfg_attr(feature = "serde", serde(with = "kernel_repr"))]
     kernel: IsolationKernel,
-    /// iNNE ball radius per cell (same ids as the histogram), when anomaly scores are on.
-    radii: Vec<f32>,
-    /// Per-hop-block histograms of the last `2·window/hop` blocks, oldest first.
+    /// Anomaly-score index, when anomaly scores are on: in 1-D the sorted distinct centre values
+    /// per partitioning (`t × psi`, +inf padded; a ball's radius comes from its neighbours), for
+    /// d > 1 the iNNE ball radius per cell.
+    balls: Vec<f32>,
+    /// Per-hop-block histograms of the last `2·window/hop` blocks, oldest first (u16: a block
+    /// has at most 65535 rows).
     blocks: VecDeque<Vec<u16>>,
     /// Recent window scores, oldest first (bounded by `history`).
     scores: VecDeque<f64>,
@@ -600,7 +603,7 @@ impl StreamDetector {
                         .map(|t| {
                             std::mem::size_of::<Track>()
                                 + t.kernel.heap_bytes()
-                                + t.radii.capacity() * 4
+                                + t.balls.capacity() * 4
                                 + t.blocks.iter().map(|b| b.capacity() * 2 + 24).sum::<usize>()
                                 + t.scores.capacity() * 8
                         })
@@ -723,14 +726,16 @@ impl StreamDetector {
                     let r0 = first + b * self.cfg.hop;
                     let rows =
                         Scaled { values: scaled.values[r0 * d..(r0 + self.cfg.hop) * d].to_vec(), n: self.cfg.hop, d };
-                    blocks.push_back(block_histogram(&s.kernel, &rows, self.cfg.path));
+                    let mut h = vec![0u16; s.kernel.t() * s.kernel.psi()];
+                    histogram(&s.kernel, &rows, self.cfg.path, &mut h);
+                    blocks.push_back(h);
                 }
                 let mut scores: VecDeque<f64> = s.window_scores[1..].iter().copied().collect();
                 while scores.len() > self.cfg.history {
                     scores.pop_front();
                 }
-                let radii = if self.cfg.anomaly { inne_radii(&s.kernel) } else { Vec::new() };
-                Track { psi, kernel: s.kernel, radii, blocks, scores }
+                let balls = if self.cfg.anomaly { ball_index(&s.kernel) } else { Vec::new() };
+                Track { psi, kernel: s.kernel, balls, blocks, scores }
             })
             .collect::<Vec<_>>();
         let recent_raw: VecDeque<f64> = raw[(n - 2 * w) * d..].iter().copied().collect();
@@ -821,11 +826,13 @@ impl StreamDetector {
         if cfg.anomaly {
             let t = &r.tracks[r.active];
             let prev = window_hist(t, per_window, 0);
-            r.last_anomaly = anomaly_scores(&t.kernel, &t.radii, &block, &prev, cfg.path);
+            anomaly_scores(&t.kernel, &t.balls, &block, &prev, cfg.path, &mut r.last_anomaly);
         }
         for t in &mut r.tracks {
-            t.blocks.push_back(block_histogram(&t.kernel, &block, cfg.path));
-            t.blocks.pop_front();
+            // Recycle the oldest block's buffer for the new one.
+            let mut h = t.blocks.pop_front().expect("the ring is never empty");
+            histogram(&t.kernel, &block, cfg.path, &mut h);
+            t.blocks.push_back(h);
         }
         let window_end = r.block_start + rows as u64;
         let end_ts = *r.block_ts.last().expect("a completed block has rows");
@@ -1026,48 +1033,57 @@ fn scale_rows(raw: &[f64], lo: &[f64], span: &[f64]) -> Vec<f32> {
     raw.chunks_exact(d).flat_map(|r| (0..d).map(move |j| scale_one(r[j], lo[j], span[j]) as f32)).collect()
 }
 
-fn block_histogram(kernel: &IsolationKernel, rows: &Scaled, path: NearestPath) -> Vec<u16> {
-    let mut h = vec![0u32; kernel.t() * kernel.psi()];
-    histogram(kernel, rows, path, &mut h);
-    h.into_iter().map(|c| c as u16).collect()
-}
-
-/// Sum of `per_window` block histograms ending `skip` blocks before the newest.
-fn window_hist(t: &Track, per_window: usize, skip: usize) -> Vec<u32> {
+/// The histogram of the `per_window` blocks ending `skip` blocks before the newest: borrowed
+/// when it is a single block (non-overlapping windows), summed otherwise.
+fn window_hist(t: &Track, per_window: usize, skip: usize) -> std::borrow::Cow<'_, [u16]> {
     let n = t.blocks.len();
-    let mut out = vec![0u32; t.kernel.t() * t.kernel.psi()];
+    if per_window == 1 {
+        return std::borrow::Cow::Borrowed(&t.blocks[n - 1 - skip]);
+    }
+    let mut out = vec![0u16; t.kernel.t() * t.kernel.psi()];
     for b in t.blocks.range(n - skip - per_window..n - skip) {
         for (o, &c) in out.iter_mut().zip(b) {
-            *o += c as u32;
+            *o += c;
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
-/// `1 − cos` of two histograms.
-fn cosine_score(a: &[u32], b: &[u32]) -> f64 {
-    let (mut dot, mut sa, mut sb) = (0u64, 0u64, 0u64);
+/// `1 − cos` of two histograms. Accumulated in f64, which is exact here: every product and
+/// partial sum is an integer below 2^53 (`t · 65535²` at most), so the result equals integer
+/// arithmetic and the batch computation's, while the loop vectorises.
+fn cosine_score(a: &[u16], b: &[u16]) -> f64 {
+    let (mut dot, mut sa, mut sb) = (0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {
-        dot += x as u64 * y as u64;
-        sa += x as u64 * x as u64;
-        sb += y as u64 * y as u64;
+        let (x, y) = (x as f64, y as f64);
+        dot += x * y;
+        sa += x * x;
+        sb += y * y;
     }
-    let denom = (sa as f64 * sb as f64).sqrt();
-    if denom > 0.0 { (1.0 - dot as f64 / denom).max(0.0) } else { 0.0 }
+    let denom = (sa * sb).sqrt();
+    if denom > 0.0 { (1.0 - dot / denom).max(0.0) } else { 0.0 }
 }
 
 fn threshold(scores: &VecDeque<f64>, alpha: f64) -> f64 {
     threshold_of(scores.iter(), alpha)
 }
 
-/// `mean + alpha·std` (sample std) of the scores.
-fn threshold_of<'a>(scores: impl Iterator<Item = &'a f64>, alpha: f64) -> f64 {
-    let v: Vec<f64> = scores.copied().collect();
-    if v.is_empty() {
+/// `mean + alpha·std` (sample std) of the scores; +inf when there are none.
+fn threshold_of<'a>(scores: impl Iterator<Item = &'a f64> + Clone, alpha: f64) -> f64 {
+    let (mut n, mut sum) = (0usize, 0.0);
+    for v in scores.clone() {
+        n += 1;
+        sum += v;
+    }
+    if n == 0 {
         return f64::INFINITY;
     }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    mean + alpha * sample_std(&v)
+    let mean = sum / n as f64;
+    if n < 2 {
+        return mean;
+    }
+    let ss: f64 = scores.map(|v| (v - mean) * (v - mean)).sum();
+    mean + alpha * (ss / (n - 1) as f64).sqrt()
 }
 
 /// The candidate whose recent window scores, spread over points and normalised as the offline
@@ -1086,59 +1102,81 @@ fn select_online(tracks: &[Track], history: usize, window: usize) -> usize {
     best.0
 }
 
-/// iNNE ball radius of every cell: the distance from its centre to the nearest other distinct
-/// centre of the same partitioning (cell ids as the histograms use them).
-fn inne_radii(kernel: &IsolationKernel) -> Vec<f32> {
+/// The anomaly score's index for a kernel: in 1-D the sorted distinct centres of every
+/// partitioning (rank order = histogram cell order, +inf padded to psi); for d > 1 the iNNE
+/// radius of every cell: the distance from its centre to the nearest other distinct centre of the
+/// same partitioning (0 when there is none).
+fn ball_index(kernel: &IsolationKernel) -> Vec<f32> {
     let (t, psi, d) = (kernel.t(), kernel.psi(), kernel.d());
+    if let Some(sorted) = kernel.sorted() {
+        let mut out = vec![f32::INFINITY; t * psi];
+        for k in 0..t {
+            for r in 0..=sorted.thresholds(k).len() {
+                out[k * psi + r] = kernel.centre_of_cell(k, r)[0];
+            }
+        }
+        return out;
+    }
     let mut radii = vec![0f32; t * psi];
     for k in 0..t {
         let cs = &kernel.centres()[k * psi * d..(k + 1) * psi * d];
         for c in 0..psi {
             let me = &cs[c * d..(c + 1) * d];
-            let mut best = f32::INFINITY;
-            for o in 0..psi {
-                let other = &cs[o * d..(o + 1) * d];
-                if other != me {
-                    let dist: f32 = me.iter().zip(other).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
-                    best = best.min(dist);
-                }
-            }
-            // A partitioning whose centres are all equal: one ball of radius 0.
-            let best = if best.is_finite() { best } else { 0.0 };
-            // Cell id of centre c: its sorted rank in 1-D, its draw index otherwise.
-            let id = kernel.cell_of_centre(k, c);
-            radii[k * psi + id] = best;
+            let best = (0..psi)
+                .map(|o| &cs[o * d..(o + 1) * d])
+                .filter(|other| *other != me)
+                .map(|other| me.iter().zip(other).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt())
+                .fold(f32::INFINITY, f32::min);
+            radii[k * psi + c] = if best.is_finite() { best } else { 0.0 };
         }
     }
     radii
 }
 
 /// Point anomaly scores of `rows` against the histogram `prev` of the window before them:
-/// `1 − (1/t) Σ_k [x inside the ball of its cell] · prev_k(cell) / |prev window|`. A point in no
-/// ball of a partitioning gets nothing from it, so values beyond the reference range, which
+/// `1 − (1/t) Σ_k [x inside the iNNE ball of its cell] · prev_k(cell) / |prev window|`. A point in
+/// no ball of a partitioning gets nothing from it, so values beyond the reference range, which
 /// aNNE would put in an unbounded outer cell with many ordinary points, score as anomalous.
-fn anomaly_scores(kernel: &IsolationKernel, radii: &[f32], rows: &Scaled, prev: &[u32], path: NearestPath) -> Vec<f32> {
+fn anomaly_scores(
+    kernel: &IsolationKernel,
+    balls: &[f32],
+    rows: &Scaled,
+    prev: &[u16],
+    path: NearestPath,
+    out: &mut Vec<f32>,
+) {
     let (t, psi) = (kernel.t(), kernel.psi());
-    let total: u32 = prev[..psi].iter().sum();
+    out.clear();
+    let total: u32 = prev[..psi].iter().map(|&c| c as u32).sum();
     if total == 0 {
-        return vec![0.0; rows.n];
+        out.resize(rows.n, 0.0);
+        return;
     }
-    let cells = kernel.assign_ids(rows, path);
-    let mut out = Vec::with_capacity(rows.n);
-    for i in 0..rows.n {
-        let x = rows.row(i);
-        let mut acc = 0u64;
+    let mut acc = vec![0u32; rows.n];
+    if let Some(sorted) = kernel.sorted() {
+        let level = path.level();
         for k in 0..t {
-            let id = cells[i * t + k] as usize;
-            let c = kernel.centre_of_cell(k, id);
-            let dist: f32 = x.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
-            if dist <= radii[k * psi + id] {
-                acc += prev[k * psi + id] as u64;
+            let thr = sorted.thresholds(k);
+            let centres = &balls[k * psi..(k + 1) * psi];
+            let counts = &prev[k * psi..(k + 1) * psi];
+            crate::kernel::sorted::ball_counts(level, &rows.values, thr, centres, counts, &mut acc);
+        }
+    } else {
+        let cells = kernel.assign_ids(rows, path);
+        for (i, a) in acc.iter_mut().enumerate() {
+            let x = rows.row(i);
+            for k in 0..t {
+                let id = cells[i * t + k] as usize;
+                let c = kernel.centre_of_cell(k, id);
+                let dist: f32 = x.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+                if dist <= balls[k * psi + id] {
+                    *a += prev[k * psi + id] as u32;
+                }
             }
         }
-        out.push((1.0 - acc as f64 / (t as f64 * total as f64)) as f32);
     }
-    out
+    let denom = t as f64 * total as f64;
+    out.extend(acc.iter().map(|&a| (1.0 - a as f64 / denom) as f32));
 }
 
 #[cfg(feature = "serde")]

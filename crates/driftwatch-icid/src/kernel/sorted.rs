@@ -200,10 +200,33 @@ fn count_above_generic(xs: &[f32], thr: &[f32], out: &mut [u32]) {
     }
 }
 
+/// AVX-512: up to 8 chunks of 16 values stay in registers (a tail chunk is padded with −inf,
+/// which exceeds nothing); each threshold is then 1 compare and 1 popcount per chunk.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx512f,popcnt")]
 fn count_above_avx512(xs: &[f32], thr: &[f32], out: &mut [u32]) {
-    count_above_generic(xs, thr, out)
+    use std::arch::x86_64::*;
+    const MAX_CHUNKS: usize = 8;
+    let chunks = xs.len().div_ceil(16);
+    if chunks > MAX_CHUNKS {
+        return count_above_generic(xs, thr, out);
+    }
+    let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut v = [neg; MAX_CHUNKS];
+    for (c, slot) in v.iter_mut().enumerate().take(chunks) {
+        let rem = (xs.len() - c * 16).min(16);
+        let mask: __mmask16 = if rem == 16 { 0xffff } else { (1u16 << rem) - 1 };
+        // SAFETY: the mask covers only the `rem` values that exist from `c * 16` on.
+        *slot = unsafe { _mm512_mask_loadu_ps(neg, mask, xs.as_ptr().add(c * 16)) };
+    }
+    for (o, &t) in out.iter_mut().zip(thr) {
+        let tv = _mm512_set1_ps(t);
+        let mut n = 0u32;
+        for slot in v.iter().take(chunks) {
+            n += _mm512_cmp_ps_mask::<_CMP_GT_OQ>(*slot, tv).count_ones();
+        }
+        *o = n;
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -215,9 +238,8 @@ fn count_above_avx2(xs: &[f32], thr: &[f32], out: &mut [u32]) {
 /// [`count_above_generic`] on the given instruction set.
 pub(crate) fn count_above(level: super::SimdLevel, xs: &[f32], thr: &[f32], out: &mut [u32]) {
     match level {
-        // SAFETY (both arms): `NearestPath::level` never returns a level above `SimdLevel::detect()`,
-        // and `detect` reports Avx512 only with avx512f (bw/vl are present on every AVX-512 CPU
-        // that has f in practice; checked here anyway).
+        // SAFETY (both arms): `NearestPath::level` never returns a level above `SimdLevel::detect()`
+        // (AVX-512F implies POPCNT on every CPU that has it).
         #[cfg(target_arch = "x86_64")]
         super::SimdLevel::Avx512
             if std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vl") =>
@@ -225,5 +247,157 @@ pub(crate) fn count_above(level: super::SimdLevel, xs: &[f32], thr: &[f32], out:
         #[cfg(target_arch = "x86_64")]
         super::SimdLevel::Avx512 | super::SimdLevel::Avx2 => unsafe { count_above_avx2(xs, thr, out) },
         _ => count_above_generic(xs, thr, out),
+    }
+}
+
+/// Cell counts (`out[c]`, `c = 0..=thr.len()`) of `xs` for one partitioning: the values above
+/// threshold `c−1` and not above threshold `c`. `out` has room for `thr.len() + 1` cells.
+pub(crate) fn cell_counts(level: super::SimdLevel, xs: &[f32], thr: &[f32], out: &mut [u16]) {
+    let used = thr.len();
+    #[cfg(target_arch = "x86_64")]
+    if level == super::SimdLevel::Avx512 && used <= 16 {
+        // SAFETY: Avx512 is only ever passed when the CPU has AVX-512F.
+        unsafe { cell_counts_lanes_avx512(xs, thr, out) };
+        return;
+    }
+    let mut above = [0u32; super::MAX_PSI];
+    count_above(level, xs, thr, &mut above[..used]);
+    let mut more = xs.len() as u32;
+    for (slot, &next) in out[..used].iter_mut().zip(&above[..used]) {
+        *slot = (more - next) as u16;
+        more = next;
+    }
+    out[used] = more as u16;
+}
+
+/// At most 16 thresholds, one per lane (unused lanes +inf): every value is broadcast, compared
+/// with all thresholds at once, and counted into the lanes it exceeds. Lane `j` ends holding how
+/// many values exceed threshold `j`; cell `c`'s count is lane `c−1` minus lane `c`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn cell_counts_lanes_avx512(xs: &[f32], thr: &[f32], out: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let used = thr.len();
+    debug_assert!(used <= 16 && out.len() > used);
+    let lanes: __mmask16 = if used == 16 { 0xffff } else { (1u16 << used) - 1 };
+    // SAFETY: the mask covers only `used` thresholds.
+    let t = unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(f32::INFINITY), lanes, thr.as_ptr()) };
+    let one = _mm512_set1_epi32(1);
+    let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    let mut pairs = xs.chunks_exact(2);
+    for p in &mut pairs {
+        // Two accumulators: consecutive values do not wait on each other.
+        let m0 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, _mm512_set1_ps(p[0]));
+        a0 = _mm512_mask_add_epi32(a0, m0, a0, one);
+        let m1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, _mm512_set1_ps(p[1]));
+        a1 = _mm512_mask_add_epi32(a1, m1, a1, one);
+    }
+    for &x in pairs.remainder() {
+        let m = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, _mm512_set1_ps(x));
+        a0 = _mm512_mask_add_epi32(a0, m, a0, one);
+    }
+    let above = _mm512_add_epi32(a0, a1);
+    // prev lane j = above[j−1], lane 0 = n: cells 0..used are prev − above; cell `used` is above[used−1].
+    let n = _mm512_set1_epi32(xs.len() as i32);
+    let prev = _mm512_alignr_epi32::<15>(above, n);
+    let cells = _mm512_sub_epi32(prev, above);
+    let mut tmp = [0u32; 16];
+    // SAFETY: `tmp` holds 16 lanes.
+    unsafe { _mm512_storeu_si512(tmp.as_mut_ptr().cast(), cells) };
+    for (o, &c) in out[..used].iter_mut().zip(&tmp[..used]) {
+        *o = c as u16;
+    }
+    let mut last = [0u32; 16];
+    // SAFETY: as above.
+    unsafe { _mm512_storeu_si512(last.as_mut_ptr().cast(), above) };
+    out[used] = if used == 0 { xs.len() as u16 } else { last[used - 1] as u16 };
+}
+
+/// For each value `x` of `xs`, adds to `acc` the previous window's count of `x`'s cell when `x`
+/// lies inside that cell's iNNE ball (centre `c`, radius: distance to the nearer neighbouring
+/// distinct centre, 0 for a lone centre); the anomaly score's inner loop for one partitioning.
+/// `centres[r]` is the centre of rank `r` (`thr.len() + 1` of them), `counts[r]` its count.
+pub(crate) fn ball_counts(
+    level: Option<super::SimdLevel>,
+    xs: &[f32],
+    thr: &[f32],
+    centres: &[f32],
+    counts: &[u16],
+    acc: &mut [u32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if level == Some(super::SimdLevel::Avx512) && thr.len() <= 16 {
+        // SAFETY: Avx512 is only ever passed when the CPU has AVX-512F.
+        unsafe { ball_counts_avx512(xs, thr, centres, counts, acc) };
+        return;
+    }
+    let _ = level;
+    for (&x, a) in xs.iter().zip(acc.iter_mut()) {
+        let r = thr.iter().filter(|&&tv| x > tv).count();
+        if x_in_ball(x, r, centres, thr.len()) {
+            *a += counts[r] as u32;
+        }
+    }
+}
+
+/// Whether `x` is inside the ball of the centre of rank `r` (`last` = highest rank).
+#[inline]
+fn x_in_ball(x: f32, r: usize, centres: &[f32], last: usize) -> bool {
+    let c = centres[r];
+    let left = if r > 0 { c - centres[r - 1] } else { f32::INFINITY };
+    let right = if r < last { centres[r + 1] - c } else { f32::INFINITY };
+    let rad = left.min(right);
+    let rad = if rad == f32::INFINITY { 0.0 } else { rad };
+    (x - c).abs() <= rad
+}
+
+/// 16 values at a time: ranks by compare-and-count against the (at most 16) thresholds, then the
+/// centre, its neighbours and the count of each rank by two-register permutes (no gathers).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn ball_counts_avx512(xs: &[f32], thr: &[f32], centres: &[f32], counts: &[u16], acc: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let used = thr.len();
+    debug_assert!(used <= 16 && centres.len() > used && counts.len() > used && acc.len() >= xs.len());
+    // Table slot s holds the centre of rank s−1: slot 0 = −inf, slots used+2.. = +inf.
+    let mut tab = [f32::INFINITY; 32];
+    tab[0] = f32::NEG_INFINITY;
+    tab[1..used + 2].copy_from_slice(&centres[..used + 1]);
+    let mut cnt = [0i32; 32];
+    for (c, &v) in cnt.iter_mut().zip(&counts[..used + 1]) {
+        *c = v as i32;
+    }
+    // SAFETY: the tables are 32 lanes each.
+    let (tlo, thi) = unsafe { (_mm512_loadu_ps(tab.as_ptr()), _mm512_loadu_ps(tab.as_ptr().add(16))) };
+    let (clo, chi) =
+        unsafe { (_mm512_loadu_si512(cnt.as_ptr().cast()), _mm512_loadu_si512(cnt.as_ptr().add(16).cast())) };
+    let one = _mm512_set1_epi32(1);
+    let two = _mm512_set1_epi32(2);
+    let inf = _mm512_set1_ps(f32::INFINITY);
+    for (b, chunk) in xs.chunks(16).enumerate() {
+        let lanes: __mmask16 = if chunk.len() == 16 { 0xffff } else { (1u16 << chunk.len()) - 1 };
+        // SAFETY: masked to the chunk's length.
+        let x = unsafe { _mm512_mask_loadu_ps(_mm512_setzero_ps(), lanes, chunk.as_ptr()) };
+        let mut rank = _mm512_setzero_si512();
+        for &tv in thr {
+            let m = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_set1_ps(tv));
+            rank = _mm512_mask_add_epi32(rank, m, rank, one);
+        }
+        let slot = _mm512_add_epi32(rank, one);
+        let c = _mm512_permutex2var_ps(tlo, slot, thi);
+        let l = _mm512_permutex2var_ps(tlo, rank, thi);
+        let r = _mm512_permutex2var_ps(tlo, _mm512_add_epi32(rank, two), thi);
+        let rad = _mm512_min_ps(_mm512_sub_ps(c, l), _mm512_sub_ps(r, c));
+        let rad = _mm512_mask_mov_ps(rad, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(rad, inf), _mm512_setzero_ps());
+        let dist = _mm512_abs_ps(_mm512_sub_ps(x, c));
+        let inside = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(dist, rad) & lanes;
+        let n = _mm512_permutex2var_epi32(clo, rank, chi);
+        let base = b * 16;
+        let mut add = [0i32; 16];
+        // SAFETY: `add` holds 16 lanes.
+        unsafe { _mm512_storeu_si512(add.as_mut_ptr().cast(), _mm512_maskz_mov_epi32(inside, n)) };
+        for (a, &v) in acc[base..base + chunk.len()].iter_mut().zip(&add) {
+            *a += v as u32;
+        }
     }
 }
