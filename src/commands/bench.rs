@@ -330,6 +330,15 @@ pub fn engine(args: &BenchEngineArgs) -> anyhow::Result<()> {
         );
         results.insert(name, m.points_per_sec);
     }
+    if args.only.is_none() || args.only.as_deref() == Some("memory_by_psi") {
+        for psi in [2usize, 4, 8, 16, 32, 64] {
+            let m = run_many(&stream_config(PsiPolicy::Fixed(psi), true, NearestPath::Auto), 1, 1, 1_000, 1, false)?;
+            println!(
+                "{}",
+                json!({"scenario": format!("memory_uni_fixed_psi_{psi}"), "bytes_per_series": m.bytes_per_series})
+            );
+        }
+    }
     for (fast, slow) in [
         ("uni_psi16_change_only", "uni_psi16_change_only_scalar_path"),
         ("mv8_psi16_change_only", "mv8_psi16_change_only_scalar_path"),

@@ -195,8 +195,8 @@ fn threshold_stats(
 }
 
 /// The cell histogram (`t × psi`, partitioning-major) of the rows of `points` under `kernel`:
-/// the streaming detector's per-window step. Cell ids are the ones [`pair_stats`] uses (sorted
-/// rank in 1-D, draw index otherwise), so histograms from both agree.
+/// the streaming detector's per-window step. Cell ids are sorted ranks in 1-D and draw indices
+/// otherwise, on every path (the 1-D scalar path maps its nearest centre to its rank).
 pub fn histogram(kernel: &IsolationKernel, points: &Scaled, path: NearestPath, out: &mut [u16]) {
     let psi = kernel.psi();
     assert_eq!(out.len(), kernel.t() * psi, "histogram buffer must be t*psi long");
@@ -213,13 +213,15 @@ pub fn histogram(kernel: &IsolationKernel, points: &Scaled, path: NearestPath, o
     }
     let mut block = BlockScratch::default();
     let mut cells = Vec::with_capacity(BLOCK_ROWS);
+    let rank_ids = kernel.sorted().is_some(); // the scalar path of a 1-D kernel: map draw -> rank
     for r0 in (0..points.n).step_by(BLOCK_ROWS) {
         let r1 = (r0 + BLOCK_ROWS).min(points.n);
         block.load(kernel, points, r0, r1, path);
         for (k, h) in out.chunks_exact_mut(psi).enumerate() {
             kernel.cells_into(k, &block, path, &mut cells, false);
             for &c in &cells {
-                h[c as usize] += 1;
+                let id = if rank_ids { kernel.cell_of_centre(k, c as usize) } else { c as usize };
+                h[id] += 1;
             }
         }
     }

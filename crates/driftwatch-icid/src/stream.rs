@@ -42,6 +42,14 @@ use crate::{IcidError, Layout, Scaled, Windows};
 /// Version of the serialised detector state.
 pub const STATE_VERSION: u32 = 1;
 
+/// The psi candidates a streaming detector chooses from by default: the paper's six less 32 and
+/// 64. A univariate detector's state is dominated by its kernel, `t·psi` exact f32 thresholds
+/// plus `t·psi` centres and one window histogram; measured at t = 200, w = 50 (`driftwatch
+/// bench engine`): 9 KB at psi 2, 40 KB at 16, 75 KB at 32 and 145 KB at 64, so only
+/// psi ≤ 16 keeps 100,000 series under 7 GB (64 KB each). Configure `PsiPolicy::AtWarmup`
+/// with 32 and 64 to let them compete; the offline method always scores all six.
+pub const STREAM_PSI_CANDIDATES: [usize; 4] = [2, 4, 8, 16];
+
 /// How psi is chosen in a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -118,7 +126,7 @@ pub struct StreamConfig {
 
 impl StreamConfig {
     /// The service's defaults for a window length: non-overlapping windows, alpha 2, t = 200,
-    /// psi chosen at warm-up over the six candidates, 20 warm-up windows, a 256-score history,
+    /// psi chosen at warm-up over [`STREAM_PSI_CANDIDATES`], 20 warm-up windows, a 256-score history,
     /// no refresh, gaps over 5 median intervals, anomaly scores and explanations on.
     pub fn new(window: usize) -> Self {
         Self {
@@ -126,7 +134,7 @@ impl StreamConfig {
             hop: window,
             alpha: 2.0,
             t: crate::offline::DEFAULT_T,
-            psi: PsiPolicy::AtWarmup(crate::offline::DEFAULT_PSI_CANDIDATES.to_vec()),
+            psi: PsiPolicy::AtWarmup(STREAM_PSI_CANDIDATES.to_vec()),
             warmup_windows: 20,
             history: 256,
             refresh: Refresh::Never,
@@ -330,12 +338,12 @@ struct Track {
     psi: usize,
     #[cfg_attr(feature = "serde", serde(with = "kernel_repr"))]
     kernel: IsolationKernel,
-    /// Anomaly-score index, when anomaly scores are on: in 1-D the sorted distinct centre values
-    /// per partitioning (`t × psi`, +inf padded; a ball's radius comes from its neighbours), for
-    /// d > 1 the iNNE ball radius per cell.
+    /// iNNE ball radius per cell for d > 1 when anomaly scores are on (empty in 1-D, where a
+    /// ball's radius comes from its sorted neighbours).
     balls: Vec<f32>,
-    /// Per-hop-block histograms of the last `2·window/hop` blocks, oldest first (u16: a block
-    /// has at most 65535 rows).
+    /// Histograms of the last `2·window/hop − 1` hop blocks, oldest first: with the block being
+    /// completed they make the two windows a score compares (u16: a block has at most 65535
+    /// rows). Non-overlapping windows keep just one: the previous window.
     blocks: VecDeque<Vec<u16>>,
     /// Recent window scores, oldest first (bounded by `history`).
     scores: VecDeque<f64>,
@@ -491,8 +499,9 @@ pub struct StreamDetector {
     /// Recent sampling intervals (bounded) and their cached median.
     deltas: VecDeque<i64>,
     median_delta: Option<i64>,
-    /// Rows needed for a refresh (`warmup_len`), kept only when a refresh policy is set.
+    /// The last `warmup_len` rows and timestamps, kept only when a refresh policy is set.
     refresh_raw: VecDeque<f64>,
+    refresh_ts: VecDeque<i64>,
 }
 
 const DELTAS_KEPT: usize = 32;
@@ -517,6 +526,7 @@ impl StreamDetector {
             deltas: VecDeque::new(),
             median_delta: None,
             refresh_raw: VecDeque::new(),
+            refresh_ts: VecDeque::new(),
         })
     }
 
@@ -586,7 +596,10 @@ impl StreamDetector {
     /// configuration, not on the number of points seen.
     pub fn state_bytes(&self) -> usize {
         let f64s = |v: &VecDeque<f64>| v.capacity() * 8;
-        let base = std::mem::size_of::<Self>() + self.deltas.capacity() * 8 + f64s(&self.refresh_raw);
+        let base = std::mem::size_of::<Self>()
+            + self.deltas.capacity() * 8
+            + f64s(&self.refresh_raw)
+            + self.refresh_ts.capacity() * 8;
         base + match &self.phase {
             Phase::WarmingUp { raw, ts } => raw.capacity() * 8 + ts.capacity() * 8,
             Phase::Running(r) => {
@@ -628,8 +641,12 @@ impl StreamDetector {
         self.stats.points += 1;
         if self.cfg.refresh != Refresh::Never {
             self.refresh_raw.extend(values.iter().copied());
-            while self.refresh_raw.len() > self.cfg.warmup_len() * self.d {
-                self.refresh_raw.pop_front();
+            self.refresh_ts.push_back(ts);
+            while self.refresh_ts.len() > self.cfg.warmup_len() {
+                self.refresh_ts.pop_front();
+                for _ in 0..self.d {
+                    self.refresh_raw.pop_front();
+                }
             }
         }
         match &mut self.phase {
@@ -720,9 +737,9 @@ impl StreamDetector {
             .map(|(_, pair)| pair)
             .map(|(s, &psi)| {
                 let mut blocks = VecDeque::new();
-                // Seed the block ring with the last 2·window warm-up points.
-                let first = n - 2 * w;
-                for b in 0..2 * per_window {
+                // Seed the block ring with the warm-up's last `2·per_window − 1` blocks.
+                let first = n - (2 * per_window - 1) * self.cfg.hop;
+                for b in 0..2 * per_window - 1 {
                     let r0 = first + b * self.cfg.hop;
                     let rows =
                         Scaled { values: scaled.values[r0 * d..(r0 + self.cfg.hop) * d].to_vec(), n: self.cfg.hop, d };
@@ -825,14 +842,8 @@ impl StreamDetector {
         // Anomaly scores of this block against the window before it (the last `window` points).
         if cfg.anomaly {
             let t = &r.tracks[r.active];
-            let prev = window_hist(t, per_window, 0);
+            let prev = sum_blocks(&t.blocks, t.blocks.len() - per_window.., None);
             anomaly_scores(&t.kernel, &t.balls, &block, &prev, cfg.path, &mut r.last_anomaly);
-        }
-        for t in &mut r.tracks {
-            // Recycle the oldest block's buffer for the new one.
-            let mut h = t.blocks.pop_front().expect("the ring is never empty");
-            histogram(&t.kernel, &block, cfg.path, &mut h);
-            t.blocks.push_back(h);
         }
         let window_end = r.block_start + rows as u64;
         let end_ts = *r.block_ts.last().expect("a completed block has rows");
@@ -840,9 +851,15 @@ impl StreamDetector {
         // by the threshold of the scores before it.
         let thr = threshold(&r.tracks[r.active].scores, cfg.alpha);
         for t in &mut r.tracks {
-            let cur = window_hist(t, per_window, 0);
-            let prev = window_hist(t, per_window, per_window);
+            let mut fresh = vec![0u16; t.kernel.t() * t.kernel.psi()];
+            histogram(&t.kernel, &block, cfg.path, &mut fresh);
+            let n = t.blocks.len(); // 2·per_window − 1
+            let cur = sum_blocks(&t.blocks, n + 1 - per_window.., Some(&fresh));
+            let prev = sum_blocks(&t.blocks, ..n + 1 - per_window, None);
             let score = cosine_score(&cur, &prev);
+            drop((cur, prev));
+            t.blocks.push_back(fresh);
+            t.blocks.pop_front();
             t.scores.push_back(score);
             if t.scores.len() > cfg.history {
                 t.scores.pop_front();
@@ -931,48 +948,46 @@ impl StreamDetector {
         }
         // Refresh.
         r.windows_since_refresh += 1;
-        let reason = match cfg.refresh {
+        let trigger = match cfg.refresh {
             Refresh::Never => None,
-            Refresh::EveryWindows(n) => (r.windows_since_refresh >= n).then(|| format!("scheduled after {n} windows")),
+            Refresh::EveryWindows(n) => {
+                (r.windows_since_refresh >= n).then(|| (format!("scheduled after {n} windows"), cfg.warmup_len()))
+            }
             Refresh::OnDrift { share, windows } => {
                 r.drifting_windows = if out_share > share { r.drifting_windows + 1 } else { 0 };
                 (r.drifting_windows >= windows).then(|| {
-                    format!(
+                    let why = format!(
                         "{windows} windows in a row with more than {:.0}% of values outside the reference range",
                         share * 100.0
-                    )
+                    );
+                    (why, windows * cfg.window)
                 })
             }
         };
-        if let Some(reason) = reason {
-            self.refresh(reason, events);
+        if let Some((reason, keep)) = trigger {
+            self.refresh(reason, keep, events);
         }
     }
 
-    /// Rebuilds scaling, kernels and threshold from the most recent `warmup_len` points, as a
-    /// warm-up would. An open interval is closed first: scores before and after a refresh are
-    /// not comparable.
-    fn refresh(&mut self, reason: String, events: &mut Vec<Event>) {
-        let need = self.cfg.warmup_len() * self.d;
-        if self.refresh_raw.len() < need {
-            return;
-        }
+    /// Starts a new warm-up seeded with the last `keep` points: a scheduled refresh keeps a whole
+    /// warm-up's worth and so rebuilds at once; a drift refresh keeps only the drifting windows
+    /// and re-warms on the new data, detecting nothing until the warm-up is complete. An open
+    /// interval is closed first: scores before and after a refresh are not comparable.
+    fn refresh(&mut self, reason: String, keep: usize, events: &mut Vec<Event>) {
         let Phase::Running(r) = &mut self.phase else { return };
         if let Some(open) = r.open.take() {
             events.push(Event::Closed(close_interval(open, self.d)));
         }
-        let raw: Vec<f64> = self.refresh_raw.iter().copied().collect();
-        let at = self.stats.points;
-        let last = self.last_ts.unwrap_or(0);
-        let n = self.cfg.warmup_len();
-        let ts: Vec<i64> = (0..n as i64).map(|i| last - (n as i64 - 1 - i)).collect();
-        let mut sink = Vec::new();
-        if self.finish_warmup(&raw, &ts, &mut sink).is_ok() {
-            if let Phase::Running(r) = &mut self.phase {
-                r.block_start = at;
-            }
-            self.stats.refreshes += 1;
-            events.push(Event::Refreshed { at, reason });
+        let keep = keep.min(self.refresh_ts.len());
+        let skip = self.refresh_ts.len() - keep;
+        let raw: Vec<f64> = self.refresh_raw.iter().skip(skip * self.d).copied().collect();
+        let ts: Vec<i64> = self.refresh_ts.iter().skip(skip).copied().collect();
+        self.stats.refreshes += 1;
+        events.push(Event::Refreshed { at: self.stats.points, reason });
+        if ts.len() == self.cfg.warmup_len() {
+            self.finish_warmup(&raw, &ts, events).expect("warm-up on validated input");
+        } else {
+            self.phase = Phase::WarmingUp { raw, ts };
         }
     }
 
@@ -1001,12 +1016,19 @@ impl StreamDetector {
 fn close_interval(open: OpenInterval, d: usize) -> ClosedInterval {
     let explanation = match (open.before_rows, open.during) {
         (Some(before_rows), Some(during)) => {
-            // Per-dimension share of the change: KS statistic of each column, before vs during
-            // (the interval's rows thinned evenly to at most SAMPLE_MAX), normalised to sum 1.
+            // Per-dimension share of the change: each column's two-sample KS statistic, before vs
+            // during (the interval's rows thinned evenly to at most SAMPLE_MAX), minus the 5 %
+            // critical value (what two samples of these sizes reach by chance), normalised to sum
+            // 1; if no column exceeds it, the raw statistics' shares.
+            let (n1, n2) = ((before_rows.len() / d) as f64, (during.sample.len() / d) as f64);
+            let critical = 1.358 * ((n1 + n2) / (n1 * n2)).sqrt();
             let ks_per: Vec<f64> = (0..d).map(|j| ks(&before_rows, &during.sample, d, j)).collect();
-            let total: f64 = ks_per.iter().sum();
-            let contributions =
-                if total > 0.0 { ks_per.iter().map(|v| v / total).collect() } else { vec![1.0 / d as f64; d] };
+            let excess: Vec<f64> = ks_per.iter().map(|v| (v - critical).max(0.0)).collect();
+            let shares = |v: &[f64]| {
+                let total: f64 = v.iter().sum();
+                (total > 0.0).then(|| v.iter().map(|x| x / total).collect::<Vec<f64>>())
+            };
+            let contributions = shares(&excess).or_else(|| shares(&ks_per)).unwrap_or_else(|| vec![1.0 / d as f64; d]);
             Some(Explanation { before: summarise(&before_rows, d), during: during.summary(), contributions })
         }
         _ => None,
@@ -1033,16 +1055,21 @@ fn scale_rows(raw: &[f64], lo: &[f64], span: &[f64]) -> Vec<f32> {
     raw.chunks_exact(d).flat_map(|r| (0..d).map(move |j| scale_one(r[j], lo[j], span[j]) as f32)).collect()
 }
 
-/// The histogram of the `per_window` blocks ending `skip` blocks before the newest: borrowed
-/// when it is a single block (non-overlapping windows), summed otherwise.
-fn window_hist(t: &Track, per_window: usize, skip: usize) -> std::borrow::Cow<'_, [u16]> {
-    let n = t.blocks.len();
-    if per_window == 1 {
-        return std::borrow::Cow::Borrowed(&t.blocks[n - 1 - skip]);
+/// The sum of the ring's blocks in `range` plus `extra`: borrowed when it is a single block
+/// (non-overlapping windows), summed otherwise.
+fn sum_blocks<'a>(
+    blocks: &'a VecDeque<Vec<u16>>,
+    range: impl std::ops::RangeBounds<usize>,
+    extra: Option<&'a [u16]>,
+) -> std::borrow::Cow<'a, [u16]> {
+    let mut parts: Vec<&'a [u16]> = blocks.range(range).map(Vec::as_slice).collect();
+    parts.extend(extra);
+    if let [one] = parts.as_slice() {
+        return std::borrow::Cow::Borrowed(one);
     }
-    let mut out = vec![0u16; t.kernel.t() * t.kernel.psi()];
-    for b in t.blocks.range(n - skip - per_window..n - skip) {
-        for (o, &c) in out.iter_mut().zip(b) {
+    let mut out = vec![0u16; parts.first().map_or(0, |p| p.len())];
+    for p in parts {
+        for (o, &c) in out.iter_mut().zip(p) {
             *o += c;
         }
     }
@@ -1102,20 +1129,13 @@ fn select_online(tracks: &[Track], history: usize, window: usize) -> usize {
     best.0
 }
 
-/// The anomaly score's index for a kernel: in 1-D the sorted distinct centres of every
-/// partitioning (rank order = histogram cell order, +inf padded to psi); for d > 1 the iNNE
-/// radius of every cell: the distance from its centre to the nearest other distinct centre of the
-/// same partitioning (0 when there is none).
+/// The anomaly score's index for a kernel with d > 1: the iNNE radius of every cell, the distance
+/// from its centre to the nearest other distinct centre of the same partitioning (0 when there is
+/// none). 1-D kernels need no index: a ball's radius comes from its sorted neighbours.
 fn ball_index(kernel: &IsolationKernel) -> Vec<f32> {
     let (t, psi, d) = (kernel.t(), kernel.psi(), kernel.d());
-    if let Some(sorted) = kernel.sorted() {
-        let mut out = vec![f32::INFINITY; t * psi];
-        for k in 0..t {
-            for r in 0..=sorted.thresholds(k).len() {
-                out[k * psi + r] = kernel.centre_of_cell(k, r)[0];
-            }
-        }
-        return out;
+    if kernel.sorted().is_some() {
+        return Vec::new();
     }
     let mut radii = vec![0f32; t * psi];
     for k in 0..t {
@@ -1133,10 +1153,15 @@ fn ball_index(kernel: &IsolationKernel) -> Vec<f32> {
     radii
 }
 
-/// Point anomaly scores of `rows` against the histogram `prev` of the window before them:
-/// `1 − (1/t) Σ_k [x inside the iNNE ball of its cell] · prev_k(cell) / |prev window|`. A point in
-/// no ball of a partitioning gets nothing from it, so values beyond the reference range, which
-/// aNNE would put in an unbounded outer cell with many ordinary points, score as anomalous.
+/// Point anomaly scores of `rows` against the histogram `prev` of the window before them.
+///
+/// A point's similarity to that window is `sim(x) = (1/t) Σ_k [x inside the iNNE ball of its cell]
+/// · prev_k(cell) / |W|`: the share of the window that shares its cell, counted only where the
+/// point is inside the cell's ball. A point in no ball of a partitioning gets nothing from it, so
+/// values beyond the reference range, which aNNE would put in an unbounded outer cell with many
+/// ordinary points, score as anomalous. The score is `1 − min(1, sim(x) / typical)`, where
+/// `typical = (1/t) Σ_k Σ_c (prev_k(c) / |W|)²` is the similarity of a point drawn from the window
+/// itself: ordinary points score near 0, points unlike the window near 1.
 fn anomaly_scores(
     kernel: &IsolationKernel,
     balls: &[f32],
@@ -1148,18 +1173,22 @@ fn anomaly_scores(
     let (t, psi) = (kernel.t(), kernel.psi());
     out.clear();
     let total: u32 = prev[..psi].iter().map(|&c| c as u32).sum();
-    if total == 0 {
+    let typical_sum: u64 = prev.iter().map(|&c| c as u64 * c as u64).sum();
+    if total == 0 || typical_sum == 0 {
         out.resize(rows.n, 0.0);
         return;
     }
     let mut acc = vec![0u32; rows.n];
     if let Some(sorted) = kernel.sorted() {
         let level = path.level();
+        let mut centres = [0f32; crate::kernel::MAX_PSI];
         for k in 0..t {
             let thr = sorted.thresholds(k);
-            let centres = &balls[k * psi..(k + 1) * psi];
+            for (r, c) in centres.iter_mut().enumerate().take(thr.len() + 1) {
+                *c = kernel.centre_of_cell(k, r)[0];
+            }
             let counts = &prev[k * psi..(k + 1) * psi];
-            crate::kernel::sorted::ball_counts(level, &rows.values, thr, centres, counts, &mut acc);
+            crate::kernel::sorted::ball_counts(level, &rows.values, thr, &centres, counts, &mut acc);
         }
     } else {
         let cells = kernel.assign_ids(rows, path);
@@ -1175,8 +1204,9 @@ fn anomaly_scores(
             }
         }
     }
-    let denom = t as f64 * total as f64;
-    out.extend(acc.iter().map(|&a| (1.0 - a as f64 / denom) as f32));
+    // sim / typical = (acc / (t·|W|)) / (typical_sum / (t·|W|²)) = acc·|W| / typical_sum.
+    let scale = total as f64 / typical_sum as f64;
+    out.extend(acc.iter().map(|&a| (1.0 - (a as f64 * scale).min(1.0)) as f32));
 }
 
 #[cfg(feature = "serde")]

@@ -342,7 +342,7 @@ pub(crate) fn ball_counts(
 
 /// Whether `x` is inside the ball of the centre of rank `r` (`last` = highest rank).
 #[inline]
-fn x_in_ball(x: f32, r: usize, centres: &[f32], last: usize) -> bool {
+pub(crate) fn x_in_ball(x: f32, r: usize, centres: &[f32], last: usize) -> bool {
     let c = centres[r];
     let left = if r > 0 { c - centres[r - 1] } else { f32::INFINITY };
     let right = if r < last { centres[r + 1] - c } else { f32::INFINITY };

@@ -1,0 +1,270 @@
+//! What the streaming detector promises beyond score equivalence: anomaly ranking, paths agree,
+//! state round-trips bit-exactly and stays bounded, gaps, bad input, explanations, refresh, the
+//! online psi policy and the shorter hop.
+
+use driftwatch_icid::{Event, NearestPath, PsiPolicy, Pushed, Refresh, StreamConfig, StreamDetector};
+use driftwatch_testkit::gaussian_segments;
+
+fn feed(det: &mut StreamDetector, data: &[f64], d: usize, t0: i64) -> (Vec<Event>, Vec<f32>) {
+    let mut events = Vec::new();
+    let mut anomaly = Vec::new();
+    let hop = det.config().hop;
+    let warm = (det.config().warmup_windows * det.config().window) as u64;
+    for (i, row) in data.chunks_exact(d).enumerate() {
+        det.push(t0 + i as i64, row, &mut events);
+        let seen = det.stats().points;
+        if seen > warm && (seen - warm).is_multiple_of(hop as u64) {
+            anomaly.extend_from_slice(det.last_anomaly_scores());
+        }
+    }
+    (events, anomaly)
+}
+
+fn cfg(window: usize) -> StreamConfig {
+    let mut c = StreamConfig::new(window);
+    c.psi = PsiPolicy::Fixed(16);
+    c
+}
+
+#[test]
+fn isolated_spikes_and_a_level_shift_rank_at_the_top_of_the_anomaly_scores() {
+    let mut x = gaussian_segments(&[(0.0, 1.0, 2000), (6.0, 1.0, 1000)], 5);
+    // Spikes after warm-up (points 1000..); the warm-up range covers about ±3.5.
+    let spikes = [1210usize, 1433, 1687, 1888];
+    for (i, &s) in spikes.iter().enumerate() {
+        x[s] = if i % 2 == 0 { 9.0 } else { -9.0 };
+    }
+    let mut det = StreamDetector::new(cfg(50), 1).unwrap();
+    let (_, scores) = feed(&mut det, &x, 1, 0);
+    assert_eq!(scores.len(), 2000);
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let rank_of = |p: usize| order.iter().position(|&i| i == p - 1000).unwrap();
+    for &s in &spikes {
+        assert!(rank_of(s) < spikes.len() + 50, "spike at {s} ranked {}", rank_of(s));
+    }
+    // The first window after the shift (points 2000..2050): its points are unlike the window
+    // before; they fill the top of the ranking with the spikes.
+    let shifted_in_top = (2000..2050).filter(|&p| rank_of(p) < spikes.len() + 50).count();
+    assert!(shifted_in_top >= 45, "only {shifted_in_top} of the first 50 shifted points rank at the top");
+    // An ordinary point scores low.
+    assert!(scores[1500 - 1000] < 0.6, "ordinary point scored {}", scores[500]);
+}
+
+#[test]
+fn the_fast_and_scalar_paths_give_identical_scores_anomalies_and_events() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1500), (2.0, 1.0, 700), (2.0, 3.0, 800)], 8);
+    let run = |path| {
+        let mut c = cfg(50);
+        c.path = path;
+        let mut det = StreamDetector::new(c, 1).unwrap();
+        feed(&mut det, &x, 1, 0)
+    };
+    let (ev_fast, an_fast) = run(NearestPath::Auto);
+    let (ev_scalar, an_scalar) = run(NearestPath::Scalar);
+    assert_eq!(an_fast, an_scalar);
+    assert_eq!(ev_fast, ev_scalar);
+    assert!(ev_fast.iter().any(|e| matches!(e, Event::Closed(_))));
+}
+
+#[test]
+fn state_round_trips_bit_exactly_and_the_restored_detector_continues_identically() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1300), (3.0, 2.0, 700), (0.0, 1.0, 600)], 2);
+    let mut a = StreamDetector::new(cfg(50), 1).unwrap();
+    let mut ev = Vec::new();
+    // Stop mid-window and while an interval may be open.
+    for (i, v) in x[..1420].iter().enumerate() {
+        a.push(i as i64, &[*v], &mut ev);
+    }
+    let json = serde_json::to_string(&a).unwrap();
+    let mut b: StreamDetector = serde_json::from_str(&json).unwrap();
+    b.check_version().unwrap();
+    let again = serde_json::to_string(&b).unwrap();
+    if again != json {
+        let at = again.bytes().zip(json.bytes()).position(|(x, y)| x != y).unwrap_or(0);
+        panic!(
+            "re-serialising changed the state at byte {at}: {:?} vs {:?}",
+            &json[at.saturating_sub(80)..(at + 80).min(json.len())],
+            &again[at.saturating_sub(80)..(at + 80).min(again.len())]
+        );
+    }
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for (i, v) in x[1420..].iter().enumerate() {
+        let ts = 1420 + i as i64;
+        a.push(ts, &[*v], &mut ea);
+        b.push(ts, &[*v], &mut eb);
+        assert_eq!(a.last_anomaly_scores(), b.last_anomaly_scores());
+    }
+    assert_eq!(ea, eb);
+    assert!(!ea.is_empty());
+}
+
+#[test]
+fn a_state_of_another_version_is_refused_with_the_reason() {
+    let det = StreamDetector::new(cfg(50), 1).unwrap();
+    let json = serde_json::to_string(&det).unwrap().replacen("\"version\":1", "\"version\":0", 1);
+    let old: StreamDetector = serde_json::from_str(&json).unwrap();
+    let err = old.check_version().unwrap_err();
+    assert!(err.contains("version 0") && err.contains("re-warming"), "{err}");
+}
+
+#[test]
+fn state_size_is_bounded_and_within_64_kib_for_a_univariate_series_with_the_default_policy() {
+    let x = gaussian_segments(&[(0.0, 1.0, 30_000), (4.0, 1.0, 30_000)], 4);
+    let mut c = StreamConfig::new(50); // the default psi policy: chosen at warm-up
+    c.seed = 1;
+    let mut det = StreamDetector::new(c, 1).unwrap();
+    let mut ev = Vec::new();
+    let mut sizes = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        det.push(i as i64, &[*v], &mut ev);
+        if i + 1 == 5_000 || i + 1 == 60_000 {
+            sizes.push(det.state_bytes());
+        }
+    }
+    assert!(sizes[0] <= 64 * 1024, "{} bytes after warm-up", sizes[0]);
+    assert!(sizes[1] <= sizes[0] + 4096, "state grew from {} to {} bytes", sizes[0], sizes[1]);
+    let serialised = serde_json::to_vec(&det).unwrap().len();
+    assert!(serialised < 200 * 1024, "{serialised} bytes serialised");
+    // psi 64 (opt-in) is bounded too, at about twice its kernel: 2·t·psi·4 bytes.
+    let mut c = StreamConfig::new(50);
+    c.psi = PsiPolicy::Fixed(64);
+    let mut big = StreamDetector::new(c, 1).unwrap();
+    for (i, v) in x[..20_000].iter().enumerate() {
+        big.push(i as i64, &[*v], &mut ev);
+    }
+    let bytes = big.state_bytes();
+    assert!(bytes > 2 * 200 * 64 * 4 && bytes < 200 * 1024, "psi 64: {bytes} bytes");
+}
+
+#[test]
+fn bad_and_late_points_are_counted_and_change_nothing() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1600)], 6);
+    let mut clean = StreamDetector::new(cfg(50), 1).unwrap();
+    let mut dirty = StreamDetector::new(cfg(50), 1).unwrap();
+    let (mut e1, mut e2) = (Vec::new(), Vec::new());
+    for (i, v) in x.iter().enumerate() {
+        let ts = 10 * i as i64;
+        clean.push(ts, &[*v], &mut e1);
+        assert_eq!(dirty.push(ts, &[*v], &mut e2), Pushed::Accepted);
+        if i % 100 == 7 {
+            assert_eq!(dirty.push(ts, &[1.0], &mut e2), Pushed::Late);
+            assert_eq!(dirty.push(ts + 1, &[f64::NAN], &mut e2), Pushed::Invalid);
+            assert_eq!(dirty.push(ts + 1, &[1.0, 2.0], &mut e2), Pushed::Invalid);
+        }
+    }
+    assert_eq!(e1, e2);
+    assert_eq!(dirty.stats().late, 16);
+    assert_eq!(dirty.stats().invalid, 32);
+    assert_eq!(dirty.stats().points, clean.stats().points);
+}
+
+#[test]
+fn a_gap_longer_than_five_median_intervals_ends_the_window_and_is_reported() {
+    let x = gaussian_segments(&[(0.0, 1.0, 2000)], 9);
+    let mut det = StreamDetector::new(cfg(50), 1).unwrap();
+    let mut ev = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        // Regular 1 s sampling; a 60 s hole before point 1230 (mid-window: 30 points in) and a
+        // 4 s hole (under 5 intervals: no gap) before point 1500.
+        let ts = 1000 * i as i64 + if i >= 1230 { 60_000 } else { 0 } + if i >= 1500 { 4_000 } else { 0 };
+        det.push(ts, &[*v], &mut ev);
+    }
+    let gaps: Vec<&Event> = ev.iter().filter(|e| matches!(e, Event::Gap { .. })).collect();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    // 30 of 50 points were in the window: more than half, so it was scored, not dropped.
+    assert!(
+        matches!(gaps[0], Event::Gap { at: 1230, from_ts: 1_229_000, to_ts: 1_290_000, dropped: 0 }),
+        "{:?}",
+        gaps[0]
+    );
+    assert_eq!(det.stats().gaps, 1);
+    // A gap when fewer than half a window's points are in: dropped.
+    let mut det = StreamDetector::new(cfg(50), 1).unwrap();
+    let mut ev = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        let ts = 1000 * i as i64 + if i >= 1210 { 60_000 } else { 0 };
+        det.push(ts, &[*v], &mut ev);
+    }
+    assert!(ev.iter().any(|e| matches!(e, Event::Gap { at: 1210, dropped: 10, .. })), "{ev:?}");
+}
+
+#[test]
+fn a_closed_interval_explains_itself_and_names_the_dimension_that_changed() {
+    // Three columns; only column 1 shifts (mean +4) for 300 points.
+    let cols: Vec<Vec<f64>> = (0..3)
+        .map(|j| {
+            let shift = if j == 1 { 4.0 } else { 0.0 };
+            gaussian_segments(&[(0.0, 1.0, 1500), (shift, 1.0, 300), (0.0, 1.0, 700)], 20 + j as u64)
+        })
+        .collect();
+    let data: Vec<f64> = (0..2500).flat_map(|i| cols.iter().map(move |c| c[i])).collect();
+    let mut det = StreamDetector::new(cfg(50), 3).unwrap();
+    let (ev, _) = feed(&mut det, &data, 3, 0);
+    let closed: Vec<_> = ev.iter().filter_map(|e| if let Event::Closed(c) = e { Some(c) } else { None }).collect();
+    let iv = closed.iter().find(|c| c.start <= 1500 && c.end > 1500).expect("an interval at the shift");
+    let ex = iv.explanation.as_ref().expect("explanations are on by default");
+    assert!(ex.contributions[1] > 0.6, "contributions {:?}", ex.contributions);
+    assert!((ex.contributions.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    // The interval's rows include some unshifted ones around the change, so its mean moves by
+    // less than the full shift of 4; the unchanged columns hardly move.
+    let moved: Vec<f64> = (0..3).map(|j| (ex.during.mean[j] - ex.before.mean[j]).abs()).collect();
+    assert!(
+        moved[1] > 1.5 && moved[1] > 4.0 * moved[0].max(moved[2]),
+        "before {:?} during {:?}",
+        ex.before.mean,
+        ex.during.mean
+    );
+    assert_eq!(ex.before.count, 50);
+    let q = ex.during.quantiles[1];
+    assert!(q[0] <= q[1] && q[1] <= q[2] && q[2] <= q[3] && q[3] <= q[4]);
+}
+
+#[test]
+fn drift_out_of_the_reference_range_triggers_a_refresh() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1500), (30.0, 1.0, 2500)], 12);
+    let mut c = cfg(50);
+    c.refresh = Refresh::OnDrift { share: 0.5, windows: 3 };
+    let mut det = StreamDetector::new(c, 1).unwrap();
+    let (ev, _) = feed(&mut det, &x, 1, 0);
+    let refreshed: Vec<_> = ev.iter().filter(|e| matches!(e, Event::Refreshed { .. })).collect();
+    assert!(!refreshed.is_empty(), "no refresh");
+    // After the refresh the new level is the reference: no interval stays open to the end.
+    assert!(det.stats().refreshes >= 1);
+    let (_, _, span) = det.kernel().unwrap();
+    assert!(span[0] < 15.0, "the refreshed scaling covers the new level only: span {}", span[0]);
+}
+
+#[test]
+fn the_online_psi_policy_tracks_every_candidate_and_costs_more_memory() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1500), (2.0, 1.0, 1500)], 13);
+    let mut c = cfg(50);
+    c.psi = PsiPolicy::Online { candidates: vec![2, 4, 8, 16, 32, 64], history: 20, every: 5 };
+    let mut online = StreamDetector::new(c, 1).unwrap();
+    let (ev, _) = feed(&mut online, &x, 1, 0);
+    assert!(ev.iter().any(|e| matches!(e, Event::Opened { .. })));
+    let mut fixed = StreamDetector::new(cfg(50), 1).unwrap();
+    feed(&mut fixed, &x, 1, 0);
+    assert!(online.state_bytes() > 3 * fixed.state_bytes());
+    assert!([2, 4, 8, 16, 32, 64].contains(&online.psi().unwrap()));
+}
+
+#[test]
+fn a_shorter_hop_reports_a_change_sooner() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1520), (3.0, 1.0, 600)], 14);
+    let delay = |hop| {
+        let mut c = cfg(50);
+        c.hop = hop;
+        let mut det = StreamDetector::new(c, 1).unwrap();
+        let (ev, _) = feed(&mut det, &x, 1, 0);
+        ev.iter()
+            .find_map(|e| match e {
+                Event::Opened { detected_at, .. } if *detected_at > 1520 => Some(*detected_at - 1520),
+                _ => None,
+            })
+            .expect("the change is detected")
+    };
+    let (whole, fifth) = (delay(50), delay(10));
+    println!("detection delay in points: hop 50 -> {whole}, hop 10 -> {fifth}");
+    assert!(fifth < whole, "hop 10 delay {fifth} vs hop 50 delay {whole}");
+}
