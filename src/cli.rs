@@ -61,6 +61,28 @@ pub struct DetectArgs {
     /// Add compute time and peak memory to the output.
     #[arg(long)]
     pub timing: bool,
+    /// `offline`: the batch method over the whole file. `online`: the streaming detector fed
+    /// one row at a time (row index as timestamp), as the service runs it.
+    #[arg(long, value_enum, default_value_t = ModeArg::Offline)]
+    pub mode: ModeArg,
+    /// online: points between scores (a divisor of the window; default: the window).
+    #[arg(long)]
+    pub hop: Option<usize>,
+    /// online: windows buffered before detection starts.
+    #[arg(long, default_value_t = 20)]
+    pub warmup_windows: usize,
+    /// online: re-select psi as the stream goes (tracks every candidate; more memory and time).
+    #[arg(long)]
+    pub online_psi: bool,
+}
+
+/// Offline or streaming detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Batch iCID over the whole file.
+    Offline,
+    /// The streaming detector, one row at a time.
+    Online,
 }
 
 /// Window layouts on the command line.

@@ -9,8 +9,9 @@ use anyhow::{Context, bail};
 use driftwatch_icid::{Layout, NearestPath, Params, PsiChoice, SimdLevel, detect, suggest_window};
 use serde_json::{Map, Value, json};
 
-use crate::cli::{DetectArgs, LayoutArg, PathArg};
+use crate::cli::{DetectArgs, LayoutArg, ModeArg, PathArg};
 use crate::input::read_csv;
+use driftwatch_icid::{Event, PsiPolicy, StreamConfig, StreamDetector};
 
 /// Parses `--psi`: `auto`, one number, or a comma list of candidates.
 ///
@@ -84,6 +85,9 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         },
         path: nearest_path(args.path)?,
     };
+    if args.mode == ModeArg::Online {
+        return run_online(args, &table, &params, defaults);
+    }
     let started = Instant::now();
     let det = detect(&table.data, table.d, &params).with_context(|| args.file.display().to_string())?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -124,6 +128,103 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
             "timing".into(),
             json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": SimdLevel::detect().name(), "peak_rss_bytes": super::peak_rss_bytes()}),
         );
+    }
+    println!("{}", Value::Object(out));
+    Ok(())
+}
+
+/// `--mode online`: the streaming detector over the file's rows, events and intervals as JSON.
+fn run_online(
+    args: &DetectArgs,
+    table: &crate::input::Table,
+    params: &Params,
+    mut defaults: Map<String, Value>,
+) -> anyhow::Result<()> {
+    let mut cfg = StreamConfig::new(params.window);
+    cfg.hop = args.hop.unwrap_or(params.window);
+    cfg.alpha = params.alpha;
+    cfg.t = params.t;
+    cfg.seed = params.seed;
+    cfg.path = params.path;
+    cfg.warmup_windows = args.warmup_windows;
+    cfg.psi = match (&params.psi, args.online_psi) {
+        (PsiChoice::Fixed(p), _) => PsiPolicy::Fixed(*p),
+        (PsiChoice::Auto(c), true) => PsiPolicy::Online { candidates: c.clone(), history: 40, every: 20 },
+        (PsiChoice::Auto(_), false) if args.psi.eq_ignore_ascii_case("auto") => {
+            defaults.insert(
+                "psi".into(),
+                json!("auto: lowest approximate entropy of the warm-up over 2,4,8,16 (streaming default)"),
+            );
+            cfg.psi.clone()
+        }
+        (PsiChoice::Auto(c), false) => PsiPolicy::AtWarmup(c.clone()),
+    };
+    let warm = cfg.warmup_windows * cfg.window;
+    if table.n < warm + cfg.window {
+        anyhow::bail!(
+            "{}: {} rows are too few for online mode: warm-up takes {} ({} windows of {}) and detection at least one more window",
+            args.file.display(),
+            table.n,
+            warm,
+            cfg.warmup_windows,
+            cfg.window
+        );
+    }
+    let mut det = StreamDetector::new(cfg.clone(), table.d).with_context(|| args.file.display().to_string())?;
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let (mut window_scores, mut anomaly) = (Vec::new(), Vec::new());
+    for (i, row) in table.data.chunks_exact(table.d).enumerate() {
+        det.push(i as i64, row, &mut events);
+        let seen = det.stats().points as usize;
+        if args.scores && seen > warm && (seen - warm).is_multiple_of(cfg.hop) {
+            window_scores.push(det.last_window_score());
+            anomaly.extend_from_slice(det.last_anomaly_scores());
+        }
+    }
+    det.flush(&mut events);
+    let elapsed = started.elapsed().as_secs_f64();
+    let intervals: Vec<Value> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Closed(c) => Some(json!({
+                "start": c.start, "end": c.end, "peak_score": c.peak_score, "detected_at": c.detected_at,
+                "explanation": c.explanation,
+            })),
+            _ => None,
+        })
+        .collect();
+    let change_points: Vec<Value> = intervals.iter().map(|i| i["start"].clone()).collect();
+    let mut out = Map::new();
+    out.insert("file".into(), json!(args.file.display().to_string()));
+    out.insert("mode".into(), json!("online"));
+    out.insert("n".into(), json!(table.n));
+    out.insert("d".into(), json!(table.d));
+    if let Some(names) = &table.names {
+        out.insert("columns".into(), json!(names));
+    }
+    out.insert("window".into(), json!(cfg.window));
+    out.insert("hop".into(), json!(cfg.hop));
+    out.insert("warmup_points".into(), json!(warm));
+    out.insert("alpha".into(), json!(cfg.alpha));
+    out.insert("t".into(), json!(cfg.t));
+    out.insert("seed".into(), json!(cfg.seed));
+    out.insert("psi".into(), json!(det.psi()));
+    out.insert("threshold".into(), json!(det.threshold()));
+    out.insert("change_points".into(), json!(change_points));
+    out.insert("intervals".into(), json!(intervals));
+    out.insert("events".into(), serde_json::to_value(&events)?);
+    out.insert("stats".into(), serde_json::to_value(det.stats())?);
+    out.insert("state_bytes".into(), json!(det.state_bytes()));
+    if !defaults.is_empty() {
+        out.insert("defaults".into(), Value::Object(defaults));
+    }
+    if args.scores {
+        out.insert("window_scores".into(), json!(window_scores));
+        out.insert("anomaly_scores".into(), json!(anomaly));
+    }
+    if args.timing {
+        out.insert("timing".into(), json!({"elapsed_s": elapsed, "points_per_sec": table.n as f64 / elapsed, "peak_rss_bytes": super::peak_rss_bytes()}));
     }
     println!("{}", Value::Object(out));
     Ok(())

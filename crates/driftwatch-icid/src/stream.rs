@@ -1059,16 +1059,18 @@ fn scale_rows(raw: &[f64], lo: &[f64], span: &[f64]) -> Vec<f32> {
 /// (non-overlapping windows), summed otherwise.
 fn sum_blocks<'a>(
     blocks: &'a VecDeque<Vec<u16>>,
-    range: impl std::ops::RangeBounds<usize>,
+    range: impl std::ops::RangeBounds<usize> + Clone,
     extra: Option<&'a [u16]>,
 ) -> std::borrow::Cow<'a, [u16]> {
-    let mut parts: Vec<&'a [u16]> = blocks.range(range).map(Vec::as_slice).collect();
-    parts.extend(extra);
-    if let [one] = parts.as_slice() {
-        return std::borrow::Cow::Borrowed(one);
+    let mut ring = blocks.range(range.clone());
+    match (ring.len(), extra) {
+        (1, None) => return std::borrow::Cow::Borrowed(ring.next().expect("one block")),
+        (0, Some(e)) => return std::borrow::Cow::Borrowed(e),
+        _ => {}
     }
-    let mut out = vec![0u16; parts.first().map_or(0, |p| p.len())];
-    for p in parts {
+    let len = extra.map_or_else(|| blocks.front().map_or(0, Vec::len), <[u16]>::len);
+    let mut out = vec![0u16; len];
+    for p in blocks.range(range).map(Vec::as_slice).chain(extra) {
         for (o, &c) in out.iter_mut().zip(p) {
             *o += c;
         }
@@ -1131,11 +1133,11 @@ fn select_online(tracks: &[Track], history: usize, window: usize) -> usize {
 
 /// The anomaly score's index for a kernel with d > 1: the iNNE radius of every cell, the distance
 /// from its centre to the nearest other distinct centre of the same partitioning (0 when there is
-/// none). 1-D kernels need no index: a ball's radius comes from its sorted neighbours.
+/// none). 1-D kernels need none: centres by rank come from the kernel, radii from neighbours.
 fn ball_index(kernel: &IsolationKernel) -> Vec<f32> {
     let (t, psi, d) = (kernel.t(), kernel.psi(), kernel.d());
     if kernel.sorted().is_some() {
-        return Vec::new();
+        return Vec::new(); // 1-D: centres by rank are read from the kernel per block
     }
     let mut radii = vec![0f32; t * psi];
     for k in 0..t {
@@ -1184,9 +1186,7 @@ fn anomaly_scores(
         let mut centres = [0f32; crate::kernel::MAX_PSI];
         for k in 0..t {
             let thr = sorted.thresholds(k);
-            for (r, c) in centres.iter_mut().enumerate().take(thr.len() + 1) {
-                *c = kernel.centre_of_cell(k, r)[0];
-            }
+            sorted.sorted_centres(k, kernel.centres(), &mut centres);
             let counts = &prev[k * psi..(k + 1) * psi];
             crate::kernel::sorted::ball_counts(level, &rows.values, thr, &centres, counts, &mut acc);
         }

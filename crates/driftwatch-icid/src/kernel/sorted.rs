@@ -98,6 +98,16 @@ impl Sorted1d {
         self.rank_to_draw[k * self.psi + r] as usize
     }
 
+    /// Writes the centre value of every rank of partitioning `k` (`thresholds(k).len() + 1` of
+    /// them) into `out`, given the kernel's draw-order centres.
+    pub(crate) fn sorted_centres(&self, k: usize, centres: &[f32], out: &mut [f32]) {
+        let n = self.used[k] as usize + 1;
+        let base = k * self.psi;
+        for (o, &draw) in out[..n].iter_mut().zip(&self.rank_to_draw[base..base + n]) {
+            *o = centres[base + draw as usize];
+        }
+    }
+
     /// Whether the bucket tables were built.
     pub(crate) fn has_tables(&self) -> bool {
         !self.lut.is_empty()
@@ -255,7 +265,7 @@ pub(crate) fn count_above(level: super::SimdLevel, xs: &[f32], thr: &[f32], out:
 pub(crate) fn cell_counts(level: super::SimdLevel, xs: &[f32], thr: &[f32], out: &mut [u16]) {
     let used = thr.len();
     #[cfg(target_arch = "x86_64")]
-    if level == super::SimdLevel::Avx512 && used <= 16 {
+    if level == super::SimdLevel::Avx512 && used <= 64 {
         // SAFETY: Avx512 is only ever passed when the CPU has AVX-512F.
         unsafe { cell_counts_lanes_avx512(xs, thr, out) };
         return;
@@ -270,53 +280,74 @@ pub(crate) fn cell_counts(level: super::SimdLevel, xs: &[f32], thr: &[f32], out:
     out[used] = more as u16;
 }
 
-/// At most 16 thresholds, one per lane (unused lanes +inf): every value is broadcast, compared
-/// with all thresholds at once, and counted into the lanes it exceeds. Lane `j` ends holding how
-/// many values exceed threshold `j`; cell `c`'s count is lane `c−1` minus lane `c`.
+/// Up to 64 thresholds, one per lane of up to four vectors (unused lanes +inf): every value is
+/// broadcast, compared with all thresholds at once, and counted into the lanes it exceeds. Lane
+/// `j` ends holding how many values exceed threshold `j`; cell `c`'s count is lane `c−1` minus
+/// lane `c` (lane −1 = all values).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn cell_counts_lanes_avx512(xs: &[f32], thr: &[f32], out: &mut [u16]) {
     use std::arch::x86_64::*;
     let used = thr.len();
-    debug_assert!(used <= 16 && out.len() > used);
-    let lanes: __mmask16 = if used == 16 { 0xffff } else { (1u16 << used) - 1 };
-    // SAFETY: the mask covers only `used` thresholds.
-    let t = unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(f32::INFINITY), lanes, thr.as_ptr()) };
+    debug_assert!(used <= 64 && out.len() > used);
+    let vecs = used.div_ceil(16).max(1);
+    let inf = _mm512_set1_ps(f32::INFINITY);
+    let mut t = [inf; 4];
+    for (v, tv) in t.iter_mut().enumerate().take(vecs) {
+        let rem = used.saturating_sub(v * 16).min(16);
+        let lanes: __mmask16 = if rem == 16 { 0xffff } else { (1u16 << rem) - 1 };
+        // SAFETY: the mask covers only thresholds that exist from `v * 16` on.
+        *tv = unsafe { _mm512_mask_loadu_ps(inf, lanes, thr.as_ptr().add(v * 16)) };
+    }
     let one = _mm512_set1_epi32(1);
-    let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-    let mut pairs = xs.chunks_exact(2);
-    for p in &mut pairs {
-        // Two accumulators: consecutive values do not wait on each other.
-        let m0 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, _mm512_set1_ps(p[0]));
-        a0 = _mm512_mask_add_epi32(a0, m0, a0, one);
-        let m1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, _mm512_set1_ps(p[1]));
-        a1 = _mm512_mask_add_epi32(a1, m1, a1, one);
+    let mut acc = [_mm512_setzero_si512(); 4];
+    match vecs {
+        1 => {
+            // Two accumulators so consecutive values do not wait on each other.
+            let mut b = _mm512_setzero_si512();
+            let mut pairs = xs.chunks_exact(2);
+            for p in &mut pairs {
+                let m0 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t[0], _mm512_set1_ps(p[0]));
+                acc[0] = _mm512_mask_add_epi32(acc[0], m0, acc[0], one);
+                let m1 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t[0], _mm512_set1_ps(p[1]));
+                b = _mm512_mask_add_epi32(b, m1, b, one);
+            }
+            for &x in pairs.remainder() {
+                let m = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t[0], _mm512_set1_ps(x));
+                acc[0] = _mm512_mask_add_epi32(acc[0], m, acc[0], one);
+            }
+            acc[0] = _mm512_add_epi32(acc[0], b);
+        }
+        _ => {
+            for &x in xs {
+                let xv = _mm512_set1_ps(x);
+                for (a, tv) in acc.iter_mut().zip(&t).take(vecs) {
+                    let m = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(*tv, xv);
+                    *a = _mm512_mask_add_epi32(*a, m, *a, one);
+                }
+            }
+        }
     }
-    for &x in pairs.remainder() {
-        let m = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, _mm512_set1_ps(x));
-        a0 = _mm512_mask_add_epi32(a0, m, a0, one);
+    let mut above = [0u32; 64];
+    for (v, a) in acc.iter().enumerate().take(vecs) {
+        // SAFETY: `above` holds 64 lanes; v < 4.
+        unsafe { _mm512_storeu_si512(above.as_mut_ptr().add(v * 16).cast(), *a) };
     }
-    let above = _mm512_add_epi32(a0, a1);
-    // prev lane j = above[j−1], lane 0 = n: cells 0..used are prev − above; cell `used` is above[used−1].
-    let n = _mm512_set1_epi32(xs.len() as i32);
-    let prev = _mm512_alignr_epi32::<15>(above, n);
-    let cells = _mm512_sub_epi32(prev, above);
-    let mut tmp = [0u32; 16];
-    // SAFETY: `tmp` holds 16 lanes.
-    unsafe { _mm512_storeu_si512(tmp.as_mut_ptr().cast(), cells) };
-    for (o, &c) in out[..used].iter_mut().zip(&tmp[..used]) {
-        *o = c as u16;
+    let mut more = xs.len() as u32;
+    for (slot, &next) in out[..used].iter_mut().zip(&above[..used]) {
+        *slot = (more - next) as u16;
+        more = next;
     }
-    let mut last = [0u32; 16];
-    // SAFETY: as above.
-    unsafe { _mm512_storeu_si512(last.as_mut_ptr().cast(), above) };
-    out[used] = if used == 0 { xs.len() as u16 } else { last[used - 1] as u16 };
+    out[used] = more as u16;
 }
 
 /// For each value `x` of `xs`, adds to `acc` the previous window's count of `x`'s cell when `x`
 /// lies inside that cell's iNNE ball (centre `c`, radius: distance to the nearer neighbouring
 /// distinct centre, 0 for a lone centre); the anomaly score's inner loop for one partitioning.
 /// `centres[r]` is the centre of rank `r` (`thr.len() + 1` of them), `counts[r]` its count.
+/// (A variant running all partitionings per 16 values with tables loaded from stored sorted
+/// centres measured 2.02 M points/s against this one's 2.06–2.12 M, and needs 12.8 KB more per
+/// series at psi 16; it was dropped.)
 pub(crate) fn ball_counts(
     level: Option<super::SimdLevel>,
     xs: &[f32],
@@ -358,7 +389,7 @@ pub(crate) fn x_in_ball(x: f32, r: usize, centres: &[f32], last: usize) -> bool 
 unsafe fn ball_counts_avx512(xs: &[f32], thr: &[f32], centres: &[f32], counts: &[u16], acc: &mut [u32]) {
     use std::arch::x86_64::*;
     let used = thr.len();
-    debug_assert!(used <= 16 && centres.len() > used && counts.len() > used && acc.len() >= xs.len());
+    assert!(used <= 16 && centres.len() > used && counts.len() > used && acc.len() >= xs.len());
     // Table slot s holds the centre of rank s−1: slot 0 = −inf, slots used+2.. = +inf.
     let mut tab = [f32::INFINITY; 32];
     tab[0] = f32::NEG_INFINITY;
@@ -383,8 +414,7 @@ unsafe fn ball_counts_avx512(xs: &[f32], thr: &[f32], centres: &[f32], counts: &
             let m = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_set1_ps(tv));
             rank = _mm512_mask_add_epi32(rank, m, rank, one);
         }
-        let slot = _mm512_add_epi32(rank, one);
-        let c = _mm512_permutex2var_ps(tlo, slot, thi);
+        let c = _mm512_permutex2var_ps(tlo, _mm512_add_epi32(rank, one), thi);
         let l = _mm512_permutex2var_ps(tlo, rank, thi);
         let r = _mm512_permutex2var_ps(tlo, _mm512_add_epi32(rank, two), thi);
         let rad = _mm512_min_ps(_mm512_sub_ps(c, l), _mm512_sub_ps(r, c));
@@ -392,11 +422,10 @@ unsafe fn ball_counts_avx512(xs: &[f32], thr: &[f32], centres: &[f32], counts: &
         let dist = _mm512_abs_ps(_mm512_sub_ps(x, c));
         let inside = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(dist, rad) & lanes;
         let n = _mm512_permutex2var_epi32(clo, rank, chi);
-        let base = b * 16;
         let mut add = [0i32; 16];
         // SAFETY: `add` holds 16 lanes.
         unsafe { _mm512_storeu_si512(add.as_mut_ptr().cast(), _mm512_maskz_mov_epi32(inside, n)) };
-        for (a, &v) in acc[base..base + chunk.len()].iter_mut().zip(&add) {
+        for (a, &v) in acc[b * 16..b * 16 + chunk.len()].iter_mut().zip(&add) {
             *a += v as u32;
         }
     }
