@@ -47,23 +47,31 @@ pub fn validate(data: &[f64], d: usize) -> Result<usize, IcidError> {
 /// As [`validate`].
 pub fn minmax_scale(data: &[f64], d: usize) -> Result<Scaled, IcidError> {
     let n = validate(data, d)?;
+    let (lo, span) = column_range(data, d);
+    let values =
+        data.chunks_exact(d).flat_map(|row| (0..d).map(|j| scale_one(row[j], lo[j], span[j]) as f32)).collect();
+    Ok(Scaled { values, n, d })
+}
+
+/// Per-column minimum and span (`max − min`) of row-major `data` with `d` columns.
+pub fn column_range(data: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
     let mut lo = vec![f64::INFINITY; d];
     let mut hi = vec![f64::NEG_INFINITY; d];
     for row in data.chunks_exact(d) {
-        for j in 0..d {
-            lo[j] = lo[j].min(row[j]);
-            hi[j] = hi[j].max(row[j]);
+        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+            *l = l.min(v);
+            *h = h.max(v);
         }
     }
-    let mut values = Vec::with_capacity(data.len());
-    for row in data.chunks_exact(d) {
-        for j in 0..d {
-            let span = hi[j] - lo[j];
-            let v = if span > 0.0 { (row[j] - lo[j]) / span } else { 0.5 };
-            values.push(v as f32);
-        }
-    }
-    Ok(Scaled { values, n, d })
+    let span = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+    (lo, span)
+}
+
+/// One value scaled by its column's `lo` and `span`: `(v − lo) / span`, 0.5 for a constant
+/// column.
+#[inline]
+pub fn scale_one(v: f64, lo: f64, span: f64) -> f64 {
+    if span > 0.0 { (v - lo) / span } else { 0.5 }
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ use std::collections::VecDeque;
 use crate::apen::approximate_entropy_default;
 use crate::kernel::{IsolationKernel, NearestPath};
 use crate::offline::{Params, lowest_apen, normalise, score_candidate};
+use crate::scale::{column_range, scale_one};
 use crate::score::histogram;
 use crate::{IcidError, Layout, Scaled, Windows};
 
@@ -697,15 +698,7 @@ impl StreamDetector {
     fn finish_warmup(&mut self, raw: &[f64], ts: &[i64], events: &mut Vec<Event>) -> Result<(), IcidError> {
         let d = self.d;
         let n = ts.len();
-        let mut lo = vec![f64::INFINITY; d];
-        let mut hi = vec![f64::NEG_INFINITY; d];
-        for r in raw.chunks_exact(d) {
-            for j in 0..d {
-                lo[j] = lo[j].min(r[j]);
-                hi[j] = hi[j].max(r[j]);
-            }
-        }
-        let span: Vec<f64> = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+        let (lo, span) = column_range(raw, d);
         let scaled = Scaled { values: scale_rows(raw, &lo, &span), n, d };
         let w = self.cfg.window;
         let windows = Windows::new(n, w, Layout::HalfOpen)?;
@@ -1042,12 +1035,6 @@ fn close_interval(open: OpenInterval, d: usize) -> ClosedInterval {
         detected_at: open.detected_at,
         explanation,
     }
-}
-
-/// The warm-up scaling of one value: `(v − lo) / span`, 0.5 for a constant column (as offline).
-#[inline]
-fn scale_one(v: f64, lo: f64, span: f64) -> f64 {
-    if span > 0.0 { (v - lo) / span } else { 0.5 }
 }
 
 fn scale_rows(raw: &[f64], lo: &[f64], span: &[f64]) -> Vec<f32> {

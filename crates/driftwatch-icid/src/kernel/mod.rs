@@ -245,20 +245,7 @@ impl IsolationKernel {
     /// Nearest centre (draw index) of every row of `points` in every partitioning, row-major
     /// `n × t`, computed on `path`. For tests and tools; the detector never materialises this.
     pub fn assign(&self, points: &Scaled, path: NearestPath) -> Vec<u8> {
-        let mut out = vec![0u8; points.n * self.t];
-        let mut cells = Vec::new();
-        let mut block = BlockScratch::default();
-        for r0 in (0..points.n).step_by(BLOCK_ROWS) {
-            let r1 = (r0 + BLOCK_ROWS).min(points.n);
-            block.load(self, points, r0, r1, path);
-            for k in 0..self.t {
-                self.cells_into(k, &block, path, &mut cells, true);
-                for (i, &c) in cells.iter().enumerate() {
-                    out[(r0 + i) * self.t + k] = c;
-                }
-            }
-        }
-        out
+        self.assign_with(points, path, true)
     }
 
     /// The 1-D index, when this kernel has one (d = 1).
@@ -270,8 +257,14 @@ impl IsolationKernel {
     }
 
     /// Cell of every row in every partitioning (`n × t`), with the ids histograms use: the
-    /// sorted rank in 1-D, the draw index otherwise.
+    /// sorted rank in 1-D, the draw index otherwise. On the scalar path a 1-D kernel finds the
+    /// nearest centre with the reference loop and maps it to its rank.
     pub fn assign_ids(&self, points: &Scaled, path: NearestPath) -> Vec<u8> {
+        self.assign_with(points, path, false)
+    }
+
+    fn assign_with(&self, points: &Scaled, path: NearestPath, draw_ids: bool) -> Vec<u8> {
+        let to_rank = !draw_ids && path.level().is_none() && self.sorted().is_some();
         let mut out = vec![0u8; points.n * self.t];
         let mut cells = Vec::new();
         let mut block = BlockScratch::default();
@@ -279,21 +272,9 @@ impl IsolationKernel {
             let r1 = (r0 + BLOCK_ROWS).min(points.n);
             block.load(self, points, r0, r1, path);
             for k in 0..self.t {
-                match (&self.index, path.level()) {
-                    // The scalar path returns draw indices; histograms of a 1-D kernel use ranks.
-                    (Index::Sorted(s), None) => {
-                        cells.clear();
-                        let thr = s.thresholds(k);
-                        cells.extend(
-                            block.rowmajor[..block.rows]
-                                .iter()
-                                .map(|&x| thr.iter().filter(|&&tv| x > tv).count() as u8),
-                        );
-                    }
-                    _ => self.cells_into(k, &block, path, &mut cells, false),
-                }
+                self.cells_into(k, &block, path, &mut cells, draw_ids);
                 for (i, &c) in cells.iter().enumerate() {
-                    out[(r0 + i) * self.t + k] = c;
+                    out[(r0 + i) * self.t + k] = if to_rank { self.cell_of_centre(k, c as usize) as u8 } else { c };
                 }
             }
         }
