@@ -47,7 +47,7 @@ fn check(data: &[f64], d: usize, cfg: StreamConfig) {
     let mut streamed_scores = Vec::new();
     for i in 0..n {
         det.push(i as i64, &data[i * d..(i + 1) * d], &mut events);
-        if i + 1 > warm && (i + 1 - warm) % hop == 0 {
+        if i + 1 > warm && (i + 1 - warm).is_multiple_of(hop) {
             streamed_scores.push(det.last_window_score().unwrap());
         }
     }
