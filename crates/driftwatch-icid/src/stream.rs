@@ -121,7 +121,6 @@ pub struct StreamConfig {
     /// Seed of the partitionings.
     pub seed: u64,
     /// Nearest-centre implementation.
-    #[cfg_attr(feature = "serde", serde(skip, default))]
     pub path: NearestPath,
 }
 
@@ -165,6 +164,13 @@ impl StreamConfig {
         }
         if !self.alpha.is_finite() {
             return Err(IcidError::param("alpha", "must be a finite number"));
+        }
+        match self.refresh {
+            Refresh::EveryWindows(0) => return Err(IcidError::param("refresh", "every 0 windows")),
+            Refresh::OnDrift { share, windows } if windows == 0 || !(0.0..1.0).contains(&share) => {
+                return Err(IcidError::param("refresh", "drift needs windows >= 1 and 0 <= share < 1"));
+            }
+            _ => {}
         }
         if let Some(k) = self.max_gap_factor
             && !(k.is_finite() && k > 1.0)
@@ -291,7 +297,7 @@ pub enum Event {
         from_ts: i64,
         /// Timestamp after the gap.
         to_ts: i64,
-        /// Points of the unfinished window that were dropped (fewer than half a window).
+        /// Points of the unfinished block that were dropped (fewer than half a hop).
         dropped: usize,
     },
     /// The kernel was rebuilt from recent data.
@@ -319,6 +325,8 @@ pub struct StreamStats {
     pub gaps: u64,
     /// Kernel refreshes.
     pub refreshes: u64,
+    /// Times warm-up started again because every value in it was identical.
+    pub warmup_extensions: u64,
 }
 
 /// What [`StreamDetector::push`] did with one point.
@@ -478,6 +486,10 @@ struct Running {
     out_of_range_in_block: usize,
     /// Anomaly scores of the points of the last completed block.
     last_anomaly: Vec<f32>,
+    /// Blocks completed since the last gap (saturating). After a gap the windows start again:
+    /// nothing is scored until a whole window of points after the gap is in, and that window is
+    /// compared with the window before the gap.
+    since_gap: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -503,6 +515,10 @@ pub struct StreamDetector {
     /// The last `warmup_len` rows and timestamps, kept only when a refresh policy is set.
     refresh_raw: VecDeque<f64>,
     refresh_ts: VecDeque<i64>,
+    /// Points counted in `stats.points` but not yet in any block (the point after a gap while
+    /// the gap is handled).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pending: u64,
 }
 
 const DELTAS_KEPT: usize = 32;
@@ -528,6 +544,7 @@ impl StreamDetector {
             median_delta: None,
             refresh_raw: VecDeque::new(),
             refresh_ts: VecDeque::new(),
+            pending: 0,
         })
     }
 
@@ -611,7 +628,10 @@ impl StreamDetector {
                     + f64s(&r.recent_raw)
                     + r.recent_ts.capacity() * 8
                     + r.last_anomaly.capacity() * 4
-                    + r.open.as_ref().map_or(0, |o| o.during.as_ref().map_or(0, |a| a.sample.capacity() * 8 + a.d * 16))
+                    + r.open.as_ref().map_or(0, |o| {
+                        o.during.as_ref().map_or(0, |a| a.sample.capacity() * 8 + a.d * 16)
+                            + o.before_rows.as_ref().map_or(0, |v| v.capacity() * 8)
+                    })
                     + r.tracks
                         .iter()
                         .map(|t| {
@@ -640,6 +660,13 @@ impl StreamDetector {
         self.last_ts = Some(ts);
         let index = self.stats.points;
         self.stats.points += 1;
+        // A gap is handled before this point is recorded anywhere: it may complete the block in
+        // progress and so trigger a refresh, which must not see this point yet.
+        if let (Some(from_ts), Phase::Running(_)) = (gap, &self.phase) {
+            self.pending = 1; // this point is not part of any block yet
+            self.handle_gap(index, from_ts, ts, events);
+            self.pending = 0;
+        }
         if self.cfg.refresh != Refresh::Never {
             self.refresh_raw.extend(values.iter().copied());
             self.refresh_ts.push_back(ts);
@@ -655,17 +682,24 @@ impl StreamDetector {
                 raw.extend_from_slice(values);
                 tss.push(ts);
                 if tss.len() == self.cfg.warmup_len() {
-                    let (raw, tss) = (std::mem::take(raw), std::mem::take(tss));
-                    // The configuration was validated and the data are finite: warm-up cannot fail.
-                    self.finish_warmup(&raw, &tss, events).expect("warm-up on validated input");
+                    let (_, span) = column_range(raw, self.d);
+                    if span.iter().all(|&s| s == 0.0) {
+                        // Every value so far is the same: there is no reference to compare with
+                        // yet. Start the warm-up again from the last window, so the reference
+                        // is built from data that vary rather than mostly from the constant run.
+                        let keep = self.cfg.window;
+                        let cut = tss.len() - keep;
+                        raw.drain(..cut * self.d);
+                        tss.drain(..cut);
+                        self.stats.warmup_extensions += 1;
+                    } else {
+                        let (raw, tss) = (std::mem::take(raw), std::mem::take(tss));
+                        // The configuration was validated and the data are finite: warm-up cannot fail.
+                        self.finish_warmup(&raw, &tss, events).expect("warm-up on validated input");
+                    }
                 }
             }
-            Phase::Running(_) => {
-                if let Some(from_ts) = gap {
-                    self.handle_gap(index, from_ts, ts, events);
-                }
-                self.push_running(index, ts, values, events);
-            }
+            Phase::Running(_) => self.push_running(index, ts, values, events),
         }
         Pushed::Accepted
     }
@@ -674,23 +708,24 @@ impl StreamDetector {
     /// interval is a gap.
     fn observe_interval(&mut self, ts: i64) -> Option<i64> {
         let last = self.last_ts?;
-        let delta = ts - last;
+        let delta = ts.saturating_sub(last);
         let gap = match (self.cfg.max_gap_factor, self.median_delta) {
             (Some(k), Some(m)) if m > 0 && (delta as f64) > k * m as f64 => Some(last),
             _ => None,
         };
-        if gap.is_none() {
-            self.deltas.push_back(delta);
-            if self.deltas.len() > DELTAS_KEPT {
-                self.deltas.pop_front();
-            }
-            if self.deltas.len() >= 8
-                && (self.median_delta.is_none() || self.stats.points.is_multiple_of(DELTAS_KEPT as u64))
-            {
-                let mut v: Vec<i64> = self.deltas.iter().copied().collect();
-                v.sort_unstable();
-                self.median_delta = Some(v[v.len() / 2]);
-            }
+        // Gap intervals count too: the median of 32 ignores an isolated outage, and a lasting
+        // slower rate becomes the new median within about 16 points instead of turning every
+        // later interval into a gap.
+        self.deltas.push_back(delta);
+        if self.deltas.len() > DELTAS_KEPT {
+            self.deltas.pop_front();
+        }
+        if self.deltas.len() >= 8
+            && (self.median_delta.is_none() || gap.is_some() || self.stats.points.is_multiple_of(DELTAS_KEPT as u64))
+        {
+            let mut v: Vec<i64> = self.deltas.iter().copied().collect();
+            v.sort_unstable();
+            self.median_delta = Some(v[v.len() / 2]);
         }
         gap
     }
@@ -727,8 +762,8 @@ impl StreamDetector {
             .zip(&candidates)
             .enumerate()
             .filter(|(i, _)| keep_all || *i == chosen)
-            .map(|(_, pair)| pair)
-            .map(|(s, &psi)| {
+            .map(|(_, (s, _))| (s.psi_used, s))
+            .map(|(psi, s)| {
                 let mut blocks = VecDeque::new();
                 // Seed the block ring with the warm-up's last `2·per_window − 1` blocks.
                 let first = n - (2 * per_window - 1) * self.cfg.hop;
@@ -748,6 +783,7 @@ impl StreamDetector {
                 Track { psi, kernel: s.kernel, balls, blocks, scores }
             })
             .collect::<Vec<_>>();
+        let at = self.stats.points - self.pending;
         let recent_raw: VecDeque<f64> = raw[(n - 2 * w) * d..].iter().copied().collect();
         let recent_ts: VecDeque<i64> = ts[n - 2 * w..].iter().copied().collect();
         let running = Running {
@@ -757,7 +793,7 @@ impl StreamDetector {
             active,
             block_raw: Vec::with_capacity(self.cfg.hop * d),
             block_scaled: Vec::with_capacity(self.cfg.hop * d),
-            block_start: n as u64,
+            block_start: at,
             block_ts: Vec::with_capacity(self.cfg.hop),
             recent_raw,
             recent_ts,
@@ -767,9 +803,10 @@ impl StreamDetector {
             drifting_windows: 0,
             out_of_range_in_block: 0,
             last_anomaly: Vec::new(),
+            since_gap: usize::MAX,
         };
         let thr = threshold(&running.tracks[active].scores, self.cfg.alpha);
-        events.push(Event::WarmedUp { at: n as u64, psi: running.tracks[active].psi, threshold: thr });
+        events.push(Event::WarmedUp { at, psi: running.tracks[active].psi, threshold: thr });
         self.phase = Phase::Running(Box::new(running));
         Ok(())
     }
@@ -801,6 +838,7 @@ impl StreamDetector {
         }
         if let Phase::Running(r) = &mut self.phase {
             r.block_start = at;
+            r.since_gap = 0;
         }
         events.push(Event::Gap { at, from_ts, to_ts, dropped });
     }
@@ -843,20 +881,32 @@ impl StreamDetector {
         // Score every tracked candidate; only the active one drives events. A window is judged
         // by the threshold of the scores before it.
         let thr = threshold(&r.tracks[r.active].scores, cfg.alpha);
+        r.since_gap = r.since_gap.saturating_add(1);
+        let scoring = r.since_gap >= per_window;
         for t in &mut r.tracks {
             let mut fresh = vec![0u16; t.kernel.t() * t.kernel.psi()];
             histogram(&t.kernel, &block, cfg.path, &mut fresh);
-            let n = t.blocks.len(); // 2·per_window − 1
-            let cur = sum_blocks(&t.blocks, n + 1 - per_window.., Some(&fresh));
-            let prev = sum_blocks(&t.blocks, ..n + 1 - per_window, None);
-            let score = cosine_score(&cur, &prev);
-            drop((cur, prev));
+            if scoring {
+                let n = t.blocks.len(); // 2·per_window − 1
+                let cur = sum_blocks(&t.blocks, n + 1 - per_window.., Some(&fresh));
+                let prev = sum_blocks(&t.blocks, ..n + 1 - per_window, None);
+                let score = cosine_score(&cur, &prev);
+                drop((cur, prev));
+                t.scores.push_back(score);
+                if t.scores.len() > cfg.history {
+                    t.scores.pop_front();
+                }
+            }
             t.blocks.push_back(fresh);
             t.blocks.pop_front();
-            t.scores.push_back(score);
-            if t.scores.len() > cfg.history {
-                t.scores.pop_front();
-            }
+        }
+        if !scoring {
+            // Part of the first window after a gap: keep its rows, score nothing yet.
+            Self::slide_recent(r, cfg.window, d);
+            r.block_scaled = block.values;
+            r.block_scaled.clear();
+            r.block_start = window_end;
+            return;
         }
         self.stats.windows += 1;
         let score = *r.tracks[r.active].scores.back().expect("just pushed");
@@ -914,19 +964,8 @@ impl StreamDetector {
         } else if let Some(open) = r.open.take() {
             events.push(Event::Closed(close_interval(open, d)));
         }
-        // Slide the recent raw rows (the last `window` points) and clear the block.
-        r.recent_raw.extend(r.block_raw.iter().copied());
-        r.recent_ts.extend(r.block_ts.iter().copied());
-        while r.recent_ts.len() > 2 * cfg.window {
-            r.recent_ts.pop_front();
-            for _ in 0..d {
-                r.recent_raw.pop_front();
-            }
-        }
         let out_share = r.out_of_range_in_block as f64 / rows as f64;
-        r.block_raw.clear();
-        r.block_ts.clear();
-        r.out_of_range_in_block = 0;
+        Self::slide_recent(r, cfg.window, d);
         let mut block_values = block.values;
         block_values.clear();
         r.block_scaled = block_values;
@@ -953,13 +992,29 @@ impl StreamDetector {
                         "{windows} windows in a row with more than {:.0}% of values outside the reference range",
                         share * 100.0
                     );
-                    (why, windows * cfg.window)
+                    (why, windows * cfg.hop)
                 })
             }
         };
         if let Some((reason, keep)) = trigger {
             self.refresh(reason, keep, events);
         }
+    }
+
+    /// Moves the completed block's rows into the recent rows (the last `2·window` points) and
+    /// clears the block.
+    fn slide_recent(r: &mut Running, window: usize, d: usize) {
+        r.recent_raw.extend(r.block_raw.iter().copied());
+        r.recent_ts.extend(r.block_ts.iter().copied());
+        while r.recent_ts.len() > 2 * window {
+            r.recent_ts.pop_front();
+            for _ in 0..d {
+                r.recent_raw.pop_front();
+            }
+        }
+        r.block_raw.clear();
+        r.block_ts.clear();
+        r.out_of_range_in_block = 0;
     }
 
     /// Starts a new warm-up seeded with the last `keep` points: a scheduled refresh keeps a whole
@@ -971,14 +1026,18 @@ impl StreamDetector {
         if let Some(open) = r.open.take() {
             events.push(Event::Closed(close_interval(open, self.d)));
         }
+        let last_anomaly = std::mem::take(&mut r.last_anomaly);
         let keep = keep.min(self.refresh_ts.len());
         let skip = self.refresh_ts.len() - keep;
         let raw: Vec<f64> = self.refresh_raw.iter().skip(skip * self.d).copied().collect();
         let ts: Vec<i64> = self.refresh_ts.iter().skip(skip).copied().collect();
         self.stats.refreshes += 1;
-        events.push(Event::Refreshed { at: self.stats.points, reason });
+        events.push(Event::Refreshed { at: self.stats.points - self.pending, reason });
         if ts.len() == self.cfg.warmup_len() {
             self.finish_warmup(&raw, &ts, events).expect("warm-up on validated input");
+            if let Phase::Running(r) = &mut self.phase {
+                r.last_anomaly = last_anomaly; // the block that triggered the refresh keeps its scores
+            }
         } else {
             self.phase = Phase::WarmingUp { raw, ts };
         }

@@ -268,3 +268,101 @@ fn a_shorter_hop_reports_a_change_sooner() {
     println!("detection delay in points: hop 50 -> {whole}, hop 10 -> {fifth}");
     assert!(fifth < whole, "hop 10 delay {fifth} vs hop 50 delay {whole}");
 }
+
+// Regressions from review: each test names the failure it guards against.
+
+#[test]
+fn a_lasting_slower_sampling_rate_becomes_the_new_normal_instead_of_an_endless_gap() {
+    let x = gaussian_segments(&[(0.0, 1.0, 4000), (5.0, 1.0, 2500)], 31);
+    let mut det = StreamDetector::new(cfg(50), 1).unwrap();
+    let mut ev = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        // 1 s apart for 1500 points, then 10 s apart.
+        let ts = if i < 1500 { 1000 * i as i64 } else { 1_500_000 + 10_000 * (i as i64 - 1500) };
+        det.push(ts, &[*v], &mut ev);
+    }
+    assert!(det.stats().gaps < 20, "{} gaps", det.stats().gaps);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Opened { start, .. } if (3950..4100).contains(start))),
+        "the shift at 4000 was not reported"
+    );
+}
+
+#[test]
+fn a_constant_start_extends_warm_up_until_the_data_vary() {
+    let mut x = vec![3.0; 1200];
+    x.extend(gaussian_segments(&[(100.0, 5.0, 1500), (130.0, 5.0, 800)], 32));
+    let mut det = StreamDetector::new(cfg(50), 1).unwrap();
+    let mut ev = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        det.push(i as i64, &[*v], &mut ev);
+    }
+    assert_eq!(det.stats().warmup_extensions, 1);
+    let warmed = ev.iter().find_map(|e| if let Event::WarmedUp { at, .. } = e { Some(*at) } else { None }).unwrap();
+    assert!(warmed > 1200, "warmed up at {warmed} on constant data");
+    assert!(ev.iter().any(|e| matches!(e, Event::Opened { start, .. } if (2650..2800).contains(start))), "{ev:?}");
+}
+
+#[test]
+fn with_a_short_hop_no_interval_spans_a_gap_and_starts_are_rows_that_were_scored() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1300), (4.0, 1.0, 700)], 33);
+    let mut c = cfg(20);
+    c.hop = 10;
+    let mut det = StreamDetector::new(c, 1).unwrap();
+    let mut ev = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        let ts = 1000 * i as i64 + if i >= 1004 { 60_000 } else { 0 }; // 4 points of a block, then a gap
+        det.push(ts, &[*v], &mut ev);
+    }
+    assert!(ev.iter().any(|e| matches!(e, Event::Gap { at: 1004, dropped: 4, .. })));
+    for e in &ev {
+        match e {
+            Event::Opened { start, .. } => {
+                assert!(*start < 980 || *start >= 1004, "window start {start} mixes the gap")
+            }
+            Event::Closed(c) => {
+                assert!(c.end <= 1004 || c.start >= 1004, "interval {}..{} spans the gap", c.start, c.end)
+            }
+            _ => {}
+        }
+    }
+    assert!(ev.iter().any(|e| matches!(e, Event::Opened { start, .. } if (1280..1320).contains(start))));
+}
+
+#[test]
+fn a_refresh_during_a_gap_does_not_count_the_point_after_the_gap_twice() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1600)], 34);
+    let mut c = cfg(50);
+    c.refresh = Refresh::EveryWindows(3);
+    let mut det = StreamDetector::new(c, 1).unwrap();
+    let mut ev = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        let ts = 1000 * i as i64 + if i >= 1130 { 60_000 } else { 0 };
+        det.push(ts, &[*v], &mut ev);
+    }
+    let warmed: Vec<u64> =
+        ev.iter().filter_map(|e| if let Event::WarmedUp { at, .. } = e { Some(*at) } else { None }).collect();
+    assert_eq!(warmed[0], 1000);
+    // The refresh triggered by the partial block before the gap sees points up to 1129 only.
+    assert!(warmed.contains(&1130), "{warmed:?}");
+    let refreshed: Vec<u64> =
+        ev.iter().filter_map(|e| if let Event::Refreshed { at, .. } = e { Some(*at) } else { None }).collect();
+    assert!(refreshed.iter().all(|a| warmed.contains(a)), "{refreshed:?} vs {warmed:?}");
+}
+
+#[test]
+fn the_nearest_centre_path_survives_a_checkpoint_and_nonsense_refresh_settings_are_refused() {
+    let mut c = cfg(50);
+    c.path = NearestPath::Scalar;
+    let det = StreamDetector::new(c.clone(), 1).unwrap();
+    let back: StreamDetector = serde_json::from_str(&serde_json::to_string(&det).unwrap()).unwrap();
+    assert_eq!(back.config().path, NearestPath::Scalar);
+    for bad in [
+        Refresh::EveryWindows(0),
+        Refresh::OnDrift { share: 0.5, windows: 0 },
+        Refresh::OnDrift { share: 1.5, windows: 3 },
+    ] {
+        c.refresh = bad;
+        assert!(StreamDetector::new(c.clone(), 1).is_err(), "{bad:?} accepted");
+    }
+}

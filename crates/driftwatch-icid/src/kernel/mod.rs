@@ -38,6 +38,7 @@ pub const MAX_PSI: usize = 256;
 
 /// The instruction set a fast path runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SimdLevel {
     /// Plain Rust, compiles anywhere.
     Portable,
@@ -78,8 +79,10 @@ impl SimdLevel {
     }
 }
 
-/// Which nearest-centre implementation to use.
+/// Which nearest-centre implementation to use. A restored `Forced` level above what the CPU
+/// has runs on the widest level it does have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum NearestPath {
     /// The reference loop.
     Scalar,

@@ -357,8 +357,12 @@ pub(crate) fn ball_counts(
     acc: &mut [u32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if level == Some(super::SimdLevel::Avx512) && thr.len() <= 16 {
-        // SAFETY: Avx512 is only ever passed when the CPU has AVX-512F.
+    if level == Some(super::SimdLevel::Avx512)
+        && thr.len() <= 16
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+    {
+        // SAFETY: the features were just checked.
         unsafe { ball_counts_avx512(xs, thr, centres, counts, acc) };
         return;
     }
@@ -383,28 +387,33 @@ pub(crate) fn x_in_ball(x: f32, r: usize, centres: &[f32], last: usize) -> bool 
 }
 
 /// 16 values at a time: ranks by compare-and-count against the (at most 16) thresholds, then the
-/// centre, its neighbours and the count of each rank by two-register permutes (no gathers).
+/// centre, its neighbours and the count of each rank by two-register permutes (no gathers); the
+/// accumulators are updated with masked vector loads and stores.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn ball_counts_avx512(xs: &[f32], thr: &[f32], centres: &[f32], counts: &[u16], acc: &mut [u32]) {
     use std::arch::x86_64::*;
     let used = thr.len();
-    assert!(used <= 16 && centres.len() > used && counts.len() > used && acc.len() >= xs.len());
-    // Table slot s holds the centre of rank s−1: slot 0 = −inf, slots used+2.. = +inf.
-    let mut tab = [f32::INFINITY; 32];
-    tab[0] = f32::NEG_INFINITY;
-    tab[1..used + 2].copy_from_slice(&centres[..used + 1]);
-    let mut cnt = [0i32; 32];
-    for (c, &v) in cnt.iter_mut().zip(&counts[..used + 1]) {
-        *c = v as i32;
-    }
-    // SAFETY: the tables are 32 lanes each.
-    let (tlo, thi) = unsafe { (_mm512_loadu_ps(tab.as_ptr()), _mm512_loadu_ps(tab.as_ptr().add(16))) };
-    let (clo, chi) =
-        unsafe { (_mm512_loadu_si512(cnt.as_ptr().cast()), _mm512_loadu_si512(cnt.as_ptr().add(16).cast())) };
+    let n = used + 1; // centres in use, at most 17
+    assert!(used <= 16 && centres.len() >= n && counts.len() >= n && acc.len() >= xs.len());
+    let m0: __mmask16 = if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
+    let m1: __mmask16 = if n > 16 { (1u16 << (n - 16)) - 1 } else { 0 };
+    let inf = _mm512_set1_ps(f32::INFINITY);
+    // SAFETY: masked to the `n` centres and counts that exist.
+    let (s0, s1, clo, chi) = unsafe {
+        (
+            _mm512_castps_si512(_mm512_mask_loadu_ps(inf, m0, centres.as_ptr())),
+            _mm512_castps_si512(_mm512_mask_loadu_ps(inf, m1, centres.as_ptr().add(16))),
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m0, counts.as_ptr().cast())),
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m1, counts.as_ptr().add(16).cast())),
+        )
+    };
+    // Table slot s = centre of rank s−1: [−inf, c0..c14] and [c15, c16, +inf..].
+    let tlo =
+        _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(s0, _mm512_castps_si512(_mm512_set1_ps(f32::NEG_INFINITY))));
+    let thi = _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(s1, s0));
     let one = _mm512_set1_epi32(1);
     let two = _mm512_set1_epi32(2);
-    let inf = _mm512_set1_ps(f32::INFINITY);
     for (b, chunk) in xs.chunks(16).enumerate() {
         let lanes: __mmask16 = if chunk.len() == 16 { 0xffff } else { (1u16 << chunk.len()) - 1 };
         // SAFETY: masked to the chunk's length.
@@ -421,12 +430,12 @@ unsafe fn ball_counts_avx512(xs: &[f32], thr: &[f32], centres: &[f32], counts: &
         let rad = _mm512_mask_mov_ps(rad, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(rad, inf), _mm512_setzero_ps());
         let dist = _mm512_abs_ps(_mm512_sub_ps(x, c));
         let inside = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(dist, rad) & lanes;
-        let n = _mm512_permutex2var_epi32(clo, rank, chi);
-        let mut add = [0i32; 16];
-        // SAFETY: `add` holds 16 lanes.
-        unsafe { _mm512_storeu_si512(add.as_mut_ptr().cast(), _mm512_maskz_mov_epi32(inside, n)) };
-        for (a, &v) in acc[b * 16..b * 16 + chunk.len()].iter_mut().zip(&add) {
-            *a += v as u32;
+        let cnt = _mm512_permutex2var_epi32(clo, rank, chi);
+        // SAFETY: masked to the chunk's `lanes` within `acc` (acc.len() >= xs.len()).
+        unsafe {
+            let p = acc.as_mut_ptr().add(b * 16);
+            let a = _mm512_maskz_loadu_epi32(lanes, p.cast());
+            _mm512_mask_storeu_epi32(p.cast(), lanes, _mm512_mask_add_epi32(a, inside, a, cnt));
         }
     }
 }
