@@ -9,7 +9,9 @@
 //! * [`cli`] — the clap command tree.
 //! * [`input`] — reading series from CSV files, with errors that name file, row and reason.
 //! * [`commands`] — one module per subcommand.
+//! * [`ingest`] — the one point format every input uses (HTTP now, Kafka later) and its decoder.
 
 pub mod cli;
 pub mod commands;
+pub mod ingest;
 pub mod input;

@@ -1,0 +1,402 @@
+//! The one point format, shared by every input (HTTP bodies, Kafka messages, files), and its
+//! decoder. Pure: bytes in, points and reasons out; no I/O, no clock.
+//!
+//! A message is one JSON object, either a point or a batch for one series:
+//!
+//! ```json
+//! {"series": "cpu.host1", "ts": "2026-11-27T12:00:00Z", "value": 0.42}
+//! {"series": "cpu.host1", "ts": 1795780800000, "values": [0.42, 17.0]}
+//! {"series": "cpu.host1", "points": [[1795780800000, 0.42], ["2026-11-27T12:00:01Z", 0.40]]}
+//! {"series": "cpu.host1", "points": [[1795780800000, [0.42, 17.0]]]}
+//! ```
+//!
+//! `ts` is an RFC 3339 string or integer epoch milliseconds. A body is one message (JSON) or
+//! one message per line (NDJSON); [`decode_body`] decodes either.
+//!
+//! Two kinds of failure, kept apart on purpose:
+//! * a **message** that cannot be understood (not JSON, not an object, a missing or unknown
+//!   field, a bad series name, a `points` that is not a list) is a [`DecodeError`] with a
+//!   message a person can act on; the caller answers 4xx or dead-letters it;
+//! * a **point** inside an understood message that is unusable (a value that is not a finite
+//!   number, a timestamp that does not parse, a dimension different from the message's first
+//!   point) is rejected and counted by [`RejectReason`]; the rest of the message goes on.
+
+use std::fmt;
+
+use serde_json::Value;
+use thiserror::Error;
+
+/// Longest accepted series name, in bytes.
+pub const MAX_SERIES_LEN: usize = 256;
+/// Most values one point may carry.
+pub const MAX_DIM: usize = 64;
+
+/// One observation of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Epoch milliseconds.
+    pub ts_ms: i64,
+    /// One value per dimension, all finite.
+    pub values: Vec<f64>,
+}
+
+/// Why a point inside an understood message was set aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// A value is missing, not a number, or not finite.
+    InvalidValue,
+    /// The timestamp is neither RFC 3339 nor integer epoch milliseconds.
+    InvalidTimestamp,
+    /// The point has a different number of values than the message's first point.
+    DimensionMismatch,
+    /// A batch entry is not a `[ts, value]` or `[ts, [values]]` pair.
+    MalformedPoint,
+}
+
+impl RejectReason {
+    /// Every reason, for metrics.
+    pub const ALL: [RejectReason; 4] = [
+        RejectReason::InvalidValue,
+        RejectReason::InvalidTimestamp,
+        RejectReason::DimensionMismatch,
+        RejectReason::MalformedPoint,
+    ];
+
+    /// Stable name for metrics labels and API counts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidValue => "invalid_value",
+            RejectReason::InvalidTimestamp => "invalid_timestamp",
+            RejectReason::DimensionMismatch => "dimension_mismatch",
+            RejectReason::MalformedPoint => "malformed_point",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Rejected points of one message, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejected([u64; 4]);
+
+impl Rejected {
+    fn add(&mut self, r: RejectReason) {
+        self.0[r as usize] += 1;
+    }
+
+    /// Count for one reason.
+    pub fn get(&self, r: RejectReason) -> u64 {
+        self.0[r as usize]
+    }
+
+    /// All rejected points.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Adds another message's counts.
+    pub fn merge(&mut self, other: &Rejected) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
+
+/// A decoded message: the series, its usable points in message order, what was set aside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Series name.
+    pub series: String,
+    /// Usable points.
+    pub points: Vec<Point>,
+    /// Points set aside, by reason.
+    pub rejected: Rejected,
+}
+
+/// A message that cannot be understood.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// Not valid JSON.
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    /// Valid JSON, but not an object.
+    #[error("a message must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    /// A required field is absent.
+    #[error("missing field {0:?}")]
+    Missing(&'static str),
+    /// A field this format does not have.
+    #[error("unknown field {0:?} (fields are series, ts, value, values, points)")]
+    Unknown(String),
+    /// Fields that cannot go together or a field of the wrong type.
+    #[error("{0}")]
+    Shape(String),
+    /// The series name is unusable.
+    #[error("invalid series name: {0}")]
+    Series(String),
+}
+
+/// An NDJSON line that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("line {line}: {error}")]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was wrong.
+    pub error: DecodeError,
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Decodes one message.
+///
+/// # Errors
+/// [`DecodeError`] when the message as a whole cannot be understood.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    decode_value(value)
+}
+
+/// Decodes a body that is one JSON message, or NDJSON (one message per non-blank line). A body
+/// whose first non-blank line is a whole JSON value followed by more lines is NDJSON.
+/// Returns one result per message, so one bad line costs only itself.
+pub fn decode_body(bytes: &[u8]) -> Vec<Result<Message, LineError>> {
+    // One message (possibly pretty-printed over several lines)?
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        return vec![decode_value(value).map_err(|error| LineError { line: 1, error })];
+    }
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .map(|(i, line)| decode_message(line).map_err(|error| LineError { line: i + 1, error }))
+        .collect()
+}
+
+fn decode_value(value: Value) -> Result<Message, DecodeError> {
+    let Value::Object(mut obj) = value else {
+        return Err(DecodeError::NotAnObject(kind(&value)));
+    };
+    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "series" | "ts" | "value" | "values" | "points")) {
+        return Err(DecodeError::Unknown(k.clone()));
+    }
+    let series = series_name(obj.remove("series"))?;
+    let mut rejected = Rejected::default();
+    let mut points = Vec::new();
+    if let Some(batch) = obj.remove("points") {
+        if let Some(k) = ["ts", "value", "values"].into_iter().find(|k| obj.contains_key(*k)) {
+            return Err(DecodeError::Shape(format!("a batch has \"points\" only; {k:?} is for a single point")));
+        }
+        let Value::Array(entries) = batch else {
+            return Err(DecodeError::Shape(format!(
+                "\"points\" must be a list of [ts, value] pairs, got {}",
+                kind(&batch)
+            )));
+        };
+        points.reserve(entries.len());
+        let mut dim = None;
+        for entry in entries {
+            match batch_point(entry) {
+                Ok(p) => push_checked(&mut points, &mut dim, p, &mut rejected),
+                Err(r) => rejected.add(r),
+            }
+        }
+    } else {
+        let ts = obj.remove("ts").ok_or(DecodeError::Missing("ts"))?;
+        let values = match (obj.remove("value"), obj.remove("values")) {
+            (Some(_), Some(_)) => return Err(DecodeError::Shape("give \"value\" or \"values\", not both".into())),
+            (Some(v), None) => Ok(vec![v]),
+            (None, Some(Value::Array(vs))) => Ok(vs),
+            (None, Some(other)) => {
+                Err(DecodeError::Shape(format!("\"values\" must be a list of numbers, got {}", kind(&other))))
+            }
+            (None, None) => Err(DecodeError::Missing("value")),
+        }?;
+        match point(&ts, &values) {
+            Ok(p) => points.push(p),
+            Err(r) => rejected.add(r),
+        }
+    }
+    Ok(Message { series, points, rejected })
+}
+
+fn push_checked(points: &mut Vec<Point>, dim: &mut Option<usize>, p: Point, rejected: &mut Rejected) {
+    let d = *dim.get_or_insert(p.values.len());
+    if p.values.len() == d {
+        points.push(p);
+    } else {
+        rejected.add(RejectReason::DimensionMismatch);
+    }
+}
+
+fn series_name(v: Option<Value>) -> Result<String, DecodeError> {
+    let s = match v {
+        None => return Err(DecodeError::Missing("series")),
+        Some(Value::String(s)) => s,
+        Some(other) => return Err(DecodeError::Series(format!("must be a string, got {}", kind(&other)))),
+    };
+    if s.is_empty() {
+        return Err(DecodeError::Series("is empty".into()));
+    }
+    if s.len() > MAX_SERIES_LEN {
+        return Err(DecodeError::Series(format!("is {} bytes, at most {MAX_SERIES_LEN}", s.len())));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(DecodeError::Series("contains control characters".into()));
+    }
+    Ok(s)
+}
+
+fn batch_point(entry: Value) -> Result<Point, RejectReason> {
+    let Value::Array(pair) = entry else {
+        return Err(RejectReason::MalformedPoint);
+    };
+    match pair.as_slice() {
+        [ts, Value::Array(values)] => point(ts, values),
+        [ts, value] => point(ts, std::slice::from_ref(value)),
+        _ => Err(RejectReason::MalformedPoint),
+    }
+}
+
+fn point(ts: &Value, values: &[Value]) -> Result<Point, RejectReason> {
+    let ts_ms = timestamp(ts).ok_or(RejectReason::InvalidTimestamp)?;
+    if values.is_empty() || values.len() > MAX_DIM {
+        return Err(RejectReason::InvalidValue);
+    }
+    let values = values
+        .iter()
+        .map(|v| v.as_f64().filter(|x| x.is_finite()).ok_or(RejectReason::InvalidValue))
+        .collect::<Result<Vec<f64>, _>>()?;
+    Ok(Point { ts_ms, values })
+}
+
+/// RFC 3339 string or integer epoch milliseconds; sub-millisecond digits are truncated.
+fn timestamp(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+            i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Message {
+        decode_message(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        decode_message(s.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn decodes_every_form_of_point_and_batch() {
+        let m = ok(r#"{"series":"a","ts":"2026-11-27T12:00:00Z","value":0.5}"#);
+        assert_eq!(m.points, vec![Point { ts_ms: 1_795_780_800_000, values: vec![0.5] }]);
+        let m = ok(r#"{"series":"a","ts":1795780800123,"values":[1,2.5]}"#);
+        assert_eq!(m.points, vec![Point { ts_ms: 1_795_780_800_123, values: vec![1.0, 2.5] }]);
+        let m = ok(r#"{"series":"a","points":[[1000,1.0],["1970-01-01T00:00:02.5+00:00",2.0]]}"#);
+        assert_eq!(m.points.iter().map(|p| p.ts_ms).collect::<Vec<_>>(), vec![1000, 2500]);
+        let m = ok(r#"{"series":"a","points":[[1,[1,2]],[2,[3,4]]]}"#);
+        assert_eq!(m.points[1].values, vec![3.0, 4.0]);
+        assert_eq!(m.rejected.total(), 0);
+        // Time zones and sub-millisecond digits.
+        let m = ok(r#"{"series":"a","ts":"2026-11-27T13:00:00.000999+01:00","value":1}"#);
+        assert_eq!(m.points[0].ts_ms, 1_795_780_800_000);
+    }
+
+    #[test]
+    fn bad_points_in_a_good_batch_are_counted_by_reason_and_the_rest_kept() {
+        let m = ok(r#"{"series":"a","points":[[1,1],[2,null],[3,"x"],["yesterday",1],[4,[1,2]],[5],7,[6,1e3]]}"#);
+        assert_eq!(m.points.iter().map(|p| p.ts_ms).collect::<Vec<_>>(), vec![1, 6]);
+        assert_eq!(m.rejected.get(RejectReason::InvalidValue), 2);
+        assert_eq!(m.rejected.get(RejectReason::InvalidTimestamp), 1);
+        assert_eq!(m.rejected.get(RejectReason::DimensionMismatch), 1);
+        assert_eq!(m.rejected.get(RejectReason::MalformedPoint), 2);
+        // A single bad point: the message is understood, the point rejected.
+        let m = ok(r#"{"series":"a","ts":1.5,"value":1}"#);
+        assert_eq!((m.points.len(), m.rejected.get(RejectReason::InvalidTimestamp)), (0, 1));
+    }
+
+    #[test]
+    fn messages_that_cannot_be_understood_say_why() {
+        assert!(err("{").starts_with("not valid JSON"));
+        assert_eq!(err("[1,2]"), "a message must be a JSON object, got an array");
+        assert_eq!(err(r#"{"ts":1,"value":1}"#), "missing field \"series\"");
+        assert_eq!(err(r#"{"series":"a","value":1}"#), "missing field \"ts\"");
+        assert_eq!(err(r#"{"series":"a","ts":1}"#), "missing field \"value\"");
+        assert_eq!(
+            err(r#"{"series":"a","ts":1,"value":1,"unit":"s"}"#),
+            "unknown field \"unit\" (fields are series, ts, value, values, points)"
+        );
+        assert_eq!(err(r#"{"series":"a","ts":1,"value":1,"values":[1]}"#), "give \"value\" or \"values\", not both");
+        assert_eq!(
+            err(r#"{"series":"a","ts":1,"points":[]}"#),
+            "a batch has \"points\" only; \"ts\" is for a single point"
+        );
+        assert_eq!(
+            err(r#"{"series":"a","points":{}}"#),
+            "\"points\" must be a list of [ts, value] pairs, got an object"
+        );
+        assert_eq!(err(r#"{"series":"","ts":1,"value":1}"#), "invalid series name: is empty");
+        assert_eq!(err(r#"{"series":7,"ts":1,"value":1}"#), "invalid series name: must be a string, got a number");
+        assert!(err(&format!(r#"{{"series":"{}","ts":1,"value":1}}"#, "x".repeat(300))).contains("at most 256"));
+        // Non-finite numbers are not JSON; the parser refuses them as a whole message.
+        assert!(err(r#"{"series":"a","ts":1,"value":NaN}"#).starts_with("not valid JSON"));
+    }
+
+    #[test]
+    fn a_body_is_one_message_or_ndjson_and_one_bad_line_costs_only_itself() {
+        let one = decode_body(b"{\n  \"series\": \"a\",\n  \"ts\": 1,\n  \"value\": 2\n}\n");
+        assert_eq!(one.len(), 1);
+        assert!(one[0].is_ok());
+        let body = b"{\"series\":\"a\",\"ts\":1,\"value\":1}\n\n{\"series\":\"b\",\"ts\":1,\"value\":\n{\"series\":\"c\",\"points\":[[1,1],[2,2]]}\n";
+        let r = decode_body(body);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].as_ref().unwrap().series, "a");
+        assert_eq!(r[1].as_ref().unwrap_err().line, 3);
+        assert_eq!(r[2].as_ref().unwrap().points.len(), 2);
+        assert!(decode_body(b"").is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode_body(&bytes);
+            let _ = decode_message(&bytes);
+        }
+
+        #[test]
+        fn encoded_batches_decode_to_the_same_points(
+            series in "[a-z][a-z0-9._-]{0,20}",
+            pts in proptest::collection::vec((proptest::prelude::any::<i64>(), -1e12f64..1e12), 0..50),
+        ) {
+            let msg = serde_json::json!({"series": series, "points": pts.iter().map(|(t, v)| serde_json::json!([t, v])).collect::<Vec<_>>()});
+            let m = decode_message(msg.to_string().as_bytes()).unwrap();
+            proptest::prop_assert_eq!(m.series, series);
+            proptest::prop_assert_eq!(m.points.len(), pts.len());
+            for (p, (t, v)) in m.points.iter().zip(&pts) {
+                proptest::prop_assert_eq!(p.ts_ms, *t);
+                proptest::prop_assert_eq!(p.values[0], *v);
+            }
+        }
+    }
+}
