@@ -10,8 +10,10 @@
 //! * [`input`] — reading series from CSV files, with errors that name file, row and reason.
 //! * [`commands`] — one module per subcommand.
 //! * [`ingest`] — the one point format every input uses (HTTP now, Kafka later) and its decoder.
+//! * [`pipeline`] — series sharded over detector threads behind bounded queues.
 
 pub mod cli;
 pub mod commands;
 pub mod ingest;
 pub mod input;
+pub mod pipeline;

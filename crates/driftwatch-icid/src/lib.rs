@@ -44,7 +44,8 @@ pub use kernel::{IsolationKernel, NearestPath, SimdLevel};
 pub use offline::{Candidate, Detection, Interval, Params, PsiChoice, detect, suggest_window};
 pub use scale::{Scaled, minmax_scale};
 pub use stream::{
-    ClosedInterval, Event, Explanation, PsiPolicy, Pushed, Refresh, StreamConfig, StreamDetector, StreamStats, Summary,
+    BlockScore, ClosedInterval, Event, Explanation, PsiPolicy, Pushed, Refresh, StreamConfig, StreamDetector,
+    StreamStats, Summary,
 };
 pub use windows::{Layout, Windows};
 

@@ -122,6 +122,10 @@ pub struct StreamConfig {
     pub seed: u64,
     /// Nearest-centre implementation.
     pub path: NearestPath,
+    /// Record every completed block in an outbox for [`StreamDetector::drain_blocks`] (the
+    /// service stores window and anomaly scores from it). Off by default: nothing is kept.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub collect_blocks: bool,
 }
 
 impl StreamConfig {
@@ -143,6 +147,7 @@ impl StreamConfig {
             explain: true,
             seed: 0,
             path: NearestPath::Auto,
+            collect_blocks: false,
         }
     }
 
@@ -327,6 +332,24 @@ pub struct StreamStats {
     pub refreshes: u64,
     /// Times warm-up started again because every value in it was identical.
     pub warmup_extensions: u64,
+}
+
+/// One completed block, as recorded when [`StreamConfig::collect_blocks`] is on.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BlockScore {
+    /// Stream index of the block's first point.
+    pub first_index: u64,
+    /// Points in the block.
+    pub rows: usize,
+    /// Timestamp of the block's last point.
+    pub end_ts: i64,
+    /// Score of the window ending with this block (`None` while a window after a gap fills).
+    pub score: Option<f64>,
+    /// The threshold the score was judged by.
+    pub threshold: Option<f64>,
+    /// Anomaly score of each point of the block (empty when anomaly scores are off).
+    pub anomaly: Vec<f32>,
 }
 
 /// What [`StreamDetector::push`] did with one point.
@@ -519,6 +542,9 @@ pub struct StreamDetector {
     /// the gap is handled).
     #[cfg_attr(feature = "serde", serde(skip))]
     pending: u64,
+    /// Completed blocks not yet drained (only with `collect_blocks`).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    outbox: Vec<BlockScore>,
 }
 
 const DELTAS_KEPT: usize = 32;
@@ -545,6 +571,7 @@ impl StreamDetector {
             refresh_raw: VecDeque::new(),
             refresh_ts: VecDeque::new(),
             pending: 0,
+            outbox: Vec::new(),
         })
     }
 
@@ -608,6 +635,25 @@ impl StreamDetector {
             Phase::Running(r) => &r.last_anomaly,
             Phase::WarmingUp { .. } => &[],
         }
+    }
+
+    /// Turns the completed-block outbox on or off (a restored detector keeps its configuration
+    /// otherwise).
+    pub fn set_collect_blocks(&mut self, on: bool) {
+        self.cfg.collect_blocks = on;
+        if !on {
+            self.outbox.clear();
+        }
+    }
+
+    /// Takes the completed blocks recorded since the last call (with `collect_blocks`).
+    pub fn drain_blocks(&mut self) -> Vec<BlockScore> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Timestamp of the last accepted point.
+    pub fn last_ts(&self) -> Option<i64> {
+        self.last_ts
     }
 
     /// Bytes of heap and inline state this detector holds now. Bounded: it depends on the
@@ -899,6 +945,17 @@ impl StreamDetector {
             }
             t.blocks.push_back(fresh);
             t.blocks.pop_front();
+        }
+        if cfg.collect_blocks {
+            let score = if scoring { r.tracks[r.active].scores.back().copied() } else { None };
+            self.outbox.push(BlockScore {
+                first_index: r.block_start,
+                rows,
+                end_ts,
+                score,
+                threshold: scoring.then_some(thr),
+                anomaly: r.last_anomaly.clone(),
+            });
         }
         if !scoring {
             // Part of the first window after a gap: keep its rows, score nothing yet.

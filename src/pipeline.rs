@@ -1,0 +1,393 @@
+//! The detector pipeline: every series has its own [`StreamDetector`], and series are sharded
+//! over a fixed set of OS threads (never tokio worker threads: the engine is CPU-bound) by a
+//! stable hash of the series name. Each shard is fed by a bounded channel, so when detectors
+//! fall behind, [`Pipeline::ingest`] waits for room and back-pressure reaches the ingest edge.
+//!
+//! A shard owns its series outright (no locks): points of one series are processed in the
+//! order they were submitted. A point whose timestamp equals the series' last accepted one is
+//! a duplicate, one before it is late; both are counted and skipped, so replay and redelivery
+//! are safe. Every batch gets a [`Report`]: counts by outcome, the events it caused and the
+//! scored blocks (window score, threshold, per-point anomaly scores) for storage.
+//!
+//! Shutdown: [`Pipeline::shutdown`] closes the channels; each shard finishes what is queued and
+//! returns its detectors, so the caller can checkpoint them.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use driftwatch_icid::{BlockScore, Event, Pushed, StreamConfig, StreamDetector};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ingest::decode::Point;
+
+/// Pipeline settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Detector threads.
+    pub shards: usize,
+    /// Batches queued per shard before `ingest` waits.
+    pub queue: usize,
+    /// Detector configuration for a series that has none of its own.
+    pub detector: StreamConfig,
+}
+
+/// What went wrong talking to the pipeline.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PipelineError {
+    /// The pipeline is shutting down or a shard thread is gone.
+    #[error("the detector pipeline is not running")]
+    Stopped,
+    /// A detector configuration the engine refuses.
+    #[error("invalid detector configuration: {0}")]
+    Config(String),
+    /// The pipeline settings are unusable.
+    #[error("invalid pipeline settings: {0}")]
+    Settings(&'static str),
+}
+
+/// The outcome of one batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Points fed to the detector.
+    pub accepted: u64,
+    /// Points with the series' last accepted timestamp.
+    pub duplicate: u64,
+    /// Points before the series' last accepted timestamp.
+    pub late: u64,
+    /// Points with a different number of values than the series.
+    pub dimension_mismatch: u64,
+    /// Events the batch caused, in order.
+    pub events: Vec<Event>,
+    /// Blocks the batch completed, in order.
+    pub blocks: Vec<BlockScore>,
+    /// Time spent in the detector, seconds.
+    pub detector_seconds: f64,
+}
+
+enum Job {
+    Points { series: String, points: Vec<Point>, reply: oneshot::Sender<Report> },
+    Configure { series: String, config: StreamConfig, dim: usize, reply: oneshot::Sender<Result<(), String>> },
+    Snapshot { series: String, reply: oneshot::Sender<Option<StreamDetector>> },
+    Restore { series: String, detector: Box<StreamDetector> },
+    Remove { series: String, reply: oneshot::Sender<bool> },
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    senders: Vec<mpsc::Sender<Job>>,
+    threads: Vec<JoinHandle<HashMap<String, StreamDetector>>>,
+    queue: usize,
+}
+
+impl Pipeline {
+    /// Starts `config.shards` detector threads.
+    ///
+    /// # Errors
+    /// Zero shards or queue length, or a default detector configuration the engine refuses.
+    pub fn start(config: PipelineConfig) -> Result<Self, PipelineError> {
+        if config.shards == 0 || config.queue == 0 {
+            return Err(PipelineError::Settings("shards and queue must be at least 1"));
+        }
+        // Validate the default configuration once, up front.
+        StreamDetector::new(config.detector.clone(), 1).map_err(|e| PipelineError::Config(e.to_string()))?;
+        let mut senders = Vec::with_capacity(config.shards);
+        let mut threads = Vec::with_capacity(config.shards);
+        for shard in 0..config.shards {
+            let (tx, rx) = mpsc::channel(config.queue);
+            let mut defaults = config.detector.clone();
+            defaults.collect_blocks = true;
+            let handle = std::thread::Builder::new()
+                .name(format!("detector-{shard}"))
+                .spawn(move || run_shard(rx, defaults))
+                .map_err(|_| PipelineError::Settings("could not start a detector thread"))?;
+            senders.push(tx);
+            threads.push(handle);
+        }
+        Ok(Self { senders, threads, queue: config.queue })
+    }
+
+    /// The shard a series lives on: a stable hash of its name (SipHash with fixed keys).
+    pub fn shard_of(&self, series: &str) -> usize {
+        let mut h = DefaultHasher::new();
+        series.hash(&mut h);
+        (h.finish() % self.senders.len() as u64) as usize
+    }
+
+    /// Batches waiting per shard (for the queue-depth metric).
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.senders.iter().map(|s| self.queue - s.capacity()).collect()
+    }
+
+    /// Feeds a batch of one series' points, waiting for queue room, and returns its report.
+    ///
+    /// # Errors
+    /// [`PipelineError::Stopped`] when the pipeline is shutting down.
+    pub async fn ingest(&self, series: String, points: Vec<Point>) -> Result<Report, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        let shard = self.shard_of(&series);
+        self.senders[shard].send(Job::Points { series, points, reply }).await.map_err(|_| PipelineError::Stopped)?;
+        rx.await.map_err(|_| PipelineError::Stopped)
+    }
+
+    /// Gives a series its own detector configuration; its detector starts again (re-warms).
+    ///
+    /// # Errors
+    /// A configuration the engine refuses, or a stopped pipeline.
+    pub async fn configure(&self, series: String, config: StreamConfig, dim: usize) -> Result<(), PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        let shard = self.shard_of(&series);
+        self.senders[shard]
+            .send(Job::Configure { series, config, dim, reply })
+            .await
+            .map_err(|_| PipelineError::Stopped)?;
+        rx.await.map_err(|_| PipelineError::Stopped)?.map_err(PipelineError::Config)
+    }
+
+    /// A copy of a series' detector (for checkpoints), if the series is known.
+    ///
+    /// # Errors
+    /// A stopped pipeline.
+    pub async fn snapshot(&self, series: String) -> Result<Option<StreamDetector>, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        let shard = self.shard_of(&series);
+        self.senders[shard].send(Job::Snapshot { series, reply }).await.map_err(|_| PipelineError::Stopped)?;
+        rx.await.map_err(|_| PipelineError::Stopped)
+    }
+
+    /// Installs a restored detector for a series (from a checkpoint).
+    ///
+    /// # Errors
+    /// A stopped pipeline.
+    pub async fn restore(&self, series: String, detector: StreamDetector) -> Result<(), PipelineError> {
+        let shard = self.shard_of(&series);
+        self.senders[shard]
+            .send(Job::Restore { series, detector: Box::new(detector) })
+            .await
+            .map_err(|_| PipelineError::Stopped)
+    }
+
+    /// Forgets a series; returns whether it was known.
+    ///
+    /// # Errors
+    /// A stopped pipeline.
+    pub async fn remove(&self, series: String) -> Result<bool, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        let shard = self.shard_of(&series);
+        self.senders[shard].send(Job::Remove { series, reply }).await.map_err(|_| PipelineError::Stopped)?;
+        rx.await.map_err(|_| PipelineError::Stopped)
+    }
+
+    /// Stops accepting work, lets every shard finish its queue, and returns all detectors (for
+    /// the final checkpoint). Blocks until the shard threads end.
+    pub fn shutdown(self) -> HashMap<String, StreamDetector> {
+        drop(self.senders);
+        let mut all = HashMap::new();
+        for t in self.threads {
+            if let Ok(part) = t.join() {
+                all.extend(part);
+            }
+        }
+        all
+    }
+}
+
+fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<String, StreamDetector> {
+    let mut detectors: HashMap<String, StreamDetector> = HashMap::new();
+    while let Some(job) = rx.blocking_recv() {
+        match job {
+            Job::Points { series, points, reply } => {
+                let report = feed(&mut detectors, &defaults, series, &points);
+                let _ = reply.send(report); // the caller may have gone away; the work is done
+            }
+            Job::Configure { series, mut config, dim, reply } => {
+                config.collect_blocks = true;
+                let result = StreamDetector::new(config, dim).map(|det| {
+                    detectors.insert(series, det);
+                });
+                let _ = reply.send(result.map_err(|e| e.to_string()));
+            }
+            Job::Snapshot { series, reply } => {
+                let _ = reply.send(detectors.get(&series).cloned());
+            }
+            Job::Restore { series, detector } => {
+                let mut det = *detector;
+                if det.check_version().is_ok() {
+                    // Restored state keeps its own configuration; the outbox is always wanted here.
+                    det.set_collect_blocks(true);
+                    detectors.insert(series, det);
+                }
+            }
+            Job::Remove { series, reply } => {
+                let _ = reply.send(detectors.remove(&series).is_some());
+            }
+        }
+    }
+    detectors
+}
+
+fn feed(
+    detectors: &mut HashMap<String, StreamDetector>,
+    defaults: &StreamConfig,
+    series: String,
+    points: &[Point],
+) -> Report {
+    let mut report = Report::default();
+    let Some(first) = points.first() else { return report };
+    let started = Instant::now();
+    let det = match detectors.entry(series) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let det = StreamDetector::new(defaults.clone(), first.values.len()).expect("defaults validated at start");
+            e.insert(det)
+        }
+    };
+    for p in points {
+        if p.values.len() != det.dim() {
+            report.dimension_mismatch += 1;
+            continue;
+        }
+        match det.push(p.ts_ms, &p.values, &mut report.events) {
+            Pushed::Accepted => report.accepted += 1,
+            Pushed::Late if det.last_ts() == Some(p.ts_ms) => report.duplicate += 1,
+            Pushed::Late => report.late += 1,
+            // Finite values and the right dimension are checked by the decoder and above.
+            Pushed::Invalid => report.dimension_mismatch += 1,
+        }
+    }
+    report.blocks = det.drain_blocks();
+    report.detector_seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(values: &[f64], t0: i64) -> Vec<Point> {
+        values.iter().enumerate().map(|(i, &v)| Point { ts_ms: t0 + i as i64 * 1000, values: vec![v] }).collect()
+    }
+
+    fn config(shards: usize) -> PipelineConfig {
+        let mut detector = StreamConfig::new(50);
+        detector.psi = driftwatch_icid::PsiPolicy::Fixed(8);
+        detector.t = 50;
+        PipelineConfig { shards, queue: 4, detector }
+    }
+
+    fn shift() -> Vec<f64> {
+        driftwatch_testkit::gaussian_segments(&[(0.0, 1.0, 1500), (5.0, 1.0, 500)], 3)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_find_the_change_and_replays_are_counted_not_fed() {
+        let p = Pipeline::start(config(2)).unwrap();
+        let data = shift();
+        let all = points(&data, 0);
+        let mut opened = Vec::new();
+        let mut blocks = 0;
+        for chunk in all.chunks(100) {
+            let r = p.ingest("s1".into(), chunk.to_vec()).await.unwrap();
+            assert_eq!(r.accepted, chunk.len() as u64);
+            opened.extend(
+                r.events.iter().filter_map(|e| if let Event::Opened { start, .. } = e { Some(*start) } else { None }),
+            );
+            blocks += r.blocks.len();
+            for b in &r.blocks {
+                assert_eq!(b.anomaly.len(), b.rows);
+            }
+        }
+        assert!(opened.contains(&1500), "{opened:?}");
+        assert_eq!(blocks, 20, "(2000 − 1000 warm-up) / 50");
+        // Replaying a batch: the last point is a duplicate, the rest are late; nothing is fed.
+        let r = p.ingest("s1".into(), all[1900..].to_vec()).await.unwrap();
+        assert_eq!((r.accepted, r.duplicate, r.late), (0, 1, 99));
+        assert!(r.events.is_empty() && r.blocks.is_empty());
+        let dets = p.shutdown();
+        assert_eq!(dets["s1"].stats().points, 2000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn series_spread_over_shards_and_each_keeps_its_order() {
+        let p = Pipeline::start(config(3)).unwrap();
+        let names: Vec<String> = (0..30).map(|i| format!("series-{i}")).collect();
+        let shards: std::collections::HashSet<usize> = names.iter().map(|n| p.shard_of(n)).collect();
+        assert_eq!(shards.len(), 3, "30 names land on every shard");
+        assert_eq!(p.shard_of("series-7"), p.shard_of("series-7"));
+        let data = shift();
+        let mut tasks = Vec::new();
+        let p = std::sync::Arc::new(p);
+        for name in names.clone() {
+            let (p, data) = (p.clone(), data.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut accepted = 0;
+                for chunk in points(&data[..1200], 0).chunks(200) {
+                    accepted += p.ingest(name.clone(), chunk.to_vec()).await.unwrap().accepted;
+                }
+                accepted
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 1200);
+        }
+        let p = std::sync::Arc::try_unwrap(p).unwrap();
+        let dets = p.shutdown();
+        assert_eq!(dets.len(), 30);
+        assert!(dets.values().all(|d| d.stats().points == 1200 && !d.warming_up()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_series_can_be_configured_snapshotted_restored_and_removed() {
+        let p = Pipeline::start(config(1)).unwrap();
+        let mut own = StreamConfig::new(20);
+        own.psi = driftwatch_icid::PsiPolicy::Fixed(4);
+        own.t = 30;
+        p.configure("a".into(), own.clone(), 1).await.unwrap();
+        own.hop = 7; // does not divide 20
+        assert!(matches!(p.configure("a".into(), own, 1).await, Err(PipelineError::Config(m)) if m.contains("hop")));
+        let data = shift();
+        p.ingest("a".into(), points(&data[..500], 0)).await.unwrap();
+        let snap = p.snapshot("a".into()).await.unwrap().expect("known series");
+        assert_eq!(snap.config().window, 20);
+        assert!(!snap.warming_up(), "20 windows of 20 points");
+        assert!(p.remove("a".into()).await.unwrap());
+        assert!(p.snapshot("a".into()).await.unwrap().is_none());
+        p.restore("a".into(), snap).await.unwrap();
+        let r = p.ingest("a".into(), points(&data[500..600], 500_000)).await.unwrap();
+        assert_eq!(r.accepted, 100);
+        assert_eq!(r.blocks.len(), 5, "the restored detector continues, no re-warm");
+        // A point of the wrong dimension is counted, not fed.
+        let r = p.ingest("a".into(), vec![Point { ts_ms: 10_000_000, values: vec![1.0, 2.0] }]).await.unwrap();
+        assert_eq!(r.dimension_mismatch, 1);
+        p.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_a_one_batch_queue_concurrent_senders_lose_nothing() {
+        let mut cfg = config(1);
+        cfg.queue = 1;
+        let p = std::sync::Arc::new(Pipeline::start(cfg).unwrap());
+        let data = shift();
+        // Many concurrent senders into one shard with a queue of one batch.
+        let mut tasks = Vec::new();
+        for s in 0..8 {
+            let (p, data) = (p.clone(), data.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0;
+                for chunk in points(&data, 0).chunks(250) {
+                    n += p.ingest(format!("s{s}"), chunk.to_vec()).await.unwrap().accepted;
+                }
+                n
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 2000);
+        }
+        assert!(p.queue_depths().iter().all(|&d| d == 0));
+        let p = std::sync::Arc::try_unwrap(p).unwrap();
+        assert_eq!(p.shutdown().len(), 8);
+    }
+}
