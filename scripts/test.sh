@@ -11,6 +11,10 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
+echo "== PostgreSQL for the storage conformance tests (started here, or reused if running)"
+DRIFTWATCH_TEST_PG="$(scripts/pg.sh start)"
+export DRIFTWATCH_TEST_PG
+trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT   # stops only a server it started
 echo "== cargo test (unit, property, integration, doc)"
 cargo test --workspace --release
 echo "== benches in test mode"

@@ -11,9 +11,11 @@
 //! * [`commands`] — one module per subcommand.
 //! * [`ingest`] — the one point format every input uses (HTTP now, Kafka later) and its decoder.
 //! * [`pipeline`] — series sharded over detector threads behind bounded queues.
+//! * [`storage`] — SQLite or PostgreSQL behind one interface; the only module with SQL.
 
 pub mod cli;
 pub mod commands;
 pub mod ingest;
 pub mod input;
 pub mod pipeline;
+pub mod storage;

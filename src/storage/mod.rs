@@ -1,0 +1,515 @@
+//! Storage: the only module that contains SQL. One interface, [`Storage`], over two back-ends:
+//! embedded SQLite (the zero-configuration default, a file in the data directory) and
+//! PostgreSQL (`postgres://…`). Both run the same statements through sqlx's Any driver; each
+//! has its own migrations (`migrations/sqlite`, `migrations/postgres`, same tables and keys,
+//! back-end types), embedded at compile time and applied by [`Storage::connect`].
+//!
+//! What is stored (timestamps in epoch milliseconds, intervals half-open):
+//! * `series`: name, dimension, detector configuration, the detector checkpoint and the number
+//!   of points it reflects, who created and last changed it;
+//! * `point_chunks`: raw points, one row per series per block (keyed by the block's first
+//!   stream index), so ingest writes a row per block, not per point;
+//! * `intervals`: change intervals `[start, end)` in indices and timestamps, peak score, psi,
+//!   status and explanation, keyed by (series, start index);
+//! * `score_chunks`: per completed detector block, the window score and per-point anomaly
+//!   scores.
+//!
+//! Every write is an upsert on its natural key, and [`Storage::write`] commits one batch in one
+//! transaction, so writing the same batch twice (a replay, a redelivered message) leaves the
+//! same rows.
+
+mod codec;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use thiserror::Error;
+
+pub use codec::{decode_points, encode_points};
+
+/// A storage failure. Messages carry no connection strings or row data.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The URL names no supported back-end.
+    #[error("unsupported database URL (use sqlite://PATH or postgres://…): {0}")]
+    Url(String),
+    /// The database could not be reached or refused a statement.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is not what this version wrote.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Which back-end a [`Storage`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// A stored series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRow {
+    /// Storage id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Values per point.
+    pub dim: i64,
+    /// Detector configuration (JSON), when the series has its own.
+    pub config: Option<String>,
+    /// Points the stored checkpoint has seen.
+    pub checkpoint_points: i64,
+    /// Last accepted timestamp.
+    pub last_ts: Option<i64>,
+    /// Who created it.
+    pub created_by: String,
+    /// Who changed it last.
+    pub updated_by: String,
+}
+
+/// A block of raw points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointChunk {
+    /// Stream index of the first point.
+    pub first_index: i64,
+    /// Timestamps and values, in order; every point has the series' dimension.
+    pub points: Vec<(i64, Vec<f64>)>,
+}
+
+/// A change interval as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalRow {
+    /// Series id.
+    pub series_id: i64,
+    /// First index.
+    pub start_index: i64,
+    /// One past the last index.
+    pub end_index: i64,
+    /// Timestamp of the first point.
+    pub start_ts: i64,
+    /// Timestamp of the last point.
+    pub end_ts: i64,
+    /// Index at which it was reported.
+    pub detected_at: i64,
+    /// Highest window score.
+    pub peak_score: f64,
+    /// psi in use.
+    pub psi: i64,
+    /// Still open?
+    pub open: bool,
+    /// Explanation (JSON), once closed.
+    pub explanation: Option<String>,
+}
+
+/// One completed detector block's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    /// Stream index of the block's first point.
+    pub first_index: i64,
+    /// Timestamp of its last point.
+    pub end_ts: i64,
+    /// Window score (None while a window after a gap fills).
+    pub score: Option<f64>,
+    /// Threshold it was judged by.
+    pub threshold: Option<f64>,
+    /// Anomaly score per point of the block.
+    pub anomaly: Vec<f32>,
+}
+
+/// Everything one ingested batch of a series produces, written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    /// Raw point blocks.
+    pub chunks: Vec<PointChunk>,
+    /// Intervals opened, extended or closed.
+    pub intervals: Vec<IntervalRow>,
+    /// Completed blocks' scores.
+    pub scores: Vec<ScoreRow>,
+    /// New last accepted timestamp.
+    pub last_ts: Option<i64>,
+}
+
+/// Which intervals to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntervalQuery {
+    /// One series, or all.
+    pub series_id: Option<i64>,
+    /// Only open (Some(true)) or closed (Some(false)) ones.
+    pub open: Option<bool>,
+    /// Intervals ending at or after this timestamp.
+    pub from_ts: Option<i64>,
+    /// Intervals starting before this timestamp.
+    pub to_ts: Option<i64>,
+    /// Page: rows after this (series id, start index), in that order.
+    pub after: Option<(i64, i64)>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Rows per table, for metrics and checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Series.
+    pub series: i64,
+    /// Raw point blocks.
+    pub point_chunks: i64,
+    /// Change intervals.
+    pub intervals: i64,
+    /// Score blocks.
+    pub score_chunks: i64,
+}
+
+/// The storage handle: a pool, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const SERIES_COLUMNS: &str = "id, name, dim, config, checkpoint_points, last_ts, created_by, updated_by";
+const INTERVAL_COLUMNS: &str =
+    "series_id, start_index, end_index, start_ts, end_ts, detected_at, peak_score, psi, status, explanation";
+
+impl Storage {
+    /// Connects to `url` (`sqlite://PATH` creates the file; `postgres://…`) and applies the
+    /// back-end's migrations.
+    ///
+    /// # Errors
+    /// An unsupported URL, an unreachable database or a failed migration.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StorageError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite://") {
+            let sep = if rest.contains('?') { '&' } else { '?' };
+            (Backend::Sqlite, format!("sqlite://{rest}{sep}mode=rwc"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StorageError::Url(url.split(':').next().unwrap_or("").to_owned()));
+        };
+        let pool = AnyPoolOptions::new().max_connections(max_connections.max(1)).connect(&url).await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers run while a batch is written; it is a property of the file.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// The back-end in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for readiness).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Rows per table.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn counts(&self) -> Result<Counts, StorageError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM point_chunks), \
+             (SELECT COUNT(*) FROM intervals), (SELECT COUNT(*) FROM score_chunks)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Counts {
+            series: row.try_get(0)?,
+            point_chunks: row.try_get(1)?,
+            intervals: row.try_get(2)?,
+            score_chunks: row.try_get(3)?,
+        })
+    }
+
+    /// The series named `name`, created with `dim` values per point if it is new.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn ensure_series(
+        &self,
+        name: &str,
+        dim: i64,
+        principal: &str,
+        now_ms: i64,
+    ) -> Result<SeriesRow, StorageError> {
+        sqlx::query(
+            "INSERT INTO series (name, dim, created_at, created_by, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $3, $4) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(dim)
+        .bind(now_ms)
+        .bind(principal)
+        .execute(&self.pool)
+        .await?;
+        self.series(name).await?.ok_or_else(|| StorageError::Corrupt(format!("series {name:?} vanished after insert")))
+    }
+
+    /// The series named `name`.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn series(&self, name: &str) -> Result<Option<SeriesRow>, StorageError> {
+        let row = sqlx::query(&format!("SELECT {SERIES_COLUMNS} FROM series WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| series_row(&r)).transpose()
+    }
+
+    /// Every series, by name.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn list_series(&self) -> Result<Vec<SeriesRow>, StorageError> {
+        let rows =
+            sqlx::query(&format!("SELECT {SERIES_COLUMNS} FROM series ORDER BY name")).fetch_all(&self.pool).await?;
+        rows.iter().map(series_row).collect()
+    }
+
+    /// Sets (or clears) a series' own detector configuration.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn set_config(
+        &self,
+        id: i64,
+        config: Option<&str>,
+        principal: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query("UPDATE series SET config = $1, updated_at = $2, updated_by = $3 WHERE id = $4")
+            .bind(config)
+            .bind(now_ms)
+            .bind(principal)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a detector checkpoint that has seen `points` points.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn save_checkpoint(&self, id: i64, state: &[u8], points: i64) -> Result<(), StorageError> {
+        sqlx::query("UPDATE series SET checkpoint = $1, checkpoint_points = $2 WHERE id = $3")
+            .bind(state)
+            .bind(points)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The stored checkpoint and the points it has seen.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn checkpoint(&self, id: i64) -> Result<Option<(Vec<u8>, i64)>, StorageError> {
+        let row = sqlx::query("SELECT checkpoint, checkpoint_points FROM series WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let state: Option<Vec<u8>> = row.try_get(0)?;
+        Ok(state.map(|s| Ok::<_, sqlx::Error>((s, row.try_get(1)?))).transpose()?)
+    }
+
+    /// Writes one batch of a series in one transaction; every row is an upsert on its key.
+    ///
+    /// # Errors
+    /// A database failure (nothing of the batch is written then).
+    pub async fn write(&self, series_id: i64, batch: &WriteBatch) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        for c in &batch.chunks {
+            let (Some(first), Some(last)) = (c.points.first(), c.points.last()) else { continue };
+            sqlx::query(
+                "INSERT INTO point_chunks (series_id, first_index, n, first_ts, last_ts, data) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, first_ts = excluded.first_ts, \
+                 last_ts = excluded.last_ts, data = excluded.data",
+            )
+            .bind(series_id)
+            .bind(c.first_index)
+            .bind(c.points.len() as i64)
+            .bind(first.0)
+            .bind(last.0)
+            .bind(encode_points(&c.points))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for iv in &batch.intervals {
+            sqlx::query(&format!(
+                "INSERT INTO intervals ({INTERVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (series_id, start_index) DO UPDATE SET end_index = excluded.end_index, \
+                 end_ts = excluded.end_ts, peak_score = excluded.peak_score, status = excluded.status, \
+                 explanation = excluded.explanation"
+            ))
+            .bind(series_id)
+            .bind(iv.start_index)
+            .bind(iv.end_index)
+            .bind(iv.start_ts)
+            .bind(iv.end_ts)
+            .bind(iv.detected_at)
+            .bind(iv.peak_score)
+            .bind(iv.psi)
+            .bind(if iv.open { "open" } else { "closed" })
+            .bind(iv.explanation.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for s in &batch.scores {
+            let anomaly: Vec<u8> = s.anomaly.iter().flat_map(|v| v.to_le_bytes()).collect();
+            sqlx::query(
+                "INSERT INTO score_chunks (series_id, first_index, n, end_ts, score, threshold, anomaly) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (series_id, first_index) DO UPDATE SET \
+                 n = excluded.n, end_ts = excluded.end_ts, score = excluded.score, threshold = excluded.threshold, \
+                 anomaly = excluded.anomaly",
+            )
+            .bind(series_id)
+            .bind(s.first_index)
+            .bind(s.anomaly.len() as i64)
+            .bind(s.end_ts)
+            .bind(s.score)
+            .bind(s.threshold)
+            .bind(anomaly)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(ts) = batch.last_ts {
+            // Never move backwards (a replayed batch carries an older last timestamp).
+            sqlx::query("UPDATE series SET last_ts = $1 WHERE id = $2 AND (last_ts IS NULL OR last_ts < $1)")
+                .bind(ts)
+                .bind(series_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Intervals matching `q`, ordered by (series id, start index).
+    ///
+    /// # Errors
+    /// A database failure or a corrupt row.
+    pub async fn intervals(&self, q: &IntervalQuery) -> Result<Vec<IntervalRow>, StorageError> {
+        // Every filter is always bound; a NULL parameter switches it off. Parameters appear in
+        // ascending order (SQLite numbers them by first appearance).
+        let rows = sqlx::query(&format!(
+            "SELECT {INTERVAL_COLUMNS} FROM intervals WHERE ($1 IS NULL OR series_id = $1) \
+             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR end_ts >= $3) AND ($4 IS NULL OR start_ts < $4) \
+             AND ($5 IS NULL OR series_id > $5 OR (series_id = $5 AND start_index > $6)) \
+             ORDER BY series_id, start_index LIMIT $7"
+        ))
+        .bind(q.series_id)
+        .bind(q.open.map(|o| if o { "open" } else { "closed" }))
+        .bind(q.from_ts)
+        .bind(q.to_ts)
+        .bind(q.after.map(|a| a.0))
+        .bind(q.after.map_or(0, |a| a.1))
+        .bind(q.limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(interval_row).collect()
+    }
+
+    /// Raw points of a series with `from_ts <= ts < to_ts`, in order.
+    ///
+    /// # Errors
+    /// A database failure or a corrupt chunk.
+    pub async fn points(
+        &self,
+        id: i64,
+        dim: usize,
+        from_ts: i64,
+        to_ts: i64,
+    ) -> Result<Vec<(i64, Vec<f64>)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT data FROM point_chunks WHERE series_id = $1 AND last_ts >= $2 AND first_ts < $3 ORDER BY first_index",
+        )
+        .bind(id)
+        .bind(from_ts)
+        .bind(to_ts)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let data: Vec<u8> = r.try_get(0)?;
+            out.extend(decode_points(&data, dim)?.into_iter().filter(|(ts, _)| (from_ts..to_ts).contains(ts)));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a series and everything stored for it; returns whether it existed.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn delete_series(&self, name: &str) -> Result<bool, StorageError> {
+        let Some(s) = self.series(name).await? else { return Ok(false) };
+        let mut tx = self.pool.begin().await?;
+        for table in ["point_chunks", "intervals", "score_chunks"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE series_id = $1")).bind(s.id).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM series WHERE id = $1").bind(s.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes raw point blocks whose last point is before `points_before` and score blocks
+    /// ending before `scores_before` (retention); returns the rows removed.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn apply_retention(&self, points_before: i64, scores_before: i64) -> Result<u64, StorageError> {
+        let a =
+            sqlx::query("DELETE FROM point_chunks WHERE last_ts < $1").bind(points_before).execute(&self.pool).await?;
+        let b =
+            sqlx::query("DELETE FROM score_chunks WHERE end_ts < $1").bind(scores_before).execute(&self.pool).await?;
+        Ok(a.rows_affected() + b.rows_affected())
+    }
+}
+
+fn series_row(r: &AnyRow) -> Result<SeriesRow, StorageError> {
+    Ok(SeriesRow {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        dim: r.try_get(2)?,
+        config: r.try_get(3)?,
+        checkpoint_points: r.try_get(4)?,
+        last_ts: r.try_get(5)?,
+        created_by: r.try_get(6)?,
+        updated_by: r.try_get(7)?,
+    })
+}
+
+fn interval_row(r: &AnyRow) -> Result<IntervalRow, StorageError> {
+    let status: String = r.try_get(8)?;
+    Ok(IntervalRow {
+        series_id: r.try_get(0)?,
+        start_index: r.try_get(1)?,
+        end_index: r.try_get(2)?,
+        start_ts: r.try_get(3)?,
+        end_ts: r.try_get(4)?,
+        detected_at: r.try_get(5)?,
+        peak_score: r.try_get(6)?,
+        psi: r.try_get(7)?,
+        open: match status.as_str() {
+            "open" => true,
+            "closed" => false,
+            other => return Err(StorageError::Corrupt(format!("interval status {other:?}"))),
+        },
+        explanation: r.try_get(9)?,
+    })
+}
