@@ -21,6 +21,26 @@ pub enum Command {
     /// Benchmarks that print figures (not part of the test suite).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the service: HTTP ingest and queries, embedded SQLite unless DATABASE_URL says otherwise.
+    Serve {
+        /// TOML settings file (environment variables override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `driftwatch config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings (defaults, file, environment) as TOML, passwords masked.
+    Show {
+        /// TOML settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `driftwatch detect`.

@@ -6,15 +6,21 @@
 //! and the outside world.
 //!
 //! # Layout
+//! * [`app`] — the running service: state, the write path, start-up and shutdown.
 //! * [`cli`] — the clap command tree.
+//! * [`config`] — settings: defaults, TOML file, environment.
+//! * [`http`] — the axum API and its JSON errors.
 //! * [`input`] — reading series from CSV files, with errors that name file, row and reason.
 //! * [`commands`] — one module per subcommand.
 //! * [`ingest`] — the one point format every input uses (HTTP now, Kafka later) and its decoder.
 //! * [`pipeline`] — series sharded over detector threads behind bounded queues.
 //! * [`storage`] — SQLite or PostgreSQL behind one interface; the only module with SQL.
 
+pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod http;
 pub mod ingest;
 pub mod input;
 pub mod pipeline;

@@ -17,7 +17,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use driftwatch_icid::{BlockScore, Event, Pushed, StreamConfig, StreamDetector};
+use driftwatch_icid::{BlockScore, ClosedInterval, Event, Pushed, StreamConfig, StreamDetector};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -63,6 +63,14 @@ pub struct Report {
     pub events: Vec<Event>,
     /// Blocks the batch completed, in order.
     pub blocks: Vec<BlockScore>,
+    /// Stream index of the first accepted point (accepted points have consecutive indices).
+    pub first_index: u64,
+    /// The accepted points, in order.
+    pub accepted_points: Vec<(i64, Vec<f64>)>,
+    /// The interval open after the batch, as it stands.
+    pub open_interval: Option<ClosedInterval>,
+    /// psi in use (after warm-up).
+    pub psi: Option<usize>,
     /// Time spent in the detector, seconds.
     pub detector_seconds: f64,
 }
@@ -245,13 +253,17 @@ fn feed(
             e.insert(det)
         }
     };
+    report.first_index = det.stats().points;
     for p in points {
         if p.values.len() != det.dim() {
             report.dimension_mismatch += 1;
             continue;
         }
         match det.push(p.ts_ms, &p.values, &mut report.events) {
-            Pushed::Accepted => report.accepted += 1,
+            Pushed::Accepted => {
+                report.accepted += 1;
+                report.accepted_points.push((p.ts_ms, p.values.clone()));
+            }
             Pushed::Late if det.last_ts() == Some(p.ts_ms) => report.duplicate += 1,
             Pushed::Late => report.late += 1,
             // Finite values and the right dimension are checked by the decoder and above.
@@ -259,6 +271,8 @@ fn feed(
         }
     }
     report.blocks = det.drain_blocks();
+    report.open_interval = det.open_interval();
+    report.psi = det.psi();
     report.detector_seconds = started.elapsed().as_secs_f64();
     report
 }

@@ -4,7 +4,8 @@
 pub mod bench;
 pub mod detect;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
+use crate::config::Settings;
 
 /// Runs a parsed command line.
 ///
@@ -15,6 +16,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Detect(args) => detect::run(&args),
         Command::Bench(BenchCommand::Offline(args)) => bench::offline(&args),
         Command::Bench(BenchCommand::Engine(args)) => bench::engine(&args),
+        Command::Config(ConfigCommand::Show { config }) => {
+            print!("{}", Settings::load(config.as_deref(), std::env::vars())?.show());
+            Ok(())
+        }
+        Command::Serve { config } => serve(config.as_deref()),
     }
 }
 
@@ -30,4 +36,32 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// `driftwatch serve`: logs to stderr (`RUST_LOG` filters), serves until Ctrl-C or SIGTERM.
+fn serve(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config, std::env::vars())?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let app = crate::app::Application::build(settings).await?;
+        app.run_until_stopped(async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = ctrl_c.await;
+            }
+            tracing::info!("Shutting down.");
+        })
+        .await
+    })
 }

@@ -651,6 +651,20 @@ impl StreamDetector {
         std::mem::take(&mut self.outbox)
     }
 
+    /// The interval open right now, as it stands (end and peak so far; no explanation yet).
+    pub fn open_interval(&self) -> Option<ClosedInterval> {
+        let Phase::Running(r) = &self.phase else { return None };
+        r.open.as_ref().map(|o| ClosedInterval {
+            start: o.start,
+            end: o.end,
+            start_ts: o.start_ts,
+            end_ts: o.end_ts,
+            peak_score: o.peak,
+            detected_at: o.detected_at,
+            explanation: None,
+        })
+    }
+
     /// Timestamp of the last accepted point.
     pub fn last_ts(&self) -> Option<i64> {
         self.last_ts

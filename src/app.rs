@@ -1,0 +1,247 @@
+//! The running service: settings, storage, the detector pipeline and the HTTP listener, and the
+//! write path between them.
+//!
+//! Start-up ([`Application::build`]): connect storage (migrations run), start the pipeline,
+//! restore every stored detector checkpoint, bind the listener (port 0 allowed).
+//! Shutdown ([`Application::run_until_stopped`]): stop accepting HTTP, let the pipeline drain,
+//! and store every detector's checkpoint, so a restart resumes each series where it left off.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::ingest::decode::{LineError, Message, RejectReason, Rejected, decode_body};
+use crate::pipeline::{Pipeline, PipelineConfig, Report};
+use crate::storage::{IntervalRow, PointChunk, ScoreRow, Storage, WriteBatch};
+use driftwatch_icid::{ClosedInterval, Event, PsiPolicy, StreamConfig, StreamDetector};
+
+/// What handlers share: cheap handles.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Storage.
+    pub storage: Storage,
+    /// Detector pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+}
+
+/// Outcome of one ingest request.
+#[derive(Debug, Default)]
+pub struct IngestSummary {
+    /// Messages decoded.
+    pub messages: usize,
+    /// Points fed to detectors.
+    pub accepted: u64,
+    /// Duplicate points (same timestamp as the last accepted).
+    pub duplicate: u64,
+    /// Late points (before the last accepted).
+    pub late: u64,
+    /// Points of the wrong dimension for their series.
+    pub dimension_mismatch: u64,
+    /// Points the decoder set aside.
+    pub rejected: Rejected,
+    /// Messages that could not be decoded.
+    pub errors: Vec<LineError>,
+}
+
+impl IngestSummary {
+    /// The response body.
+    pub fn to_json(&self) -> Value {
+        let rejected: serde_json::Map<String, Value> =
+            RejectReason::ALL.iter().map(|r| (r.as_str().to_string(), json!(self.rejected.get(*r)))).collect();
+        json!({
+            "messages": self.messages, "accepted": self.accepted, "duplicate": self.duplicate, "late": self.late,
+            "dimension_mismatch": self.dimension_mismatch, "rejected": rejected,
+            "errors": self.errors.iter().map(|e| json!({"line": e.line, "message": e.error.to_string()})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The detector configuration for series without their own, from the settings.
+pub fn detector_defaults(s: &Settings) -> Result<StreamConfig, String> {
+    let d = &s.detector;
+    let mut c = StreamConfig::new(d.window);
+    c.hop = if d.hop == 0 { d.window } else { d.hop };
+    c.alpha = d.alpha;
+    c.t = d.t;
+    c.warmup_windows = d.warmup_windows;
+    if !d.psi.eq_ignore_ascii_case("auto") {
+        c.psi = PsiPolicy::Fixed(
+            d.psi.parse().map_err(|_| format!("detector.psi must be auto or a number, not {:?}", d.psi))?,
+        );
+    }
+    Ok(c)
+}
+
+impl AppState {
+    /// Decodes a body and runs every message through pipeline and storage.
+    ///
+    /// # Errors
+    /// Storage or pipeline failures (decode problems are counted in the summary).
+    pub async fn ingest_body(&self, body: &[u8]) -> Result<IngestSummary, crate::http::ApiError> {
+        let mut summary = IngestSummary::default();
+        for decoded in decode_body(body) {
+            match decoded {
+                Ok(message) => {
+                    summary.messages += 1;
+                    summary.rejected.merge(&message.rejected);
+                    self.ingest_message(message, &mut summary).await?;
+                }
+                Err(e) => summary.errors.push(e),
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn ingest_message(&self, m: Message, summary: &mut IngestSummary) -> Result<(), crate::http::ApiError> {
+        let Some(first) = m.points.first() else { return Ok(()) };
+        let now = now_ms();
+        let series =
+            self.storage.ensure_series(&m.series, first.values.len() as i64, &self.settings.principal, now).await?;
+        let report = self.pipeline.ingest(m.series, m.points).await?;
+        summary.accepted += report.accepted;
+        summary.duplicate += report.duplicate;
+        summary.late += report.late;
+        summary.dimension_mismatch += report.dimension_mismatch;
+        let batch = write_batch(series.id, &report);
+        if batch != WriteBatch::default() {
+            self.storage.write(series.id, &batch).await?;
+        }
+        Ok(())
+    }
+}
+
+fn interval_row(series_id: i64, iv: &ClosedInterval, psi: i64, open: bool) -> IntervalRow {
+    IntervalRow {
+        series_id,
+        start_index: iv.start as i64,
+        end_index: iv.end as i64,
+        start_ts: iv.start_ts,
+        end_ts: iv.end_ts,
+        detected_at: iv.detected_at as i64,
+        peak_score: iv.peak_score,
+        psi,
+        open,
+        explanation: iv.explanation.as_ref().and_then(|e| serde_json::to_string(e).ok()),
+    }
+}
+
+/// What one report stores: the accepted points as one block, every interval that closed, the
+/// interval open now, and the completed blocks' scores.
+fn write_batch(series_id: i64, r: &Report) -> WriteBatch {
+    let psi = r.psi.unwrap_or(0) as i64;
+    let mut intervals: Vec<IntervalRow> = r
+        .events
+        .iter()
+        .filter_map(|e| if let Event::Closed(c) = e { Some(interval_row(series_id, c, psi, false)) } else { None })
+        .collect();
+    if let Some(open) = &r.open_interval {
+        intervals.push(interval_row(series_id, open, psi, true));
+    }
+    WriteBatch {
+        chunks: if r.accepted_points.is_empty() {
+            vec![]
+        } else {
+            vec![PointChunk { first_index: r.first_index as i64, points: r.accepted_points.clone() }]
+        },
+        intervals,
+        scores: r
+            .blocks
+            .iter()
+            .map(|b| ScoreRow {
+                first_index: b.first_index as i64,
+                end_ts: b.end_ts,
+                score: b.score,
+                threshold: b.threshold,
+                anomaly: b.anomaly.clone(),
+            })
+            .collect(),
+        last_ts: r.accepted_points.last().map(|p| p.0),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A built, not yet serving, application.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects storage, starts the pipeline, restores checkpoints and binds the listener.
+    ///
+    /// # Errors
+    /// Storage, settings or bind failures, with what failed.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        if settings.storage.url.is_none() {
+            std::fs::create_dir_all(&settings.storage.data_dir)
+                .with_context(|| format!("creating the data directory {}", settings.storage.data_dir.display()))?;
+        }
+        let storage = Storage::connect(&settings.storage_url(), settings.storage.max_connections)
+            .await
+            .context("opening storage")?;
+        let detector = detector_defaults(&settings).map_err(anyhow::Error::msg)?;
+        let shards = if settings.pipeline.shards == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            settings.pipeline.shards
+        };
+        let pipeline = Pipeline::start(PipelineConfig { shards, queue: settings.pipeline.queue, detector })
+            .context("starting detectors")?;
+        let mut restored = 0;
+        for s in storage.list_series().await? {
+            if let Some((state, _)) = storage.checkpoint(s.id).await? {
+                match serde_json::from_slice::<StreamDetector>(&state) {
+                    Ok(det) if det.check_version().is_ok() => {
+                        pipeline.restore(s.name, det).await?;
+                        restored += 1;
+                    }
+                    _ => {
+                        tracing::warn!(series = %s.name, "Checkpoint unreadable or of another version; the series re-warms.")
+                    }
+                }
+            }
+        }
+        let listener =
+            TcpListener::bind(&settings.http.addr).await.with_context(|| format!("binding {}", settings.http.addr))?;
+        tracing::info!(addr = %listener.local_addr()?, storage = ?storage.backend(), restored, "Listening.");
+        Ok(Self { listener, state: AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings) } })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serves until `shutdown` resolves, then drains the pipeline and stores every checkpoint.
+    ///
+    /// # Errors
+    /// Serving or checkpoint failures.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = crate::http::router(self.state.clone());
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        let AppState { storage, pipeline, .. } = self.state;
+        let pipeline = Arc::try_unwrap(pipeline).map_err(|_| anyhow::anyhow!("requests still hold the pipeline"))?;
+        let detectors = tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
+        let mut saved = 0;
+        for (name, det) in detectors {
+            if let Some(s) = storage.series(&name).await? {
+                storage.save_checkpoint(s.id, &serde_json::to_vec(&det)?, det.stats().points as i64).await?;
+                saved += 1;
+            }
+        }
+        tracing::info!(saved, "Stopped; detector checkpoints stored.");
+        Ok(())
+    }
+}

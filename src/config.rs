@@ -1,0 +1,258 @@
+//! Service configuration: defaults, then an optional TOML file (`--config FILE`), then
+//! environment variables. `DATABASE_URL` sets `storage.url`; any setting can be given as
+//! `DRIFTWATCH__SECTION__KEY` (for example `DRIFTWATCH__HTTP__ADDR=0.0.0.0:8080`), the value
+//! read as TOML when it parses (numbers, booleans) and as a string otherwise.
+//! `driftwatch config show` prints the result with passwords masked.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable does not fit the settings.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything the service reads at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener.
+    pub http: HttpSettings,
+    /// Where results are stored.
+    pub storage: StorageSettings,
+    /// Detector threads and queues.
+    pub pipeline: PipelineSettings,
+    /// Detector defaults for series without their own configuration.
+    pub detector: DetectorSettings,
+    /// Who writes are recorded as until access control arrives.
+    pub principal: String,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address (port 0 picks a free port).
+    pub addr: String,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `postgres://…` or `sqlite://PATH`; unset = SQLite in `data_dir`.
+    pub url: Option<String>,
+    /// Folder of the embedded database.
+    pub data_dir: PathBuf,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+/// Pipeline settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Detector threads (0 = one per core).
+    pub shards: usize,
+    /// Batches queued per detector thread before ingest waits.
+    pub queue: usize,
+}
+
+/// Detector defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorSettings {
+    /// Points per window.
+    pub window: usize,
+    /// Points between scores (0 = the window).
+    pub hop: usize,
+    /// Threshold multiplier.
+    pub alpha: f64,
+    /// Partitionings.
+    pub t: usize,
+    /// `auto` or a number.
+    pub psi: String,
+    /// Windows buffered before detection starts.
+    pub warmup_windows: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings::default(),
+            storage: StorageSettings::default(),
+            pipeline: PipelineSettings::default(),
+            detector: DetectorSettings::default(),
+            principal: "local".into(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { addr: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20 }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { url: None, data_dir: PathBuf::from("driftwatch-data"), max_connections: 8 }
+    }
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self { shards: 0, queue: 64 }
+    }
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        Self { window: 50, hop: 0, alpha: 2.0, t: 200, psi: "auto".into(), warmup_windows: 20 }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file`, then the environment `env` (name, value pairs).
+    ///
+    /// # Errors
+    /// An unreadable file, bad TOML, or a setting of the wrong type or unknown name.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut tree = toml::Table::try_from(Settings::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            let layer: toml::Table =
+                text.parse().map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            merge(&mut tree, layer);
+        }
+        for (key, value) in env {
+            let path: Vec<String> = if key == "DATABASE_URL" {
+                vec!["storage".into(), "url".into()]
+            } else if let Some(rest) = key.strip_prefix("DRIFTWATCH__") {
+                rest.split("__").map(str::to_lowercase).collect()
+            } else {
+                continue;
+            };
+            let parsed = format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v"));
+            let v = parsed.unwrap_or(toml::Value::String(value));
+            set(&mut tree, &path, v).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+        }
+        let settings: Settings = tree.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.pipeline.queue == 0 {
+            return Err(ConfigError::Invalid("pipeline.queue must be at least 1".into()));
+        }
+        if self.http.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid("http.max_body_bytes must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The storage URL in use: the configured one, or SQLite in the data directory.
+    pub fn storage_url(&self) -> String {
+        self.storage
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.storage.data_dir.join("driftwatch.db").display()))
+    }
+
+    /// The settings as TOML, with any password in the storage URL masked.
+    pub fn show(&self) -> String {
+        let mut shown = self.clone();
+        shown.storage.url = Some(mask_password(&self.storage_url()));
+        toml::to_string_pretty(&shown).expect("settings serialise")
+    }
+}
+
+fn merge(base: &mut toml::Table, layer: toml::Table) {
+    for (k, v) in layer {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(l)) => merge(b, l),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set(tree: &mut toml::Table, path: &[String], v: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty setting name".into()),
+        [last] => {
+            tree.insert(last.clone(), v);
+            Ok(())
+        }
+        [head, rest @ ..] => match tree.entry(head.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+            toml::Value::Table(t) => set(t, rest, v),
+            _ => Err(format!("{head} is not a section")),
+        },
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((creds, host)) = rest.split_once('@') else { return url.to_owned() };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dw.toml");
+        std::fs::write(&file, "principal = \"ops\"\n[http]\naddr = \"0.0.0.0:9000\"\n[detector]\nwindow = 40\n")
+            .unwrap();
+        let s = Settings::load(
+            Some(&file),
+            env(&[("DRIFTWATCH__DETECTOR__ALPHA", "3"), ("DATABASE_URL", "postgres://u:pw@h/db"), ("HOME", "/x")]),
+        )
+        .unwrap();
+        assert_eq!((s.http.addr.as_str(), s.detector.window, s.detector.alpha), ("0.0.0.0:9000", 40, 3.0));
+        assert_eq!((s.principal.as_str(), s.storage.url.as_deref()), ("ops", Some("postgres://u:pw@h/db")));
+        assert!(s.show().contains("postgres://u:***@h/db") && !s.show().contains("pw"));
+        let d = Settings::load(None, vec![]).unwrap();
+        assert_eq!(d, Settings::default());
+        assert_eq!(d.storage_url(), "sqlite://driftwatch-data/driftwatch.db");
+    }
+
+    #[test]
+    fn unknown_or_mistyped_settings_are_refused_by_name() {
+        let e = Settings::load(None, env(&[("DRIFTWATCH__HTTP__PORT", "1")])).unwrap_err().to_string();
+        assert!(e.contains("port"), "{e}");
+        let e = Settings::load(None, env(&[("DRIFTWATCH__DETECTOR__WINDOW", "big")])).unwrap_err().to_string();
+        assert!(e.contains("window"), "{e}");
+        let e = Settings::load(Some(Path::new("/nonexistent/dw.toml")), vec![]).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/dw.toml"), "{e}");
+    }
+}

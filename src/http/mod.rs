@@ -1,0 +1,149 @@
+//! The HTTP API (axum), versioned under `/v1`. Handlers stay thin: they parse, call
+//! [`crate::app::AppState`], and render. Errors are [`ApiError`] JSON bodies.
+
+mod error;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use error::ApiError;
+
+use crate::app::AppState;
+use crate::storage::{IntervalQuery, IntervalRow, SeriesRow};
+
+/// The router over `state`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.http.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/v1/points", post(ingest))
+        .route("/v1/series", get(list_series))
+        .route("/v1/series/{name}", get(one_series))
+        .route("/v1/series/{name}/intervals", get(series_intervals))
+        .route("/v1/intervals", get(all_intervals))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.storage.ping().await {
+        Ok(Json(json!({"status": "ready"})))
+    } else {
+        Err(ApiError::unavailable("storage is not reachable"))
+    }
+}
+
+async fn ingest(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::too_large(state.settings.http.max_body_bytes),
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    })?;
+    let summary = state.ingest_body(&body).await?;
+    if summary.messages == 0 {
+        let first = summary.errors.first().map_or_else(|| "the body holds no message".to_string(), |e| e.to_string());
+        return Err(ApiError::bad_request("invalid_body", first));
+    }
+    Ok(Json(summary.to_json()))
+}
+
+fn series_json(s: &SeriesRow) -> Value {
+    json!({"name": s.name, "dim": s.dim, "last_ts": s.last_ts, "points": s.checkpoint_points,
+           "created_by": s.created_by, "updated_by": s.updated_by,
+           "config": s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok())})
+}
+
+fn interval_json(series: &str, r: &IntervalRow) -> Value {
+    json!({"series": series, "start": r.start_index, "end": r.end_index, "start_ts": r.start_ts, "end_ts": r.end_ts,
+           "detected_at": r.detected_at, "peak_score": r.peak_score, "psi": r.psi,
+           "status": if r.open { "open" } else { "closed" },
+           "explanation": r.explanation.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok())})
+}
+
+async fn list_series(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let all = state.storage.list_series().await?;
+    Ok(Json(json!({"series": all.iter().map(series_json).collect::<Vec<_>>()})))
+}
+
+async fn one_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    Ok(Json(series_json(&s)))
+}
+
+/// Interval filters: `status=open|closed`, `from`/`to` (epoch ms), `limit` (1..=1000, default
+/// 100), `after` (the `next` cursor of the previous page).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntervalParams {
+    status: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+fn query_of(p: &IntervalParams, series_id: Option<i64>) -> Result<IntervalQuery, ApiError> {
+    let open = match p.status.as_deref() {
+        None => None,
+        Some("open") => Some(true),
+        Some("closed") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("status must be open or closed, not {other:?}"),
+            ));
+        }
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 1000"));
+    }
+    let after = match &p.after {
+        None => None,
+        Some(c) => {
+            let (a, b) = c
+                .split_once(':')
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "after must be a cursor from next"))?;
+            Some((
+                a.parse().map_err(|_| ApiError::bad_request("invalid_query", "bad cursor"))?,
+                b.parse().map_err(|_| ApiError::bad_request("invalid_query", "bad cursor"))?,
+            ))
+        }
+    };
+    Ok(IntervalQuery { series_id, open, from_ts: p.from, to_ts: p.to, after, limit })
+}
+
+async fn render_intervals(state: &AppState, q: IntervalQuery) -> Result<Json<Value>, ApiError> {
+    let rows = state.storage.intervals(&q).await?;
+    let names: std::collections::HashMap<i64, String> =
+        state.storage.list_series().await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let next = (rows.len() as i64 == q.limit)
+        .then(|| rows.last().map(|r| format!("{}:{}", r.series_id, r.start_index)))
+        .flatten();
+    let items: Vec<Value> =
+        rows.iter().map(|r| interval_json(names.get(&r.series_id).map_or("", String::as_str), r)).collect();
+    Ok(Json(json!({"intervals": items, "next": next})))
+}
+
+async fn series_intervals(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<IntervalParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    render_intervals(&state, query_of(&p, Some(s.id))?).await
+}
+
+async fn all_intervals(
+    State(state): State<AppState>,
+    params: Result<Query<IntervalParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    render_intervals(&state, query_of(&p, None)?).await
+}

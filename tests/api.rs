@@ -1,0 +1,178 @@
+//! The service over real HTTP: the app is built on port 0 against each storage back-end (a temp
+//! SQLite file, and a fresh database on the PostgreSQL that `scripts/test.sh` provides; see
+//! `tests/storage.rs` for the `DRIFTWATCH_TEST_PG` rule), points are posted, results queried.
+
+use driftwatch::app::Application;
+use driftwatch::config::Settings;
+use serde_json::{Value, json};
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    async fn spawn(settings: Settings) -> Self {
+        let app = Application::build(settings).await.expect("app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Self { base, client: reqwest::Client::new(), stop: Some(tx), done: Some(done) }
+    }
+
+    async fn post(&self, body: String) -> (u16, Value) {
+        let r = self.client.post(format!("{}/v1/points", self.base)).body(body).send().await.unwrap();
+        (r.status().as_u16(), serde_json::from_str(&r.text().await.unwrap()).unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (r.status().as_u16(), serde_json::from_str(&r.text().await.unwrap()).unwrap())
+    }
+
+    /// Graceful stop: drains the pipeline and stores checkpoints.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+async fn settings_for_each_backend(test: &str) -> Vec<(&'static str, Settings, Option<tempfile::TempDir>)> {
+    let mut base = Settings::default();
+    base.http.addr = "127.0.0.1:0".into();
+    base.pipeline.shards = 2;
+    base.principal = "tester".into();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = base.clone();
+    sqlite.storage.data_dir = dir.path().to_owned();
+    let mut out = vec![("sqlite", sqlite, Some(dir))];
+    match std::env::var("DRIFTWATCH_TEST_PG") {
+        Ok(admin) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("dw_api_{}_{}", test, std::process::id());
+            let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL reachable");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+            let mut pg = base;
+            pg.storage.url = Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
+            out.push(("postgres", pg, None));
+        }
+        Err(_) if std::env::var("DRIFTWATCH_SKIP_PG").as_deref() == Ok("1") => {}
+        Err(_) => panic!(
+            "DRIFTWATCH_TEST_PG is not set: run ./scripts/test.sh (it starts PostgreSQL) or set DRIFTWATCH_SKIP_PG=1"
+        ),
+    }
+    out
+}
+
+fn fixture() -> Vec<f64> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv")).unwrap();
+    driftwatch_testkit::parse_column(&text)
+}
+
+const T0: i64 = 1_795_780_800_000;
+
+fn batch(series: &str, xs: &[f64], from: usize, to: usize) -> String {
+    json!({"series": series, "points": (from..to).map(|i| json!([T0 + 1000 * i as i64, xs[i]])).collect::<Vec<_>>()})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_points_become_change_intervals_found_through_the_api() {
+    let xs = fixture();
+    for (name, settings, _dir) in settings_for_each_backend("intervals").await {
+        let app = TestApp::spawn(settings).await;
+        for from in (0..3000).step_by(500) {
+            let (status, body) = app.post(batch("mean", &xs, from, from + 500)).await;
+            assert_eq!((status, body["accepted"].as_u64()), (200, Some(500)), "{name}: {body}");
+        }
+        let (status, body) = app.get("/v1/series/mean/intervals").await;
+        assert_eq!(status, 200);
+        let starts: Vec<u64> =
+            body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+        assert_eq!(starts, vec![1000, 2000], "{name}: {body}");
+        let first = &body["intervals"][0];
+        assert_eq!((first["end"].as_u64(), first["status"].as_str()), (Some(1050), Some("closed")));
+        assert_eq!(first["start_ts"].as_i64(), Some(T0 + 1_000_000));
+        assert!(first["explanation"]["during"]["mean"][0].as_f64().unwrap() > 1.0, "{name}: {first}");
+        // Across series, paged.
+        let (_, page) = app.get("/v1/intervals?limit=1").await;
+        assert_eq!(page["intervals"].as_array().unwrap().len(), 1);
+        let (_, rest) = app.get(&format!("/v1/intervals?limit=10&after={}", page["next"].as_str().unwrap())).await;
+        assert_eq!(rest["intervals"][0]["start"].as_u64(), Some(2000));
+        let (_, s) = app.get("/v1/series/mean").await;
+        assert_eq!((s["dim"].as_i64(), s["created_by"].as_str()), (Some(1), Some("tester")));
+        assert_eq!(app.get("/readyz").await.0, 200);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_warming() {
+    let xs = fixture();
+    for (name, settings, _dir) in settings_for_each_backend("resume").await {
+        let app = TestApp::spawn(settings.clone()).await;
+        app.post(batch("mean", &xs, 0, 1500)).await;
+        let (_, replay) = app.post(batch("mean", &xs, 1000, 1500)).await;
+        assert_eq!(
+            (replay["accepted"].as_u64(), replay["duplicate"].as_u64(), replay["late"].as_u64()),
+            (Some(0), Some(1), Some(499)),
+            "{name}"
+        );
+        app.stop().await;
+        // A new process on the same storage continues the series where it stopped.
+        let app = TestApp::spawn(settings).await;
+        let (_, s) = app.get("/v1/series/mean").await;
+        assert_eq!(s["points"].as_u64(), Some(1500), "{name}: checkpoint after 1500 points");
+        let (_, r) = app.post(batch("mean", &xs, 1500, 3000)).await;
+        assert_eq!(r["accepted"].as_u64(), Some(1500));
+        let (_, body) = app.get("/v1/series/mean/intervals").await;
+        let starts: Vec<u64> =
+            body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+        assert_eq!(starts, vec![1000, 2000], "{name}: the change at 2000 is found without a new warm-up");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
+    let mut settings = settings_for_each_backend("bad").await.remove(0).1; // one back-end is enough here
+    settings.http.max_body_bytes = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    settings.storage.data_dir = dir.path().to_owned();
+    let app = TestApp::spawn(settings).await;
+    for (body, code) in [
+        ("{not json".to_string(), "invalid_body"),
+        (r#"{"series":"a","ts":1,"value":1,"unit":"s"}"#.to_string(), "invalid_body"),
+        (r#"{"series":"","ts":1,"value":1}"#.to_string(), "invalid_body"),
+        ("".to_string(), "invalid_body"),
+    ] {
+        let (status, r) = app.post(body.clone()).await;
+        assert_eq!((status, r["error"]["code"].as_str()), (400, Some(code)), "{body}: {r}");
+        assert!(!r["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let (status, r) = app.post("x".repeat(70_000)).await;
+    assert_eq!((status, r["error"]["code"].as_str()), (413, Some("body_too_large")), "{r}");
+    // One bad point in a good batch: counted, the rest stored.
+    let (status, r) = app.post(r#"{"series":"a","points":[[1,1],[2,null],["soon",3],[4,4]]}"#.into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (r["accepted"].as_u64(), r["rejected"]["invalid_value"].as_u64(), r["rejected"]["invalid_timestamp"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    // NDJSON with one bad line: the good lines go in, the bad one is reported by line.
+    let (status, r) = app
+        .post("{\"series\":\"b\",\"ts\":1,\"value\":1}\n{oops}\n{\"series\":\"b\",\"ts\":2,\"value\":2}\n".into())
+        .await;
+    assert_eq!((status, r["accepted"].as_u64(), r["errors"][0]["line"].as_u64()), (200, Some(2), Some(2)), "{r}");
+    assert_eq!(app.get("/v1/series/nope/intervals").await.0, 404);
+    let (status, r) = app.get("/v1/intervals?status=maybe").await;
+    assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_query")));
+    let (status, _) = app.get("/v1/intervals?limit=0").await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
