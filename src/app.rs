@@ -62,7 +62,11 @@ impl IngestSummary {
 
 /// The detector configuration for series without their own, from the settings.
 pub fn detector_defaults(s: &Settings) -> Result<StreamConfig, String> {
-    let d = &s.detector;
+    stream_config(&s.detector)
+}
+
+/// An engine configuration from detector settings.
+pub fn stream_config(d: &crate::config::DetectorSettings) -> Result<StreamConfig, String> {
     let mut c = StreamConfig::new(d.window);
     c.hop = if d.hop == 0 { d.window } else { d.hop };
     c.alpha = d.alpha;
@@ -94,6 +98,64 @@ impl AppState {
             }
         }
         Ok(summary)
+    }
+
+    /// Gives a series its own detector settings: the fields of `body` over the service's
+    /// defaults, validated by the engine. The series' detector starts again (re-warms).
+    ///
+    /// # Errors
+    /// 404 for an unknown series, 400 for settings the engine refuses.
+    pub async fn configure(&self, name: &str, body: Value) -> Result<Value, crate::http::ApiError> {
+        use crate::http::ApiError;
+        let series =
+            self.storage.series(name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+        let Value::Object(fields) = body else {
+            return Err(ApiError::bad_request("invalid_config", "the body must be a JSON object"));
+        };
+        let mut merged = serde_json::to_value(&self.settings.detector).map_err(ApiError::internal)?;
+        for (k, v) in fields {
+            // psi may be given as a number or as "auto".
+            let v = if k == "psi" && v.is_number() { Value::String(v.to_string()) } else { v };
+            merged[k] = v;
+        }
+        let detector: crate::config::DetectorSettings = serde_json::from_value(merged.clone())
+            .map_err(|e| ApiError::bad_request("invalid_config", e.to_string()))?;
+        let config = stream_config(&detector).map_err(|e| ApiError::bad_request("invalid_config", e))?;
+        self.pipeline.configure(name.to_owned(), config, series.dim as usize).await?;
+        self.storage.set_config(series.id, Some(&merged.to_string()), &self.settings.principal, now_ms()).await?;
+        self.storage.clear_checkpoint(series.id, &self.settings.principal, now_ms()).await?;
+        Ok(merged)
+    }
+
+    /// Forgets a series' detector state; its next points warm a new detector up.
+    ///
+    /// # Errors
+    /// 404 for an unknown series.
+    pub async fn reset(&self, name: &str) -> Result<(), crate::http::ApiError> {
+        let series = self
+            .storage
+            .series(name)
+            .await?
+            .ok_or_else(|| crate::http::ApiError::not_found(format!("no series {name:?}")))?;
+        self.pipeline.remove(name.to_owned()).await?;
+        if let Some(config) = series.config.as_deref() {
+            // Keep the series' own settings for the new detector.
+            let detector: crate::config::DetectorSettings =
+                serde_json::from_str(config).map_err(crate::http::ApiError::internal)?;
+            let config = stream_config(&detector).map_err(crate::http::ApiError::internal)?;
+            self.pipeline.configure(name.to_owned(), config, series.dim as usize).await?;
+        }
+        self.storage.clear_checkpoint(series.id, &self.settings.principal, now_ms()).await?;
+        Ok(())
+    }
+
+    /// Deletes a series: its detector and everything stored. Returns whether it existed.
+    ///
+    /// # Errors
+    /// Storage or pipeline failures.
+    pub async fn delete(&self, name: &str) -> Result<bool, crate::http::ApiError> {
+        self.pipeline.remove(name.to_owned()).await?;
+        Ok(self.storage.delete_series(name).await?)
     }
 
     async fn ingest_message(&self, m: Message, summary: &mut IngestSummary) -> Result<(), crate::http::ApiError> {
@@ -198,7 +260,15 @@ impl Application {
             .context("starting detectors")?;
         let mut restored = 0;
         for s in storage.list_series().await? {
-            if let Some((state, _)) = storage.checkpoint(s.id).await? {
+            let checkpoint = storage.checkpoint(s.id).await?;
+            if let (None, Some(config)) = (&checkpoint, s.config.as_deref()) {
+                let detector: crate::config::DetectorSettings =
+                    serde_json::from_str(config).context("a stored series configuration")?;
+                pipeline
+                    .configure(s.name.clone(), stream_config(&detector).map_err(anyhow::Error::msg)?, s.dim as usize)
+                    .await?;
+            }
+            if let Some((state, _)) = checkpoint {
                 match serde_json::from_slice::<StreamDetector>(&state) {
                     Ok(det) if det.check_version().is_ok() => {
                         pipeline.restore(s.name, det).await?;

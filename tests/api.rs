@@ -176,3 +176,61 @@ async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
     assert_eq!(status, 400);
     app.stop().await;
 }
+
+impl TestApp {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_and_scores_come_back_downsampled_and_series_can_be_configured_reset_and_deleted() {
+    let xs = fixture();
+    for (name, settings, _dir) in settings_for_each_backend("manage").await {
+        let app = TestApp::spawn(settings).await;
+        app.post(batch("mean", &xs, 0, 3000)).await;
+        let (_, raw) = app.get("/v1/series/mean/points").await;
+        assert_eq!(raw["points"].as_array().unwrap().len(), 3000, "{name}");
+        let (_, some) = app.get(&format!("/v1/series/mean/points?from={}&to={}", T0 + 1_000_000, T0 + 1_010_000)).await;
+        assert_eq!(some["points"].as_array().unwrap().len(), 10);
+        let (_, ds) = app.get("/v1/series/mean/points?max_points=100").await;
+        let buckets = ds["buckets"].as_array().unwrap();
+        assert!(ds["downsampled"].as_bool().unwrap() && buckets.len() <= 50, "{name}: {} buckets", buckets.len());
+        assert_eq!(buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>(), 3000);
+        let top = buckets.iter().map(|b| b["max"][0].as_f64().unwrap()).fold(f64::MIN, f64::max);
+        assert_eq!(top, xs.iter().copied().fold(f64::MIN, f64::max), "the largest value survives");
+        let (status, bad) = app.get("/v1/series/mean/points?from=5&to=1").await;
+        assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_query")));
+        let (_, scores) = app.get("/v1/series/mean/scores").await;
+        assert_eq!(scores["points"].as_array().unwrap().len(), 40, "{name}: 2000 points after warm-up in blocks of 50");
+        assert_eq!(scores["columns"][2], "anomaly_max");
+        // Own settings: merged over the defaults, validated by the engine, recorded.
+        let (status, cfg) =
+            app.send(reqwest::Method::PUT, "/v1/series/mean/config", Some(r#"{"window": 40, "psi": 8}"#)).await;
+        assert_eq!(status, 200, "{cfg}");
+        assert_eq!((cfg["config"]["window"].as_u64(), cfg["config"]["psi"].as_str()), (Some(40), Some("8")));
+        let (status, err) = app.send(reqwest::Method::PUT, "/v1/series/mean/config", Some(r#"{"window": 1}"#)).await;
+        assert_eq!((status, err["error"]["code"].as_str()), (400, Some("invalid_config")), "{err}");
+        let (status, _) = app.send(reqwest::Method::PUT, "/v1/series/mean/config", Some(r#"{"windw": 40}"#)).await;
+        assert_eq!(status, 400);
+        let (_, s) = app.get("/v1/series/mean").await;
+        assert_eq!(s["config"]["window"].as_u64(), Some(40));
+        // Reset: the detector starts again; new points warm it up (no change reported yet).
+        assert_eq!(app.send(reqwest::Method::POST, "/v1/series/mean/reset", None).await.0, 200);
+        let (_, r) = app.post(json!({"series": "mean", "points": [[T0 + 4_000_000, 1.0]]}).to_string()).await;
+        assert_eq!(r["accepted"].as_u64(), Some(1));
+        // Delete: gone from the API and from storage.
+        assert_eq!(app.send(reqwest::Method::DELETE, "/v1/series/mean", None).await.0, 204);
+        assert_eq!(app.get("/v1/series/mean").await.0, 404);
+        assert_eq!(app.send(reqwest::Method::DELETE, "/v1/series/mean", None).await.0, 404);
+        assert_eq!(app.get("/v1/series/mean/points").await.0, 404);
+        app.stop().await;
+    }
+}

@@ -1,11 +1,13 @@
 //! The HTTP API (axum), versioned under `/v1`. Handlers stay thin: they parse, call
 //! [`crate::app::AppState`], and render. Errors are [`ApiError`] JSON bodies.
 
+mod downsample;
 mod error;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -24,7 +26,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/points", post(ingest))
         .route("/v1/series", get(list_series))
-        .route("/v1/series/{name}", get(one_series))
+        .route("/v1/series/{name}", get(one_series).delete(delete_series))
+        .route("/v1/series/{name}/reset", post(reset_series))
+        .route("/v1/series/{name}/config", axum::routing::put(configure_series))
+        .route("/v1/series/{name}/points", get(series_points))
+        .route("/v1/series/{name}/scores", get(series_scores))
         .route("/v1/series/{name}/intervals", get(series_intervals))
         .route("/v1/intervals", get(all_intervals))
         .layer(DefaultBodyLimit::max(limit))
@@ -146,4 +152,84 @@ async fn all_intervals(
 ) -> Result<Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     render_intervals(&state, query_of(&p, None)?).await
+}
+
+async fn delete_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.delete(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no series {name:?}")))
+    }
+}
+
+async fn reset_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    state.reset(&name).await?;
+    Ok(Json(json!({"series": name, "reset": true})))
+}
+
+async fn configure_series(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    let config = state.configure(&name, body).await?;
+    Ok(Json(json!({"series": name, "config": config})))
+}
+
+/// Range filters for points and scores: `from`/`to` (epoch ms, default everything) and
+/// `max_points` (downsample to about that many values).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeParams {
+    from: Option<i64>,
+    to: Option<i64>,
+    max_points: Option<usize>,
+}
+
+fn range(p: &RangeParams) -> Result<(i64, i64), ApiError> {
+    let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
+    if from >= to {
+        return Err(ApiError::bad_request("invalid_query", "from must be before to"));
+    }
+    if p.max_points.is_some_and(|m| m < 2) {
+        return Err(ApiError::bad_request("invalid_query", "max_points must be at least 2"));
+    }
+    Ok((from, to))
+}
+
+async fn series_points(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let (from, to) = range(&p)?;
+    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    let points = state.storage.points(s.id, s.dim as usize, from, to).await?;
+    let (lo, hi) = (points.first().map_or(from, |p| p.0), points.last().map_or(to, |p| p.0 + 1));
+    Ok(Json(downsample::points_json(&points, from.max(lo), to.min(hi), p.max_points)))
+}
+
+async fn series_scores(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let (from, to) = range(&p)?;
+    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    let rows = state.storage.scores(s.id, from, to).await?;
+    // One entry per detector block: its window score, threshold and largest point anomaly score.
+    let as_points: Vec<(i64, Vec<f64>)> = rows
+        .iter()
+        .map(|r| {
+            let anomaly_max = r.anomaly.iter().copied().fold(0f32, f32::max) as f64;
+            (r.end_ts, vec![r.score.unwrap_or(f64::NAN), r.threshold.unwrap_or(f64::NAN), anomaly_max])
+        })
+        .collect();
+    let (lo, hi) = (as_points.first().map_or(from, |p| p.0), as_points.last().map_or(to, |p| p.0 + 1));
+    let mut v = downsample::points_json(&as_points, from.max(lo), to.min(hi), p.max_points);
+    v["columns"] = json!(["window_score", "threshold", "anomaly_max"]);
+    Ok(Json(v))
 }

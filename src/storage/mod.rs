@@ -452,6 +452,54 @@ impl Storage {
         Ok(out)
     }
 
+    /// Score blocks of a series ending in `from_ts <= end_ts < to_ts`, in order.
+    ///
+    /// # Errors
+    /// A database failure or a corrupt block.
+    pub async fn scores(&self, id: i64, from_ts: i64, to_ts: i64) -> Result<Vec<ScoreRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT first_index, end_ts, score, threshold, anomaly FROM score_chunks \
+             WHERE series_id = $1 AND end_ts >= $2 AND end_ts < $3 ORDER BY first_index",
+        )
+        .bind(id)
+        .bind(from_ts)
+        .bind(to_ts)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let bytes: Vec<u8> = r.try_get(4)?;
+                if !bytes.len().is_multiple_of(4) {
+                    return Err(StorageError::Corrupt(format!("an anomaly block of {} bytes", bytes.len())));
+                }
+                Ok(ScoreRow {
+                    first_index: r.try_get(0)?,
+                    end_ts: r.try_get(1)?,
+                    score: r.try_get(2)?,
+                    threshold: r.try_get(3)?,
+                    anomaly: bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets a series' detector checkpoint (its detector re-warms).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn clear_checkpoint(&self, id: i64, principal: &str, now_ms: i64) -> Result<(), StorageError> {
+        sqlx::query("UPDATE series SET checkpoint = NULL, checkpoint_points = 0, updated_at = $1, updated_by = $2 WHERE id = $3")
+            .bind(now_ms)
+            .bind(principal)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes a series and everything stored for it; returns whether it existed.
     ///
     /// # Errors

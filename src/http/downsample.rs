@@ -1,0 +1,67 @@
+//! Min/max downsampling for charts: a time range is cut into equal buckets and each bucket keeps
+//! its count and, per dimension, its smallest and largest value, so spikes survive however many
+//! points fall into a bucket. Pure.
+
+use serde_json::{Value, json};
+
+/// Points as `[[ts, [values…]], …]`, or, when there are more than `max_points`, about
+/// `max_points / 2` buckets `{"from", "to", "count", "min": [...], "max": [...]}` covering
+/// `[from_ts, to_ts)` (empty buckets are left out).
+pub fn points_json(points: &[(i64, Vec<f64>)], from_ts: i64, to_ts: i64, max_points: Option<usize>) -> Value {
+    match max_points {
+        Some(max) if points.len() > max && max >= 2 && to_ts > from_ts => {
+            let buckets = (max / 2).max(1) as i128;
+            let span = (to_ts as i128 - from_ts as i128).max(1);
+            let mut out: Vec<(i64, i64, usize, Vec<f64>, Vec<f64>)> = Vec::new();
+            for (ts, values) in points {
+                let b = ((*ts as i128 - from_ts as i128) * buckets / span).clamp(0, buckets - 1);
+                let lo = from_ts as i128 + span * b / buckets;
+                let hi = from_ts as i128 + span * (b + 1) / buckets;
+                match out.last_mut() {
+                    Some(last) if last.0 == lo as i64 => {
+                        last.2 += 1;
+                        for (j, v) in values.iter().enumerate() {
+                            last.3[j] = last.3[j].min(*v);
+                            last.4[j] = last.4[j].max(*v);
+                        }
+                    }
+                    _ => out.push((lo as i64, hi as i64, 1, values.clone(), values.clone())),
+                }
+            }
+            json!({"downsampled": true, "buckets": out.iter().map(|(f, t, c, mn, mx)| json!({"from": f, "to": t, "count": c, "min": mn, "max": mx})).collect::<Vec<_>>()})
+        }
+        _ => json!({"downsampled": false, "points": points.iter().map(|(ts, v)| json!([ts, v])).collect::<Vec<_>>()}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_million_points_keep_their_extremes_in_a_few_hundred_buckets() {
+        let mut pts: Vec<(i64, Vec<f64>)> =
+            (0..1_000_000).map(|i| (i as i64, vec![(i % 100) as f64 / 100.0])).collect();
+        pts[777_777].1[0] = 42.0; // one spike
+        let v = points_json(&pts, 0, 1_000_000, Some(1000));
+        let buckets = v["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), 500);
+        assert_eq!(buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>(), 1_000_000);
+        let spike = buckets
+            .iter()
+            .find(|b| (b["from"].as_i64().unwrap()..b["to"].as_i64().unwrap()).contains(&777_777))
+            .unwrap();
+        assert_eq!(spike["max"][0], 42.0);
+        assert_eq!(buckets[0]["min"][0], 0.0);
+    }
+
+    #[test]
+    fn few_points_come_back_as_they_are() {
+        let pts = vec![(1, vec![1.0, 2.0]), (2, vec![3.0, 4.0])];
+        assert_eq!(
+            points_json(&pts, 0, 10, Some(100)),
+            json!({"downsampled": false, "points": [[1, [1.0, 2.0]], [2, [3.0, 4.0]]]})
+        );
+        assert_eq!(points_json(&pts, 0, 10, None)["points"].as_array().unwrap().len(), 2);
+    }
+}
