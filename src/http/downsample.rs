@@ -4,6 +4,15 @@
 
 use serde_json::{Value, json};
 
+/// One bucket of the range: `[from, to)`, how many points fell in, per-dimension extremes.
+struct Bucket {
+    from: i64,
+    to: i64,
+    count: usize,
+    min: Vec<f64>,
+    max: Vec<f64>,
+}
+
 /// Points as `[[ts, [values…]], …]`, or, when there are more than `max_points`, about
 /// `max_points / 2` buckets `{"from", "to", "count", "min": [...], "max": [...]}` covering
 /// `[from_ts, to_ts)` (empty buckets are left out).
@@ -12,23 +21,33 @@ pub fn points_json(points: &[(i64, Vec<f64>)], from_ts: i64, to_ts: i64, max_poi
         Some(max) if points.len() > max && max >= 2 && to_ts > from_ts => {
             let buckets = (max / 2).max(1) as i128;
             let span = (to_ts as i128 - from_ts as i128).max(1);
-            let mut out: Vec<(i64, i64, usize, Vec<f64>, Vec<f64>)> = Vec::new();
+            let mut out: Vec<Bucket> = Vec::new();
             for (ts, values) in points {
                 let b = ((*ts as i128 - from_ts as i128) * buckets / span).clamp(0, buckets - 1);
                 let lo = from_ts as i128 + span * b / buckets;
                 let hi = from_ts as i128 + span * (b + 1) / buckets;
                 match out.last_mut() {
-                    Some(last) if last.0 == lo as i64 => {
-                        last.2 += 1;
+                    Some(last) if last.from == lo as i64 => {
+                        last.count += 1;
                         for (j, v) in values.iter().enumerate() {
-                            last.3[j] = last.3[j].min(*v);
-                            last.4[j] = last.4[j].max(*v);
+                            last.min[j] = last.min[j].min(*v);
+                            last.max[j] = last.max[j].max(*v);
                         }
                     }
-                    _ => out.push((lo as i64, hi as i64, 1, values.clone(), values.clone())),
+                    _ => out.push(Bucket {
+                        from: lo as i64,
+                        to: hi as i64,
+                        count: 1,
+                        min: values.clone(),
+                        max: values.clone(),
+                    }),
                 }
             }
-            json!({"downsampled": true, "buckets": out.iter().map(|(f, t, c, mn, mx)| json!({"from": f, "to": t, "count": c, "min": mn, "max": mx})).collect::<Vec<_>>()})
+            let buckets: Vec<Value> = out
+                .iter()
+                .map(|b| json!({"from": b.from, "to": b.to, "count": b.count, "min": b.min, "max": b.max}))
+                .collect();
+            json!({"downsampled": true, "buckets": buckets})
         }
         _ => json!({"downsampled": false, "points": points.iter().map(|(ts, v)| json!([ts, v])).collect::<Vec<_>>()}),
     }
