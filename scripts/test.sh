@@ -15,6 +15,10 @@ echo "== PostgreSQL for the storage conformance tests (started here, or reused i
 DRIFTWATCH_TEST_PG="$(scripts/pg.sh start)"
 export DRIFTWATCH_TEST_PG
 trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT   # stops only a server it started
+echo "== promtool (Debian's prometheus package) for the metrics test"
+if ! command -v promtool >/dev/null 2>&1; then
+  (apt-get update -q && apt-get install -y -q --no-install-recommends prometheus) >&2
+fi
 echo "== cargo test (unit, property, integration, doc)"
 cargo test --workspace --release
 echo "== benches in test mode"

@@ -26,6 +26,8 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// Metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Outcome of one ingest request.
@@ -97,6 +99,18 @@ impl AppState {
                 Err(e) => summary.errors.push(e),
             }
         }
+        let m = &self.metrics;
+        for r in RejectReason::ALL {
+            m.points_rejected.with_label_values(&[r.as_str()]).inc_by(summary.rejected.get(r));
+        }
+        m.points_rejected.with_label_values(&["duplicate"]).inc_by(summary.duplicate);
+        m.points_rejected.with_label_values(&["late"]).inc_by(summary.late);
+        m.points_rejected.with_label_values(&["dimension_mismatch"]).inc_by(summary.dimension_mismatch);
+        m.points_rejected.with_label_values(&["undecodable_message"]).inc_by(summary.errors.len() as u64);
+        m.points_ingested.inc_by(summary.accepted);
+        for (shard, depth) in self.pipeline.queue_depths().into_iter().enumerate() {
+            m.queue_depth.with_label_values(&[&shard.to_string()]).set(depth as i64);
+        }
         Ok(summary)
     }
 
@@ -164,13 +178,24 @@ impl AppState {
         let series =
             self.storage.ensure_series(&m.series, first.values.len() as i64, &self.settings.principal, now).await?;
         let report = self.pipeline.ingest(m.series, m.points).await?;
+        self.metrics.detector_seconds.observe(report.detector_seconds);
+        for e in &report.events {
+            match e {
+                Event::Opened { .. } => self.metrics.intervals.with_label_values(&["opened"]).inc(),
+                Event::Closed(_) => self.metrics.intervals.with_label_values(&["closed"]).inc(),
+                _ => {}
+            }
+        }
         summary.accepted += report.accepted;
         summary.duplicate += report.duplicate;
         summary.late += report.late;
         summary.dimension_mismatch += report.dimension_mismatch;
         let batch = write_batch(series.id, &report);
         if batch != WriteBatch::default() {
-            self.storage.write(series.id, &batch).await?;
+            let started = std::time::Instant::now();
+            let written = self.storage.write(series.id, &batch).await;
+            self.metrics.storage_write_seconds.observe(started.elapsed().as_secs_f64());
+            written.inspect_err(|_| self.metrics.storage_errors.inc())?;
         }
         Ok(())
     }
@@ -283,7 +308,10 @@ impl Application {
         let listener =
             TcpListener::bind(&settings.http.addr).await.with_context(|| format!("binding {}", settings.http.addr))?;
         tracing::info!(addr = %listener.local_addr()?, storage = ?storage.backend(), restored, "Listening.");
-        Ok(Self { listener, state: AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings) } })
+        let metrics = crate::metrics::Metrics::new();
+        metrics.series.set(storage.counts().await?.series);
+        let state = AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings), metrics };
+        Ok(Self { listener, state })
     }
 
     /// The bound port.

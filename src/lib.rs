@@ -13,6 +13,7 @@
 //! * [`input`] — reading series from CSV files, with errors that name file, row and reason.
 //! * [`commands`] — one module per subcommand.
 //! * [`ingest`] — the one point format every input uses (HTTP now, Kafka later) and its decoder.
+//! * [`metrics`] — the Prometheus registry and every metric name.
 //! * [`pipeline`] — series sharded over detector threads behind bounded queues.
 //! * [`storage`] — SQLite or PostgreSQL behind one interface; the only module with SQL.
 
@@ -23,5 +24,6 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod input;
+pub mod metrics;
 pub mod pipeline;
 pub mod storage;

@@ -234,3 +234,57 @@ async fn points_and_scores_come_back_downsampled_and_series_can_be_configured_re
         app.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened_and_pass_promtool() {
+    let xs = fixture();
+    let (_, settings, _dir) = settings_for_each_backend("metrics").await.remove(0);
+    let app = TestApp::spawn(settings).await;
+    app.post(batch("mean", &xs, 0, 3000)).await;
+    app.post(batch("mean", &xs, 2990, 3000)).await; // 10 replayed points
+    app.post(r#"{"series":"mean","points":[[1,null]]}"#.into()).await;
+    let r = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    for line in [
+        "driftwatch_points_ingested_total 3000",
+        "driftwatch_points_rejected_total{reason=\"duplicate\"} 1",
+        "driftwatch_points_rejected_total{reason=\"late\"} 9",
+        "driftwatch_points_rejected_total{reason=\"invalid_value\"} 1",
+        "driftwatch_intervals_total{event=\"opened\"} 2",
+        "driftwatch_intervals_total{event=\"closed\"} 2",
+        "driftwatch_series 1",
+        "driftwatch_open_intervals 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    // Two batches reached a detector; the third had no usable point.
+    assert!(text.contains("driftwatch_detector_batch_duration_seconds_count 2"), "{text}");
+    // promtool's linter on the real scrape.
+    let promtool = std::process::Command::new("promtool").arg("--version").output();
+    if promtool.is_err() {
+        assert_eq!(
+            std::env::var("DRIFTWATCH_SKIP_PROMTOOL").as_deref(),
+            Ok("1"),
+            "promtool is missing: run ./scripts/test.sh (it installs it) or set DRIFTWATCH_SKIP_PROMTOOL=1"
+        );
+    } else {
+        use std::io::Write;
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    app.stop().await;
+}

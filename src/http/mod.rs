@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/points", post(ingest))
         .route("/v1/series", get(list_series))
         .route("/v1/series/{name}", get(one_series).delete(delete_series))
@@ -35,6 +36,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/intervals", get(all_intervals))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// Prometheus text format. Gauges read from storage are refreshed at scrape time.
+async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let counts = state.storage.counts().await.inspect_err(|_| state.metrics.storage_errors.inc())?;
+    state.metrics.series.set(counts.series);
+    state.metrics.open_intervals.set(counts.open_intervals);
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -163,6 +163,8 @@ pub struct Counts {
     pub intervals: i64,
     /// Score blocks.
     pub score_chunks: i64,
+    /// Intervals open now.
+    pub open_intervals: i64,
 }
 
 /// The storage handle: a pool, cheap to clone.
@@ -221,7 +223,8 @@ impl Storage {
     pub async fn counts(&self) -> Result<Counts, StorageError> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM point_chunks), \
-             (SELECT COUNT(*) FROM intervals), (SELECT COUNT(*) FROM score_chunks)",
+             (SELECT COUNT(*) FROM intervals), (SELECT COUNT(*) FROM score_chunks), \
+             (SELECT COUNT(*) FROM intervals WHERE status = 'open')",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -230,6 +233,7 @@ impl Storage {
             point_chunks: row.try_get(1)?,
             intervals: row.try_get(2)?,
             score_chunks: row.try_get(3)?,
+            open_intervals: row.try_get(4)?,
         })
     }
 
