@@ -21,7 +21,7 @@
 #   3. A valid data directory left by an earlier run is started again; a missing one is
 #      created with initdb; a broken one (or one that fails to start) is wiped and
 #      initialised once more, one time only.
-#   The cluster is for tests only: trust auth, fsync/full_page_writes/synchronous_commit
+#   The cluster is for tests only: trust auth, 300 connections, fsync/full_page_writes/synchronous_commit
 #   off, listening on 127.0.0.1 (and a Unix socket inside DIR). The server runs as the
 #   `postgres` OS user when this script runs as root, else as the calling user. Its log is
 #   DIR/server.log. Calls for the same port are serialised with flock, so concurrent starts
@@ -302,7 +302,7 @@ start_once() {
     sockdir="$DIR"
     if [[ ! "$DIR" =~ ^[A-Za-z0-9_./+-]+$ ]] || ((${#DIR} > 90)); then sockdir=""; fi
     opts="-c listen_addresses=127.0.0.1 -p $PORT -c unix_socket_directories='$sockdir'"
-    opts+=" -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    opts+=" -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=300"
 
     # Marked before pg_ctl runs, so a server that outlives a failed `pg_ctl -w` is ours to stop.
     as_pg touch "$DIR/$STARTED_MARK"

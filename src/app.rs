@@ -330,7 +330,6 @@ impl Application {
         let app = crate::http::router(self.state.clone());
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         let AppState { storage, pipeline, .. } = self.state;
-        let pipeline = Arc::try_unwrap(pipeline).map_err(|_| anyhow::anyhow!("requests still hold the pipeline"))?;
         let detectors = tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
         let mut saved = 0;
         for (name, det) in detectors {

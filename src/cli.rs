@@ -138,6 +138,36 @@ pub enum BenchCommand {
     /// The streaming detector on one core: points per second and bytes per series for each
     /// scenario of the streaming issue, one JSON line each, plus the SIMD path's gain.
     Engine(BenchEngineArgs),
+    /// The HTTP service under load: ingest of 1,000-point batches, then interval queries at a
+    /// fixed rate while ingest goes on. Runs the service in-process (SQLite in a temp folder, or
+    /// DATABASE_URL) unless --url names a running one.
+    Http(BenchHttpArgs),
+}
+
+/// `driftwatch bench http`.
+#[derive(Debug, clap::Args)]
+pub struct BenchHttpArgs {
+    /// A running service to load instead of an in-process one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Series the points are spread over.
+    #[arg(long, default_value_t = 64)]
+    pub series: usize,
+    /// Batches of 1,000 points to post.
+    #[arg(long, default_value_t = 600)]
+    pub batches: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Interval queries per second during the second phase.
+    #[arg(long, default_value_t = 1000)]
+    pub query_rate: u64,
+    /// Seconds of the query phase.
+    #[arg(long, default_value_t = 10)]
+    pub query_seconds: u64,
+    /// Batches per second posted during the query phase (200 = the 200,000 points/s target).
+    #[arg(long, default_value_t = 200)]
+    pub ingest_rate: u64,
 }
 
 /// `driftwatch bench engine`.

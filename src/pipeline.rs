@@ -83,11 +83,15 @@ enum Job {
     Remove { series: String, reply: oneshot::Sender<bool> },
 }
 
-/// A running pipeline.
+/// A running pipeline. Shared by reference (`Arc`); [`Pipeline::shutdown`] works through a
+/// shared reference too, so a request still holding a handle cannot block shutdown.
 #[derive(Debug)]
 pub struct Pipeline {
-    senders: Vec<mpsc::Sender<Job>>,
-    threads: Vec<JoinHandle<HashMap<String, StreamDetector>>>,
+    /// Emptied by `shutdown`: once gone, shards see their channels close when the last in-flight
+    /// sender clone drops, and finish.
+    senders: std::sync::Mutex<Vec<mpsc::Sender<Job>>>,
+    threads: std::sync::Mutex<Vec<JoinHandle<HashMap<String, StreamDetector>>>>,
+    shards: usize,
     queue: usize,
 }
 
@@ -115,19 +119,30 @@ impl Pipeline {
             senders.push(tx);
             threads.push(handle);
         }
-        Ok(Self { senders, threads, queue: config.queue })
+        Ok(Self {
+            senders: std::sync::Mutex::new(senders),
+            threads: std::sync::Mutex::new(threads),
+            shards: config.shards,
+            queue: config.queue,
+        })
     }
 
     /// The shard a series lives on: a stable hash of its name (SipHash with fixed keys).
     pub fn shard_of(&self, series: &str) -> usize {
         let mut h = DefaultHasher::new();
         series.hash(&mut h);
-        (h.finish() % self.senders.len() as u64) as usize
+        (h.finish() % self.shards as u64) as usize
     }
 
     /// Batches waiting per shard (for the queue-depth metric).
     pub fn queue_depths(&self) -> Vec<usize> {
-        self.senders.iter().map(|s| self.queue - s.capacity()).collect()
+        self.senders.lock().expect("pipeline lock").iter().map(|s| self.queue - s.capacity()).collect()
+    }
+
+    /// The sender of `series`' shard, or `Stopped` after shutdown.
+    fn sender(&self, series: &str) -> Result<mpsc::Sender<Job>, PipelineError> {
+        let shard = self.shard_of(series);
+        self.senders.lock().expect("pipeline lock").get(shard).cloned().ok_or(PipelineError::Stopped)
     }
 
     /// Feeds a batch of one series' points, waiting for queue room, and returns its report.
@@ -136,8 +151,7 @@ impl Pipeline {
     /// [`PipelineError::Stopped`] when the pipeline is shutting down.
     pub async fn ingest(&self, series: String, points: Vec<Point>) -> Result<Report, PipelineError> {
         let (reply, rx) = oneshot::channel();
-        let shard = self.shard_of(&series);
-        self.senders[shard].send(Job::Points { series, points, reply }).await.map_err(|_| PipelineError::Stopped)?;
+        self.sender(&series)?.send(Job::Points { series, points, reply }).await.map_err(|_| PipelineError::Stopped)?;
         rx.await.map_err(|_| PipelineError::Stopped)
     }
 
@@ -147,8 +161,7 @@ impl Pipeline {
     /// A configuration the engine refuses, or a stopped pipeline.
     pub async fn configure(&self, series: String, config: StreamConfig, dim: usize) -> Result<(), PipelineError> {
         let (reply, rx) = oneshot::channel();
-        let shard = self.shard_of(&series);
-        self.senders[shard]
+        self.sender(&series)?
             .send(Job::Configure { series, config, dim, reply })
             .await
             .map_err(|_| PipelineError::Stopped)?;
@@ -161,8 +174,7 @@ impl Pipeline {
     /// A stopped pipeline.
     pub async fn snapshot(&self, series: String) -> Result<Option<StreamDetector>, PipelineError> {
         let (reply, rx) = oneshot::channel();
-        let shard = self.shard_of(&series);
-        self.senders[shard].send(Job::Snapshot { series, reply }).await.map_err(|_| PipelineError::Stopped)?;
+        self.sender(&series)?.send(Job::Snapshot { series, reply }).await.map_err(|_| PipelineError::Stopped)?;
         rx.await.map_err(|_| PipelineError::Stopped)
     }
 
@@ -171,8 +183,7 @@ impl Pipeline {
     /// # Errors
     /// A stopped pipeline.
     pub async fn restore(&self, series: String, detector: StreamDetector) -> Result<(), PipelineError> {
-        let shard = self.shard_of(&series);
-        self.senders[shard]
+        self.sender(&series)?
             .send(Job::Restore { series, detector: Box::new(detector) })
             .await
             .map_err(|_| PipelineError::Stopped)
@@ -184,17 +195,18 @@ impl Pipeline {
     /// A stopped pipeline.
     pub async fn remove(&self, series: String) -> Result<bool, PipelineError> {
         let (reply, rx) = oneshot::channel();
-        let shard = self.shard_of(&series);
-        self.senders[shard].send(Job::Remove { series, reply }).await.map_err(|_| PipelineError::Stopped)?;
+        self.sender(&series)?.send(Job::Remove { series, reply }).await.map_err(|_| PipelineError::Stopped)?;
         rx.await.map_err(|_| PipelineError::Stopped)
     }
 
-    /// Stops accepting work, lets every shard finish its queue, and returns all detectors (for
-    /// the final checkpoint). Blocks until the shard threads end.
-    pub fn shutdown(self) -> HashMap<String, StreamDetector> {
-        drop(self.senders);
+    /// Stops accepting work, lets every shard finish its queue (and any send already under way),
+    /// and returns all detectors (for the final checkpoint). Blocks until the shard threads end;
+    /// a second call returns nothing.
+    pub fn shutdown(&self) -> HashMap<String, StreamDetector> {
+        self.senders.lock().expect("pipeline lock").clear();
+        let threads = std::mem::take(&mut *self.threads.lock().expect("pipeline lock"));
         let mut all = HashMap::new();
-        for t in self.threads {
+        for t in threads {
             if let Ok(part) = t.join() {
                 all.extend(part);
             }

@@ -46,6 +46,7 @@ async fn settings_for_each_backend(test: &str) -> Vec<(&'static str, Settings, O
     base.http.addr = "127.0.0.1:0".into();
     base.pipeline.shards = 2;
     base.principal = "tester".into();
+    base.storage.max_connections = 4;
     let dir = tempfile::tempdir().unwrap();
     let mut sqlite = base.clone();
     sqlite.storage.data_dir = dir.path().to_owned();
@@ -57,6 +58,7 @@ async fn settings_for_each_backend(test: &str) -> Vec<(&'static str, Settings, O
             let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL reachable");
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+            pool.close().await;
             let mut pg = base;
             pg.storage.url = Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
             out.push(("postgres", pg, None));

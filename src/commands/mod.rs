@@ -16,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Detect(args) => detect::run(&args),
         Command::Bench(BenchCommand::Offline(args)) => bench::offline(&args),
         Command::Bench(BenchCommand::Engine(args)) => bench::engine(&args),
+        Command::Bench(BenchCommand::Http(args)) => bench::http(&args),
         Command::Config(ConfigCommand::Show { config }) => {
             print!("{}", Settings::load(config.as_deref(), std::env::vars())?.show());
             Ok(())
