@@ -314,6 +314,11 @@ impl Application {
         Ok(Self { listener, state })
     }
 
+    /// A handle on the running state (for in-process callers such as `replay`).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map_or(0, |a| a.port())

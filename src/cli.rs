@@ -30,6 +30,38 @@ pub enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Stream a CSV file into a series, through a running service (--url) or an embedded one
+    /// (the same storage `serve` uses), with a progress bar. Timestamps are start + i × interval,
+    /// so replaying the same file again is counted as duplicates and stores nothing twice.
+    Replay(ReplayArgs),
+}
+
+/// `driftwatch replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// CSV file (as for `detect`).
+    pub file: PathBuf,
+    /// Series to write to.
+    #[arg(long)]
+    pub series: String,
+    /// Columns to use, by header name or 0-based index.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Timestamp of the first row, epoch milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub start_ms: i64,
+    /// Milliseconds between rows.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: i64,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// A running service; without it the pipeline runs embedded.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// TOML settings file for the embedded pipeline.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `driftwatch config ...`.

@@ -290,3 +290,27 @@ async fn metrics_count_what_happened_and_pass_promtool() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_a_file_over_http_finds_its_changes() {
+    let (_, settings, _dir) = settings_for_each_backend("replay").await.remove(0);
+    let app = TestApp::spawn(settings).await;
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv");
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["replay", fixture, "--series", "replayed", "--url", &base, "--start-ms", "1795780800000"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["accepted"].as_u64(), Some(3000));
+    let (_, body) = app.get("/v1/series/replayed/intervals").await;
+    let starts: Vec<u64> = body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+    assert_eq!(starts, vec![1000, 2000]);
+    assert_eq!(body["intervals"][1]["start_ts"].as_i64(), Some(1_795_780_800_000 + 2_000_000));
+    app.stop().await;
+}

@@ -197,3 +197,25 @@ fn online_mode_refuses_a_file_shorter_than_warm_up_plus_a_window() {
     ]));
     assert_eq!(v["warmup_points"], 500);
 }
+
+#[test]
+fn replay_embedded_twice_stores_once_and_counts_the_second_pass_as_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture("mean_shift.csv");
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["replay", &f, "--series", "mean", "--batch", "700"])
+            .env("DRIFTWATCH__STORAGE__DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        json_ok(&out)
+    };
+    let first = run();
+    assert_eq!((first["rows"].as_u64(), first["accepted"].as_u64()), (Some(3000), Some(3000)));
+    let second = run();
+    assert_eq!(
+        (second["accepted"].as_u64(), second["duplicate"].as_u64(), second["late"].as_u64()),
+        (Some(0), Some(1), Some(2999))
+    );
+    assert!(dir.path().join("driftwatch.db").is_file());
+}

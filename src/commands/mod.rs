@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod detect;
+pub mod replay;
 
 use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
 use crate::config::Settings;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { config } => serve(config.as_deref()),
+        Command::Replay(args) => replay::run(&args),
     }
 }
 
