@@ -254,6 +254,26 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Applies the retention settings now and then every ten minutes: per series, points and scores
+/// more than their configured number of days before the series' newest point (0 keeps them).
+async fn run_retention(storage: Storage, settings: Arc<Settings>, metrics: crate::metrics::Metrics) {
+    const DAY_MS: i64 = 86_400_000;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let keep = |days: u32| if days == 0 { i64::MAX / 2 } else { days as i64 * DAY_MS };
+        let (p, s) = (keep(settings.storage.retention_days_points), keep(settings.storage.retention_days_scores));
+        match storage.apply_retention(p, s).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "Retention removed old blocks."),
+            Err(e) => {
+                metrics.storage_errors.inc();
+                tracing::error!(error = %e, "Retention failed.");
+            }
+        }
+    }
+}
+
 /// A built, not yet serving, application.
 #[derive(Debug)]
 pub struct Application {
@@ -333,7 +353,13 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = crate::http::router(self.state.clone());
+        let retention = tokio::spawn(run_retention(
+            self.state.storage.clone(),
+            self.state.settings.clone(),
+            self.state.metrics.clone(),
+        ));
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        retention.abort();
         let AppState { storage, pipeline, .. } = self.state;
         let detectors = tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
         let mut saved = 0;

@@ -61,6 +61,10 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// Connection pool size.
     pub max_connections: u32,
+    /// Days of raw points kept per series, counted back from its newest point (0 = all).
+    pub retention_days_points: u32,
+    /// Days of window and anomaly scores kept per series, likewise (0 = all).
+    pub retention_days_scores: u32,
 }
 
 /// Pipeline settings.
@@ -111,7 +115,13 @@ impl Default for HttpSettings {
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        Self { url: None, data_dir: PathBuf::from("driftwatch-data"), max_connections: 8 }
+        Self {
+            url: None,
+            data_dir: PathBuf::from("driftwatch-data"),
+            max_connections: 8,
+            retention_days_points: 30,
+            retention_days_scores: 7,
+        }
     }
 }
 

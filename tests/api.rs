@@ -314,3 +314,24 @@ async fn replaying_a_file_over_http_finds_its_changes() {
     assert_eq!(body["intervals"][1]["start_ts"].as_i64(), Some(1_795_780_800_000 + 2_000_000));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_show_their_latest_change_and_intervals_filter_by_since() {
+    let xs = fixture();
+    let (_, settings, _dir) = settings_for_each_backend("latest").await.remove(0);
+    let app = TestApp::spawn(settings).await;
+    app.post(batch("mean", &xs, 0, 3000)).await;
+    let (_, s) = app.get("/v1/series/mean").await;
+    assert_eq!(
+        (s["latest_change"]["start"].as_u64(), s["latest_change"]["status"].as_str()),
+        (Some(2000), Some("closed")),
+        "{s}"
+    );
+    let (_, all) = app.get("/v1/series").await;
+    assert_eq!(all["series"][0]["latest_change"]["start_ts"].as_i64(), Some(T0 + 2_000_000));
+    let (_, since) = app.get(&format!("/v1/intervals?since={}", T0 + 1_500_000)).await;
+    let starts: Vec<u64> =
+        since["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+    assert_eq!(starts, vec![2000]);
+    app.stop().await;
+}

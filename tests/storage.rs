@@ -199,7 +199,8 @@ async fn deleting_a_series_removes_its_rows_and_retention_drops_old_blocks() {
         assert!(!s.delete_series("a").await.unwrap());
         assert_eq!(count(&s, "point_chunks").await, 2);
         assert_eq!(count(&s, "intervals").await, 1);
-        // Retention: blocks that ended before 500 s go, newer ones stay.
+        // Retention keeps 500 s back from the series' newest point (1009 s): the block ending at
+        // 9 s goes, the one ending at 1009 s stays.
         assert_eq!(s.apply_retention(500_000, 500_000).await.unwrap(), 2);
         assert_eq!(s.points(keep, 2, 0, i64::MAX).await.unwrap().len(), 10);
         assert_eq!(count(&s, "score_chunks").await, 0);

@@ -67,10 +67,12 @@ async fn ingest(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
     Ok(Json(summary.to_json()))
 }
 
-fn series_json(s: &SeriesRow) -> Value {
+fn series_json(s: &SeriesRow, latest: Option<&IntervalRow>) -> Value {
     json!({"name": s.name, "dim": s.dim, "last_ts": s.last_ts, "points": s.checkpoint_points,
            "created_by": s.created_by, "updated_by": s.updated_by,
-           "config": s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok())})
+           "config": s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+           "latest_change": latest.map(|r| json!({"start": r.start_index, "start_ts": r.start_ts,
+               "status": if r.open { "open" } else { "closed" }, "peak_score": r.peak_score}))})
 }
 
 fn interval_json(series: &str, r: &IntervalRow) -> Value {
@@ -82,20 +84,24 @@ fn interval_json(series: &str, r: &IntervalRow) -> Value {
 
 async fn list_series(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let all = state.storage.list_series().await?;
-    Ok(Json(json!({"series": all.iter().map(series_json).collect::<Vec<_>>()})))
+    let latest = state.storage.latest_intervals().await?;
+    Ok(Json(json!({"series": all.iter().map(|s| series_json(s, latest.get(&s.id))).collect::<Vec<_>>()})))
 }
 
 async fn one_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
-    Ok(Json(series_json(&s)))
+    let latest = state.storage.latest_intervals().await?;
+    Ok(Json(series_json(&s, latest.get(&s.id))))
 }
 
-/// Interval filters: `status=open|closed`, `from`/`to` (epoch ms), `limit` (1..=1000, default
+/// Interval filters: `status=open|closed`, `from`/`to` (epoch ms: intervals overlapping the
+/// range), `since` (epoch ms: intervals starting at or after it), `limit` (1..=1000, default
 /// 100), `after` (the `next` cursor of the previous page).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IntervalParams {
     status: Option<String>,
+    since: Option<i64>,
     from: Option<i64>,
     to: Option<i64>,
     limit: Option<i64>,
@@ -130,7 +136,7 @@ fn query_of(p: &IntervalParams, series_id: Option<i64>) -> Result<IntervalQuery,
             ))
         }
     };
-    Ok(IntervalQuery { series_id, open, from_ts: p.from, to_ts: p.to, after, limit })
+    Ok(IntervalQuery { series_id, open, from_ts: p.from, to_ts: p.to, since: p.since, after, limit })
 }
 
 async fn render_intervals(state: &AppState, q: IntervalQuery) -> Result<Json<Value>, ApiError> {

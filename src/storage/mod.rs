@@ -144,6 +144,8 @@ pub struct IntervalQuery {
     pub open: Option<bool>,
     /// Intervals ending at or after this timestamp.
     pub from_ts: Option<i64>,
+    /// Intervals starting at or after this timestamp.
+    pub since: Option<i64>,
     /// Intervals starting before this timestamp.
     pub to_ts: Option<i64>,
     /// Page: rows after this (series id, start index), in that order.
@@ -427,7 +429,7 @@ impl Storage {
             "SELECT {INTERVAL_COLUMNS} FROM intervals WHERE ($1 IS NULL OR series_id = $1) \
              AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR end_ts >= $3) AND ($4 IS NULL OR start_ts < $4) \
              AND ($5 IS NULL OR series_id > $5 OR (series_id = $5 AND start_index > $6)) \
-             ORDER BY series_id, start_index LIMIT $7"
+             AND ($7 IS NULL OR start_ts >= $7) ORDER BY series_id, start_index LIMIT $8"
         ))
         .bind(q.series_id)
         .bind(q.open.map(|o| if o { "open" } else { "closed" }))
@@ -435,6 +437,7 @@ impl Storage {
         .bind(q.to_ts)
         .bind(q.after.map(|a| a.0))
         .bind(q.after.map_or(0, |a| a.1))
+        .bind(q.since)
         .bind(q.limit.max(0))
         .fetch_all(&self.read)
         .await?;
@@ -516,6 +519,21 @@ impl Storage {
         Ok(())
     }
 
+    /// The latest interval (highest start index) of every series that has one.
+    ///
+    /// # Errors
+    /// A database failure or a corrupt row.
+    pub async fn latest_intervals(&self) -> Result<std::collections::HashMap<i64, IntervalRow>, StorageError> {
+        let cols = INTERVAL_COLUMNS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {cols} FROM intervals i JOIN (SELECT series_id, MAX(start_index) AS m FROM intervals GROUP BY series_id) l \
+             ON i.series_id = l.series_id AND i.start_index = l.m"
+        ))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| interval_row(r).map(|iv| (iv.series_id, iv))).collect()
+    }
+
     /// Names of the series with these ids.
     ///
     /// # Errors
@@ -549,16 +567,25 @@ impl Storage {
         Ok(true)
     }
 
-    /// Deletes raw point blocks whose last point is before `points_before` and score blocks
-    /// ending before `scores_before` (retention); returns the rows removed.
+    /// Retention counted back from each series' newest point: deletes raw point blocks that end
+    /// more than `points_ms` before it and score blocks more than `scores_ms` before it (so
+    /// replayed or back-filled history is kept like live data). Returns the rows removed.
     ///
     /// # Errors
     /// A database failure.
-    pub async fn apply_retention(&self, points_before: i64, scores_before: i64) -> Result<u64, StorageError> {
-        let a =
-            sqlx::query("DELETE FROM point_chunks WHERE last_ts < $1").bind(points_before).execute(&self.pool).await?;
-        let b =
-            sqlx::query("DELETE FROM score_chunks WHERE end_ts < $1").bind(scores_before).execute(&self.pool).await?;
+    pub async fn apply_retention(&self, points_ms: i64, scores_ms: i64) -> Result<u64, StorageError> {
+        let a = sqlx::query(
+            "DELETE FROM point_chunks WHERE last_ts < (SELECT s.last_ts FROM series s WHERE s.id = point_chunks.series_id) - $1",
+        )
+        .bind(points_ms)
+        .execute(&self.pool)
+        .await?;
+        let b = sqlx::query(
+            "DELETE FROM score_chunks WHERE end_ts < (SELECT s.last_ts FROM series s WHERE s.id = score_chunks.series_id) - $1",
+        )
+        .bind(scores_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(a.rows_affected() + b.rows_affected())
     }
 }
