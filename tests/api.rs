@@ -335,3 +335,15 @@ async fn series_show_their_latest_change_and_intervals_filter_by_since() {
     assert_eq!(starts, vec![2000]);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_and_describes_the_api() {
+    let (_, settings, _dir) = settings_for_each_backend("openapi").await.remove(0);
+    let app = TestApp::spawn(settings).await;
+    let (status, doc) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    assert_eq!(doc["paths"]["/v1/points"]["post"]["tags"][0], "ingest");
+    assert!(doc["paths"]["/v1/series/{name}/intervals"]["get"]["responses"]["404"].is_object());
+    app.stop().await;
+}

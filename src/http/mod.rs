@@ -3,6 +3,7 @@
 
 mod downsample;
 mod error;
+mod openapi;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,9 +23,10 @@ use crate::storage::{IntervalQuery, IntervalRow, SeriesRow};
 pub fn router(state: AppState) -> Router {
     let limit = state.settings.http.max_body_bytes;
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/v1/points", post(ingest))
         .route("/v1/series", get(list_series))
         .route("/v1/series/{name}", get(one_series).delete(delete_series))
@@ -38,7 +40,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
 /// Prometheus text format. Gauges read from storage are refreshed at scrape time.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::IntoResponse, ApiError> {
     let counts = state.storage.counts().await.inspect_err(|_| state.metrics.storage_errors.inc())?;
     state.metrics.series.set(counts.series);
@@ -46,6 +55,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::I
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Storage reachable"), (status = 503, description = "Storage unreachable", body = openapi::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.storage.ping().await {
         Ok(Json(json!({"status": "ready"})))
@@ -54,6 +64,9 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     }
 }
 
+/// Ingest points: one JSON message (a point or a batch for one series) or NDJSON lines.
+#[utoipa::path(post, path = "/v1/points", tag = "ingest", request_body(content = String, description = "`{\"series\", \"ts\", \"value\"|\"values\"}` or `{\"series\", \"points\": [[ts, x], ...]}`; JSON or NDJSON", content_type = "application/json"),
+    responses((status = 200, description = "Counts by outcome: accepted, duplicate, late, dimension_mismatch, rejected by reason, undecodable lines"), (status = 400, description = "No message could be decoded", body = openapi::ErrorBody), (status = 413, description = "Body over the limit", body = openapi::ErrorBody)))]
 async fn ingest(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => ApiError::too_large(state.settings.http.max_body_bytes),
@@ -82,12 +95,14 @@ fn interval_json(series: &str, r: &IntervalRow) -> Value {
            "explanation": r.explanation.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok())})
 }
 
+#[utoipa::path(get, path = "/v1/series", tag = "series", responses((status = 200, description = "Every series with its latest change")))]
 async fn list_series(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let all = state.storage.list_series().await?;
     let latest = state.storage.latest_intervals().await?;
     Ok(Json(json!({"series": all.iter().map(|s| series_json(s, latest.get(&s.id))).collect::<Vec<_>>()})))
 }
 
+#[utoipa::path(get, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "The series"), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn one_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
     let latest = state.storage.latest_intervals().await?;
@@ -97,7 +112,8 @@ async fn one_series(State(state): State<AppState>, Path(name): Path<String>) -> 
 /// Interval filters: `status=open|closed`, `from`/`to` (epoch ms: intervals overlapping the
 /// range), `since` (epoch ms: intervals starting at or after it), `limit` (1..=1000, default
 /// 100), `after` (the `next` cursor of the previous page).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct IntervalParams {
     status: Option<String>,
@@ -151,6 +167,7 @@ async fn render_intervals(state: &AppState, q: IntervalQuery) -> Result<Json<Val
     Ok(Json(json!({"intervals": items, "next": next})))
 }
 
+#[utoipa::path(get, path = "/v1/series/{name}/intervals", tag = "intervals", params(("name" = String, Path, description = "Series name"), IntervalParams), responses((status = 200, description = "Intervals [start, end) with peak score, psi, status and explanation; `next` cursor"), (status = 400, description = "Bad query", body = openapi::ErrorBody), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn series_intervals(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -161,6 +178,7 @@ async fn series_intervals(
     render_intervals(&state, query_of(&p, Some(s.id))?).await
 }
 
+#[utoipa::path(get, path = "/v1/intervals", tag = "intervals", params(IntervalParams), responses((status = 200, description = "Intervals across series, in (series, start) order; `next` cursor"), (status = 400, description = "Bad query", body = openapi::ErrorBody)))]
 async fn all_intervals(
     State(state): State<AppState>,
     params: Result<Query<IntervalParams>, axum::extract::rejection::QueryRejection>,
@@ -169,6 +187,7 @@ async fn all_intervals(
     render_intervals(&state, query_of(&p, None)?).await
 }
 
+#[utoipa::path(delete, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 204, description = "Deleted with everything stored for it"), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn delete_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     if state.delete(&name).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -177,11 +196,13 @@ async fn delete_series(State(state): State<AppState>, Path(name): Path<String>) 
     }
 }
 
+#[utoipa::path(post, path = "/v1/series/{name}/reset", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "Detector state forgotten; the next points re-warm it"), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn reset_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     state.reset(&name).await?;
     Ok(Json(json!({"series": name, "reset": true})))
 }
 
+#[utoipa::path(put, path = "/v1/series/{name}/config", tag = "series", params(("name" = String, Path, description = "Series name")), request_body(content = Object, description = "Any of window, hop, alpha, psi, t, warmup_windows; the rest from the defaults"), responses((status = 200, description = "The series' configuration"), (status = 400, description = "Settings refused", body = openapi::ErrorBody), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn configure_series(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -194,7 +215,8 @@ async fn configure_series(
 
 /// Range filters for points and scores: `from`/`to` (epoch ms, default everything) and
 /// `max_points` (downsample to about that many values).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RangeParams {
     from: Option<i64>,
@@ -213,6 +235,7 @@ fn range(p: &RangeParams) -> Result<(i64, i64), ApiError> {
     Ok((from, to))
 }
 
+#[utoipa::path(get, path = "/v1/series/{name}/points", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Points, or min/max buckets when over max_points"), (status = 400, description = "Bad query", body = openapi::ErrorBody), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn series_points(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -226,6 +249,7 @@ async fn series_points(
     Ok(Json(downsample::points_json(&points, from.max(lo), to.min(hi), p.max_points)))
 }
 
+#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score"), (status = 400, description = "Bad query", body = openapi::ErrorBody), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn series_scores(
     State(state): State<AppState>,
     Path(name): Path<String>,
