@@ -177,7 +177,22 @@ impl AppState {
         let now = now_ms();
         let series =
             self.storage.ensure_series(&m.series, first.values.len() as i64, &self.settings.principal, now).await?;
+        let watched = self.metrics.is_watched(&m.series).then(|| m.series.clone());
         let report = self.pipeline.ingest(m.series, m.points).await?;
+        if let Some(name) = watched {
+            let l = [name.as_str()];
+            self.metrics.watched_points.with_label_values(&l).inc_by(report.accepted);
+            self.metrics.watched_open.with_label_values(&l).set(i64::from(report.open_interval.is_some()));
+            if let Some(b) = report.blocks.last() {
+                if let Some(score) = b.score {
+                    self.metrics.watched_window_score.with_label_values(&l).set(score);
+                }
+                self.metrics
+                    .watched_anomaly
+                    .with_label_values(&l)
+                    .set(b.anomaly.iter().copied().fold(0f32, f32::max) as f64);
+            }
+        }
         self.metrics.detector_seconds.observe(report.detector_seconds);
         for e in &report.events {
             match e {
@@ -278,6 +293,8 @@ async fn run_retention(storage: Storage, settings: Arc<Settings>, metrics: crate
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// The admin listener (metrics and health), when configured.
+    admin: Option<TcpListener>,
     state: AppState,
 }
 
@@ -327,11 +344,18 @@ impl Application {
         }
         let listener =
             TcpListener::bind(&settings.http.addr).await.with_context(|| format!("binding {}", settings.http.addr))?;
-        tracing::info!(addr = %listener.local_addr()?, storage = ?storage.backend(), restored, "Listening.");
-        let metrics = crate::metrics::Metrics::new();
+        let admin = match &settings.http.admin_addr {
+            Some(addr) => {
+                Some(TcpListener::bind(addr).await.with_context(|| format!("binding the admin listener {addr}"))?)
+            }
+            None => None,
+        };
+        tracing::info!(addr = %listener.local_addr()?, admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
+            storage = ?storage.backend(), restored, "Listening.");
+        let metrics = crate::metrics::Metrics::with_watched(&settings.metrics.watched_series);
         metrics.series.set(storage.counts().await?.series);
         let state = AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings), metrics };
-        Ok(Self { listener, state })
+        Ok(Self { listener, admin, state })
     }
 
     /// A handle on the running state (for in-process callers such as `replay`).
@@ -344,6 +368,11 @@ impl Application {
         self.listener.local_addr().map_or(0, |a| a.port())
     }
 
+    /// The admin listener's port, when configured.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+    }
+
     /// Serves until `shutdown` resolves, then drains the pipeline and stores every checkpoint.
     ///
     /// # Errors
@@ -352,13 +381,34 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = crate::http::router(self.state.clone());
         let retention = tokio::spawn(run_retention(
             self.state.storage.clone(),
             self.state.settings.clone(),
             self.state.metrics.clone(),
         ));
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        // One shutdown signal for every listener.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        match self.admin {
+            None => {
+                let app = crate::http::router(self.state.clone());
+                axum::serve(self.listener, app).with_graceful_shutdown(stopped(stop_rx)).await?;
+            }
+            Some(admin) => {
+                let (api, ops) = crate::http::routers(self.state.clone());
+                let ops_server = tokio::spawn(
+                    axum::serve(admin, ops).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
+                );
+                axum::serve(self.listener, api).with_graceful_shutdown(stopped(stop_rx)).await?;
+                ops_server.await??;
+            }
+        }
         retention.abort();
         let AppState { storage, pipeline, .. } = self.state;
         let detectors = tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;

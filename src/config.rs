@@ -39,6 +39,20 @@ pub struct Settings {
     pub detector: DetectorSettings,
     /// Who writes are recorded as until access control arrives.
     pub principal: String,
+    /// Metrics settings.
+    pub metrics: MetricsSettings,
+}
+
+/// Most series that may carry their own metric labels.
+pub const MAX_WATCHED_SERIES: usize = 100;
+
+/// Metrics settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Series that get their own labelled metrics (at most 100); every other series counts
+    /// only in the aggregates, so a flood of series cannot blow up Prometheus.
+    pub watched_series: Vec<String>,
 }
 
 /// HTTP listener settings.
@@ -49,6 +63,8 @@ pub struct HttpSettings {
     pub addr: String,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// A separate listener for /metrics, /healthz and /readyz (they then leave the API port).
+    pub admin_addr: Option<String>,
 }
 
 /// Storage settings.
@@ -103,13 +119,14 @@ impl Default for Settings {
             pipeline: PipelineSettings::default(),
             detector: DetectorSettings::default(),
             principal: "local".into(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { addr: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20 }
+        Self { addr: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20, admin_addr: None }
     }
 }
 
@@ -171,6 +188,12 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.pipeline.queue == 0 {
             return Err(ConfigError::Invalid("pipeline.queue must be at least 1".into()));
+        }
+        if self.metrics.watched_series.len() > MAX_WATCHED_SERIES {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.watched_series lists {} series; at most {MAX_WATCHED_SERIES} get their own labels",
+                self.metrics.watched_series.len()
+            )));
         }
         if self.http.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("http.max_body_bytes must be at least 1".into()));
@@ -262,6 +285,9 @@ mod tests {
         assert!(e.contains("port"), "{e}");
         let e = Settings::load(None, env(&[("DRIFTWATCH__DETECTOR__WINDOW", "big")])).unwrap_err().to_string();
         assert!(e.contains("window"), "{e}");
+        let many = format!("[{}]", (0..101).map(|i| format!("\"s{i}\"")).collect::<Vec<_>>().join(","));
+        let e = Settings::load(None, env(&[("DRIFTWATCH__METRICS__WATCHED_SERIES", &many)])).unwrap_err().to_string();
+        assert!(e.contains("at most 100"), "{e}");
         let e = Settings::load(Some(Path::new("/nonexistent/dw.toml")), vec![]).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/dw.toml"), "{e}");
     }

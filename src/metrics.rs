@@ -3,7 +3,8 @@
 //! reasons, interval outcomes, shard numbers; never a series name.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric the service exports.
@@ -28,11 +29,25 @@ pub struct Metrics {
     pub storage_errors: IntCounter,
     /// Batches waiting per detector thread.
     pub queue_depth: IntGaugeVec,
+    /// Watched series only: points fed to the detector.
+    pub watched_points: IntCounterVec,
+    /// Watched series only: 1 while a change interval is open.
+    pub watched_open: IntGaugeVec,
+    /// Watched series only: the latest window score.
+    pub watched_window_score: GaugeVec,
+    /// Watched series only: the largest point anomaly score of the latest detector block.
+    pub watched_anomaly: GaugeVec,
+    watched: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 impl Metrics {
-    /// A fresh registry with every metric registered.
+    /// A fresh registry with every metric registered and no watched series.
     pub fn new() -> Self {
+        Self::with_watched(&[])
+    }
+
+    /// A fresh registry; `watched` series (already capped by the settings) get labelled metrics.
+    pub fn with_watched(watched: &[String]) -> Self {
         let registry = Registry::new();
         let m = Self {
             points_ingested: IntCounter::new("driftwatch_points_ingested_total", "Points fed to a detector.")
@@ -73,6 +88,36 @@ impl Metrics {
                 &["shard"],
             )
             .expect("valid metric"),
+            watched_points: IntCounterVec::new(
+                Opts::new("driftwatch_watched_series_points_total", "Points fed to the detector of a watched series."),
+                &["series"],
+            )
+            .expect("valid metric"),
+            watched_open: IntGaugeVec::new(
+                Opts::new(
+                    "driftwatch_watched_series_interval_open",
+                    "1 while a change interval is open on a watched series.",
+                ),
+                &["series"],
+            )
+            .expect("valid metric"),
+            watched_window_score: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_watched_series_window_score",
+                    "Latest window score (1 - cos) of a watched series.",
+                ),
+                &["series"],
+            )
+            .expect("valid metric"),
+            watched_anomaly: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_watched_series_anomaly_score",
+                    "Largest point anomaly score of the latest block of a watched series.",
+                ),
+                &["series"],
+            )
+            .expect("valid metric"),
+            watched: std::sync::Arc::new(watched.iter().cloned().collect()),
             registry,
         };
         for c in [
@@ -85,6 +130,10 @@ impl Metrics {
             Box::new(m.storage_write_seconds.clone()),
             Box::new(m.storage_errors.clone()),
             Box::new(m.queue_depth.clone()),
+            Box::new(m.watched_points.clone()),
+            Box::new(m.watched_open.clone()),
+            Box::new(m.watched_window_score.clone()),
+            Box::new(m.watched_anomaly.clone()),
         ] {
             m.registry.register(c).expect("each metric registered once");
         }
@@ -99,6 +148,11 @@ impl Metrics {
             m.intervals.with_label_values(&[e]);
         }
         m
+    }
+
+    /// Whether `series` gets labelled metrics.
+    pub fn is_watched(&self, series: &str) -> bool {
+        self.watched.contains(series)
     }
 
     /// The text exposition format.

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 struct TestApp {
     base: String,
+    admin: Option<String>,
     client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -17,11 +18,12 @@ impl TestApp {
     async fn spawn(settings: Settings) -> Self {
         let app = Application::build(settings).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let admin = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let done = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
-        Self { base, client: reqwest::Client::new(), stop: Some(tx), done: Some(done) }
+        Self { base, admin, client: reqwest::Client::new(), stop: Some(tx), done: Some(done) }
     }
 
     async fn post(&self, body: String) -> (u16, Value) {
@@ -262,32 +264,7 @@ async fn metrics_count_what_happened_and_pass_promtool() {
     }
     // Two batches reached a detector; the third had no usable point.
     assert!(text.contains("driftwatch_detector_batch_duration_seconds_count 2"), "{text}");
-    // promtool's linter on the real scrape.
-    let promtool = std::process::Command::new("promtool").arg("--version").output();
-    if promtool.is_err() {
-        assert_eq!(
-            std::env::var("DRIFTWATCH_SKIP_PROMTOOL").as_deref(),
-            Ok("1"),
-            "promtool is missing: run ./scripts/test.sh (it installs it) or set DRIFTWATCH_SKIP_PROMTOOL=1"
-        );
-    } else {
-        use std::io::Write;
-        let mut child = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    promtool_check(&text);
     app.stop().await;
 }
 
@@ -345,5 +322,59 @@ async fn the_openapi_document_is_served_and_describes_the_api() {
     assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
     assert_eq!(doc["paths"]["/v1/points"]["post"]["tags"][0], "ingest");
     assert!(doc["paths"]["/v1/series/{name}/intervals"]["get"]["responses"]["404"].is_object());
+    app.stop().await;
+}
+
+/// `promtool check metrics` on a scrape (promtool comes from scripts/test.sh).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    if std::process::Command::new("promtool").arg("--version").output().is_err() {
+        assert_eq!(
+            std::env::var("DRIFTWATCH_SKIP_PROMTOOL").as_deref(),
+            Ok("1"),
+            "promtool is missing: run ./scripts/test.sh (it installs it) or set DRIFTWATCH_SKIP_PROMTOOL=1"
+        );
+        return;
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_listener_takes_metrics_and_health_and_only_watched_series_get_labels() {
+    let xs = fixture();
+    let (_, mut settings, _dir) = settings_for_each_backend("admin").await.remove(0);
+    settings.http.admin_addr = Some("127.0.0.1:0".into());
+    settings.metrics.watched_series = vec!["mean".into()];
+    let app = TestApp::spawn(settings).await;
+    let admin = app.admin.clone().expect("admin listener bound");
+    app.post(batch("mean", &xs, 0, 3000)).await;
+    app.post(batch("other", &xs, 0, 1500)).await;
+    assert_eq!(app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().status().as_u16(), 404);
+    assert_eq!(app.client.get(format!("{}/healthz", app.base)).send().await.unwrap().status().as_u16(), 404);
+    assert_eq!(app.client.get(format!("{admin}/healthz")).send().await.unwrap().status().as_u16(), 200);
+    let text = app.client.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.lines().any(|l| l == "driftwatch_watched_series_points_total{series=\"mean\"} 3000"), "{text}");
+    assert!(text.lines().any(|l| l == "driftwatch_watched_series_interval_open{series=\"mean\"} 0"), "{text}");
+    assert!(text.contains("driftwatch_watched_series_window_score{series=\"mean\"}"));
+    assert!(!text.contains("series=\"other\""), "unwatched series must not get labels");
+    assert!(text.lines().any(|l| l == "driftwatch_points_ingested_total 4500"));
+    promtool_check(&text);
+    // A NaN is not JSON: the whole message is refused with a reason.
+    let (status, r) = app.post(r#"{"series":"mean","ts":1,"value":NaN}"#.into()).await;
+    assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_body")));
     app.stop().await;
 }

@@ -19,13 +19,17 @@ pub use error::ApiError;
 use crate::app::AppState;
 use crate::storage::{IntervalQuery, IntervalRow, SeriesRow};
 
-/// The router over `state`.
+/// The router over `state`: the API plus the operations routes (metrics, health).
 pub fn router(state: AppState) -> Router {
+    let (api, ops) = routers(state);
+    api.merge(ops)
+}
+
+/// The API router and the operations router (`/metrics`, `/healthz`, `/readyz`), for serving
+/// them on separate listeners.
+pub fn routers(state: AppState) -> (Router, Router) {
     let limit = state.settings.http.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let api = Router::new()
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/v1/points", post(ingest))
         .route("/v1/series", get(list_series))
@@ -37,7 +41,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/series/{name}/intervals", get(series_intervals))
         .route("/v1/intervals", get(all_intervals))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state.clone());
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    (api, ops)
 }
 
 /// Liveness: the process answers.
