@@ -29,6 +29,10 @@ pub struct Metrics {
     pub storage_errors: IntCounter,
     /// Batches waiting per detector thread.
     pub queue_depth: IntGaugeVec,
+    /// HTTP responses by route template, method and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP latency by route template.
+    pub http_seconds: prometheus::HistogramVec,
     /// Watched series only: points fed to the detector.
     pub watched_points: IntCounterVec,
     /// Watched series only: 1 while a change interval is open.
@@ -88,6 +92,20 @@ impl Metrics {
                 &["shard"],
             )
             .expect("valid metric"),
+            http_requests: IntCounterVec::new(
+                Opts::new("driftwatch_http_requests_total", "HTTP responses by route template, method and status."),
+                &["route", "method", "status"],
+            )
+            .expect("valid metric"),
+            http_seconds: prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "driftwatch_http_request_duration_seconds",
+                    "HTTP request latency by route template.",
+                )
+                .buckets(vec![1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0]),
+                &["route"],
+            )
+            .expect("valid metric"),
             watched_points: IntCounterVec::new(
                 Opts::new("driftwatch_watched_series_points_total", "Points fed to the detector of a watched series."),
                 &["series"],
@@ -130,6 +148,8 @@ impl Metrics {
             Box::new(m.storage_write_seconds.clone()),
             Box::new(m.storage_errors.clone()),
             Box::new(m.queue_depth.clone()),
+            Box::new(m.http_requests.clone()),
+            Box::new(m.http_seconds.clone()),
             Box::new(m.watched_points.clone()),
             Box::new(m.watched_open.clone()),
             Box::new(m.watched_window_score.clone()),

@@ -178,6 +178,18 @@ async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
     assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_query")));
     let (status, _) = app.get("/v1/intervals?limit=0").await;
     assert_eq!(status, 400);
+    // Every one of those answers is counted, by route template and status.
+    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let count = |route: &str, method: &str, status: u16| {
+        let prefix =
+            format!("driftwatch_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    };
+    assert_eq!(count("/v1/points", "POST", 400), 4, "{text}");
+    assert_eq!(count("/v1/points", "POST", 413), 1);
+    assert_eq!(count("/v1/points", "POST", 200), 2);
+    assert_eq!(count("/v1/series/{name}/intervals", "GET", 404), 1);
+    assert_eq!(count("/v1/intervals", "GET", 400), 2);
     app.stop().await;
 }
 

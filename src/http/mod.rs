@@ -41,13 +41,36 @@ pub fn routers(state: AppState) -> (Router, Router) {
         .route("/v1/series/{name}/intervals", get(series_intervals))
         .route("/v1/intervals", get(all_intervals))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state.clone());
     let ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state);
     (api, ops)
+}
+
+/// Counts every response by route template (never the raw path, so labels stay bounded),
+/// method and status, and times it: 4xx answers to bad input show up in metrics whatever
+/// rejected them (a handler, a body limit, an unknown route).
+async fn record(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let m = &state.metrics;
+    m.http_seconds.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
+    m.http_requests.with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()]).inc();
+    response
 }
 
 /// Liveness: the process answers.
