@@ -74,11 +74,19 @@ pub fn stream_config(d: &crate::config::DetectorSettings) -> Result<StreamConfig
     c.alpha = d.alpha;
     c.t = d.t;
     c.warmup_windows = d.warmup_windows;
-    if !d.psi.eq_ignore_ascii_case("auto") {
-        c.psi = PsiPolicy::Fixed(
-            d.psi.parse().map_err(|_| format!("detector.psi must be auto or a number, not {:?}", d.psi))?,
-        );
-    }
+    c.psi = match d.psi.to_ascii_lowercase().as_str() {
+        // Chosen at warm-up over the streaming candidates (the default).
+        "auto" => c.psi,
+        // Every candidate tracked; re-selected every 20 windows over the last 40 scores.
+        "online" => PsiPolicy::Online {
+            candidates: driftwatch_icid::stream::STREAM_PSI_CANDIDATES.to_vec(),
+            history: 40,
+            every: 20,
+        },
+        n => PsiPolicy::Fixed(
+            n.parse().map_err(|_| format!("detector.psi must be auto, online or a number, not {:?}", d.psi))?,
+        ),
+    };
     Ok(c)
 }
 
@@ -262,6 +270,23 @@ fn write_batch(series_id: i64, r: &Report) -> WriteBatch {
             })
             .collect(),
         last_ts: r.accepted_points.last().map(|p| p.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psi_settings_map_to_the_three_policies() {
+        let mut d = crate::config::DetectorSettings::default();
+        assert!(matches!(stream_config(&d).unwrap().psi, PsiPolicy::AtWarmup(_)));
+        d.psi = "Online".into();
+        assert!(matches!(stream_config(&d).unwrap().psi, PsiPolicy::Online { .. }));
+        d.psi = "16".into();
+        assert_eq!(stream_config(&d).unwrap().psi, PsiPolicy::Fixed(16));
+        d.psi = "many".into();
+        assert!(stream_config(&d).unwrap_err().contains("auto, online or a number"));
     }
 }
 

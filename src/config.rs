@@ -105,7 +105,7 @@ pub struct DetectorSettings {
     pub alpha: f64,
     /// Partitionings.
     pub t: usize,
-    /// `auto` or a number.
+    /// `auto` (chosen at warm-up), `online` (re-selected as the stream goes) or a number.
     pub psi: String,
     /// Windows buffered before detection starts.
     pub warmup_windows: usize,
