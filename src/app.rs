@@ -91,6 +91,14 @@ pub fn stream_config(d: &crate::config::DetectorSettings) -> Result<StreamConfig
 }
 
 impl AppState {
+    /// The stored series named `name`, or a 404 saying so.
+    ///
+    /// # Errors
+    /// 404 for an unknown series; storage failures.
+    pub async fn series_named(&self, name: &str) -> Result<crate::storage::SeriesRow, crate::http::ApiError> {
+        self.storage.series(name).await?.ok_or_else(|| crate::http::ApiError::not_found(format!("no series {name:?}")))
+    }
+
     /// Decodes a body and runs every message through pipeline and storage.
     ///
     /// # Errors
@@ -129,8 +137,7 @@ impl AppState {
     /// 404 for an unknown series, 400 for settings the engine refuses.
     pub async fn configure(&self, name: &str, body: Value) -> Result<Value, crate::http::ApiError> {
         use crate::http::ApiError;
-        let series =
-            self.storage.series(name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+        let series = self.series_named(name).await?;
         let Value::Object(fields) = body else {
             return Err(ApiError::bad_request("invalid_config", "the body must be a JSON object"));
         };
@@ -154,11 +161,7 @@ impl AppState {
     /// # Errors
     /// 404 for an unknown series.
     pub async fn reset(&self, name: &str) -> Result<(), crate::http::ApiError> {
-        let series = self
-            .storage
-            .series(name)
-            .await?
-            .ok_or_else(|| crate::http::ApiError::not_found(format!("no series {name:?}")))?;
+        let series = self.series_named(name).await?;
         self.pipeline.remove(name.to_owned()).await?;
         if let Some(config) = series.config.as_deref() {
             // Keep the series' own settings for the new detector.

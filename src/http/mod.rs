@@ -137,7 +137,7 @@ async fn list_series(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 
 #[utoipa::path(get, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "The series"), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn one_series(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    let s = state.series_named(&name).await?;
     let latest = state.storage.latest_intervals().await?;
     Ok(Json(series_json(&s, latest.get(&s.id))))
 }
@@ -207,7 +207,7 @@ async fn series_intervals(
     params: Result<Query<IntervalParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    let s = state.series_named(&name).await?;
     render_intervals(&state, query_of(&p, Some(s.id))?).await
 }
 
@@ -276,7 +276,7 @@ async fn series_points(
 ) -> Result<Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let (from, to) = range(&p)?;
-    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    let s = state.series_named(&name).await?;
     let points = state.storage.points(s.id, s.dim as usize, from, to).await?;
     let (lo, hi) = (points.first().map_or(from, |p| p.0), points.last().map_or(to, |p| p.0 + 1));
     Ok(Json(downsample::points_json(&points, from.max(lo), to.min(hi), p.max_points)))
@@ -290,7 +290,7 @@ async fn series_scores(
 ) -> Result<Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let (from, to) = range(&p)?;
-    let s = state.storage.series(&name).await?.ok_or_else(|| ApiError::not_found(format!("no series {name:?}")))?;
+    let s = state.series_named(&name).await?;
     let rows = state.storage.scores(s.id, from, to).await?;
     // One entry per detector block: its window score, threshold and largest point anomaly score.
     let as_points: Vec<(i64, Vec<f64>)> = rows
