@@ -14,9 +14,12 @@ struct Bucket {
 }
 
 /// Points as `[[ts, [values…]], …]`, or, when there are more than `max_points`, about
-/// `max_points / 2` buckets `{"from", "to", "count", "min": [...], "max": [...]}` covering
-/// `[from_ts, to_ts)` (empty buckets are left out).
+/// `max_points / 2` buckets `{"from", "to", "count", "min": [...], "max": [...]}` covering the
+/// requested `[from_ts, to_ts)` narrowed to the points' own span (so an open-ended request is
+/// bucketed over the data, not over all of time); empty buckets are left out.
 pub fn points_json(points: &[(i64, Vec<f64>)], from_ts: i64, to_ts: i64, max_points: Option<usize>) -> Value {
+    let from_ts = from_ts.max(points.first().map_or(from_ts, |p| p.0));
+    let to_ts = to_ts.min(points.last().map_or(to_ts, |p| p.0.saturating_add(1)));
     match max_points {
         Some(max) if points.len() > max && max >= 2 && to_ts > from_ts => {
             let buckets = (max / 2).max(1) as i128;

@@ -278,8 +278,7 @@ async fn series_points(
     let (from, to) = range(&p)?;
     let s = state.series_named(&name).await?;
     let points = state.storage.points(s.id, s.dim as usize, from, to).await?;
-    let (lo, hi) = (points.first().map_or(from, |p| p.0), points.last().map_or(to, |p| p.0 + 1));
-    Ok(Json(downsample::points_json(&points, from.max(lo), to.min(hi), p.max_points)))
+    Ok(Json(downsample::points_json(&points, from, to, p.max_points)))
 }
 
 #[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score"), (status = 400, description = "Bad query", body = openapi::ErrorBody), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
@@ -300,8 +299,7 @@ async fn series_scores(
             (r.end_ts, vec![r.score.unwrap_or(f64::NAN), r.threshold.unwrap_or(f64::NAN), anomaly_max])
         })
         .collect();
-    let (lo, hi) = (as_points.first().map_or(from, |p| p.0), as_points.last().map_or(to, |p| p.0 + 1));
-    let mut v = downsample::points_json(&as_points, from.max(lo), to.min(hi), p.max_points);
+    let mut v = downsample::points_json(&as_points, from, to, p.max_points);
     v["columns"] = json!(["window_score", "threshold", "anomaly_max"]);
     Ok(Json(v))
 }
