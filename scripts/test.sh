@@ -14,7 +14,11 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== PostgreSQL for the storage conformance tests (started here, or reused if running)"
 DRIFTWATCH_TEST_PG="$(scripts/pg.sh start)"
 export DRIFTWATCH_TEST_PG
-trap 'scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT   # stops only a server it started
+echo "== Kafka-protocol broker (tansu, in memory) for the Kafka source tests"
+DRIFTWATCH_TEST_KAFKA="$(scripts/kafka.sh start)"
+export DRIFTWATCH_TEST_KAFKA
+# Each stops only a server this script started.
+trap 'scripts/pg.sh stop >/dev/null 2>&1 || true; scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== promtool (Debian's prometheus package) for the metrics test"
 if ! command -v promtool >/dev/null 2>&1; then
   (apt-get update -q && apt-get install -y -q --no-install-recommends prometheus) >&2

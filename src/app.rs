@@ -3,8 +3,10 @@
 //!
 //! Start-up ([`Application::build`]): connect storage (migrations run), start the pipeline,
 //! restore every stored detector checkpoint, bind the listener (port 0 allowed).
-//! Shutdown ([`Application::run_until_stopped`]): stop accepting HTTP, let the pipeline drain,
-//! and store every detector's checkpoint, so a restart resumes each series where it left off.
+//! Serving ([`Application::run_until_stopped`]) starts the Kafka source when `kafka.brokers` is
+//! set. Shutdown: stop accepting HTTP, stop the Kafka source (its partitions drain and persist
+//! their offsets and checkpoints), let the pipeline drain, and store every other detector's
+//! checkpoint, so a restart resumes each series where it left off.
 
 use std::sync::Arc;
 
@@ -16,6 +18,20 @@ use crate::ingest::decode::{LineError, Message, RejectReason, Rejected, decode_b
 use crate::pipeline::{Pipeline, PipelineConfig, Report};
 use crate::storage::{IntervalRow, PointChunk, ScoreRow, Storage, WriteBatch};
 use driftwatch_icid::{ClosedInterval, Event, PsiPolicy, StreamConfig, StreamDetector};
+
+/// A failure on the write path (pipeline or storage), shared by HTTP and Kafka ingest.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Storage refused or failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The pipeline is stopping or refused a configuration.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    /// A stored series configuration no longer parses.
+    #[error("stored series configuration: {0}")]
+    Config(String),
+}
 
 /// What handlers share: cheap handles.
 #[derive(Debug, Clone)]
@@ -115,6 +131,12 @@ impl AppState {
                 Err(e) => summary.errors.push(e),
             }
         }
+        self.record(&summary);
+        Ok(summary)
+    }
+
+    /// Counts a summary in the metrics (once per request or Kafka batch).
+    pub fn record(&self, summary: &IngestSummary) {
         let m = &self.metrics;
         for r in RejectReason::ALL {
             m.points_rejected.with_label_values(&[r.as_str()]).inc_by(summary.rejected.get(r));
@@ -127,7 +149,120 @@ impl AppState {
         for (shard, depth) in self.pipeline.queue_depths().into_iter().enumerate() {
             m.queue_depth.with_label_values(&[&shard.to_string()]).set(depth as i64);
         }
-        Ok(summary)
+    }
+
+    /// Installs a series' stored detector in the pipeline, replacing whatever the pipeline
+    /// holds: its checkpoint when there is a readable one, else a fresh detector with the
+    /// series' own configuration (or the defaults). Returns whether a checkpoint was restored.
+    ///
+    /// # Errors
+    /// Storage or pipeline failures, or a stored configuration that no longer parses.
+    pub async fn load_detector(&self, s: &crate::storage::SeriesRow) -> Result<bool, IngestError> {
+        if let Some((state, _)) = self.storage.checkpoint(s.id).await? {
+            match serde_json::from_slice::<StreamDetector>(&state) {
+                Ok(det) if det.check_version().is_ok() => {
+                    self.pipeline.restore(s.name.clone(), det).await?;
+                    return Ok(true);
+                }
+                _ => {
+                    tracing::warn!(series = %s.name, "Checkpoint unreadable or of another version; the series re-warms.")
+                }
+            }
+        }
+        self.pipeline.remove(s.name.clone()).await?;
+        if let Some(config) = s.config.as_deref() {
+            let detector: crate::config::DetectorSettings =
+                serde_json::from_str(config).map_err(|e| IngestError::Config(e.to_string()))?;
+            let config = stream_config(&detector).map_err(IngestError::Config)?;
+            self.pipeline.configure(s.name.clone(), config, s.dim as usize).await?;
+        }
+        Ok(false)
+    }
+
+    /// Feeds one decoded message to its series' detector and stores the results durably
+    /// (one transaction) before returning the series' id and the detector's report.
+    ///
+    /// # Errors
+    /// Storage or pipeline failures; nothing of the message is stored then.
+    pub async fn ingest_message(
+        &self,
+        m: Message,
+        summary: &mut IngestSummary,
+    ) -> Result<Option<(i64, Report)>, IngestError> {
+        let Some(first) = m.points.first() else { return Ok(None) };
+        let now = now_ms();
+        let series =
+            self.storage.ensure_series(&m.series, first.values.len() as i64, &self.settings.principal, now).await?;
+        let report = self.ingest_into(series.id, m, summary).await?;
+        Ok(Some((series.id, report)))
+    }
+
+    /// [`AppState::ingest_message`] for a series whose storage id is known.
+    ///
+    /// # Errors
+    /// As [`AppState::ingest_message`].
+    pub async fn ingest_into(
+        &self,
+        series_id: i64,
+        m: Message,
+        summary: &mut IngestSummary,
+    ) -> Result<Report, IngestError> {
+        let report = self.feed(m, summary).await?;
+        self.store(series_id, &report).await?;
+        Ok(report)
+    }
+
+    /// Feeds a message's points to its series' detector and counts the outcome; nothing is
+    /// stored yet (see [`AppState::store`]).
+    ///
+    /// # Errors
+    /// A stopped pipeline.
+    pub async fn feed(&self, m: Message, summary: &mut IngestSummary) -> Result<Report, IngestError> {
+        let watched = self.metrics.is_watched(&m.series).then(|| m.series.clone());
+        let report = self.pipeline.ingest(m.series, m.points).await?;
+        if let Some(name) = watched {
+            let l = [name.as_str()];
+            self.metrics.watched_points.with_label_values(&l).inc_by(report.accepted);
+            self.metrics.watched_open.with_label_values(&l).set(i64::from(report.open_interval.is_some()));
+            if let Some(b) = report.blocks.last() {
+                if let Some(score) = b.score {
+                    self.metrics.watched_window_score.with_label_values(&l).set(score);
+                }
+                self.metrics
+                    .watched_anomaly
+                    .with_label_values(&l)
+                    .set(b.anomaly.iter().copied().fold(0f32, f32::max) as f64);
+            }
+        }
+        self.metrics.detector_seconds.observe(report.detector_seconds);
+        for e in &report.events {
+            match e {
+                Event::Opened { .. } => self.metrics.intervals.with_label_values(&["opened"]).inc(),
+                Event::Closed(_) => self.metrics.intervals.with_label_values(&["closed"]).inc(),
+                _ => {}
+            }
+        }
+        summary.accepted += report.accepted;
+        summary.duplicate += report.duplicate;
+        summary.late += report.late;
+        summary.dimension_mismatch += report.dimension_mismatch;
+        Ok(report)
+    }
+
+    /// Stores what a report produced (points, intervals, scores) in one transaction. Writing the
+    /// same report again leaves the same rows, so a failed write can simply be retried.
+    ///
+    /// # Errors
+    /// A storage failure; nothing of the report is stored then.
+    pub async fn store(&self, series_id: i64, report: &Report) -> Result<(), IngestError> {
+        let batch = write_batch(series_id, report);
+        if batch != WriteBatch::default() {
+            let started = std::time::Instant::now();
+            let written = self.storage.write(series_id, &batch).await;
+            self.metrics.storage_write_seconds.observe(started.elapsed().as_secs_f64());
+            written.inspect_err(|_| self.metrics.storage_errors.inc())?;
+        }
+        Ok(())
     }
 
     /// Gives a series its own detector settings: the fields of `body` over the service's
@@ -181,49 +316,6 @@ impl AppState {
     pub async fn delete(&self, name: &str) -> Result<bool, crate::http::ApiError> {
         self.pipeline.remove(name.to_owned()).await?;
         Ok(self.storage.delete_series(name).await?)
-    }
-
-    async fn ingest_message(&self, m: Message, summary: &mut IngestSummary) -> Result<(), crate::http::ApiError> {
-        let Some(first) = m.points.first() else { return Ok(()) };
-        let now = now_ms();
-        let series =
-            self.storage.ensure_series(&m.series, first.values.len() as i64, &self.settings.principal, now).await?;
-        let watched = self.metrics.is_watched(&m.series).then(|| m.series.clone());
-        let report = self.pipeline.ingest(m.series, m.points).await?;
-        if let Some(name) = watched {
-            let l = [name.as_str()];
-            self.metrics.watched_points.with_label_values(&l).inc_by(report.accepted);
-            self.metrics.watched_open.with_label_values(&l).set(i64::from(report.open_interval.is_some()));
-            if let Some(b) = report.blocks.last() {
-                if let Some(score) = b.score {
-                    self.metrics.watched_window_score.with_label_values(&l).set(score);
-                }
-                self.metrics
-                    .watched_anomaly
-                    .with_label_values(&l)
-                    .set(b.anomaly.iter().copied().fold(0f32, f32::max) as f64);
-            }
-        }
-        self.metrics.detector_seconds.observe(report.detector_seconds);
-        for e in &report.events {
-            match e {
-                Event::Opened { .. } => self.metrics.intervals.with_label_values(&["opened"]).inc(),
-                Event::Closed(_) => self.metrics.intervals.with_label_values(&["closed"]).inc(),
-                _ => {}
-            }
-        }
-        summary.accepted += report.accepted;
-        summary.duplicate += report.duplicate;
-        summary.late += report.late;
-        summary.dimension_mismatch += report.dimension_mismatch;
-        let batch = write_batch(series.id, &report);
-        if batch != WriteBatch::default() {
-            let started = std::time::Instant::now();
-            let written = self.storage.write(series.id, &batch).await;
-            self.metrics.storage_write_seconds.observe(started.elapsed().as_secs_f64());
-            written.inspect_err(|_| self.metrics.storage_errors.inc())?;
-        }
-        Ok(())
     }
 }
 
@@ -348,41 +440,29 @@ impl Application {
         };
         let pipeline = Pipeline::start(PipelineConfig { shards, queue: settings.pipeline.queue, detector })
             .context("starting detectors")?;
+        let metrics = crate::metrics::Metrics::with_watched(&settings.metrics.watched_series);
+        metrics.series.set(storage.counts().await?.series);
+        let state = AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings), metrics };
+        // With Kafka, a series' detector is loaded by the partition that carries it, when the
+        // partition is assigned here: loading every series now would hold stale copies of series
+        // other instances own (and a stale copy must never be checkpointed over a newer one).
         let mut restored = 0;
-        for s in storage.list_series().await? {
-            let checkpoint = storage.checkpoint(s.id).await?;
-            if let (None, Some(config)) = (&checkpoint, s.config.as_deref()) {
-                let detector: crate::config::DetectorSettings =
-                    serde_json::from_str(config).context("a stored series configuration")?;
-                pipeline
-                    .configure(s.name.clone(), stream_config(&detector).map_err(anyhow::Error::msg)?, s.dim as usize)
-                    .await?;
-            }
-            if let Some((state, _)) = checkpoint {
-                match serde_json::from_slice::<StreamDetector>(&state) {
-                    Ok(det) if det.check_version().is_ok() => {
-                        pipeline.restore(s.name, det).await?;
-                        restored += 1;
-                    }
-                    _ => {
-                        tracing::warn!(series = %s.name, "Checkpoint unreadable or of another version; the series re-warms.")
-                    }
-                }
+        if !state.settings.kafka.enabled() {
+            for s in state.storage.list_series().await? {
+                restored += usize::from(state.load_detector(&s).await?);
             }
         }
-        let listener =
-            TcpListener::bind(&settings.http.addr).await.with_context(|| format!("binding {}", settings.http.addr))?;
-        let admin = match &settings.http.admin_addr {
+        let listener = TcpListener::bind(&state.settings.http.addr)
+            .await
+            .with_context(|| format!("binding {}", state.settings.http.addr))?;
+        let admin = match &state.settings.http.admin_addr {
             Some(addr) => {
                 Some(TcpListener::bind(addr).await.with_context(|| format!("binding the admin listener {addr}"))?)
             }
             None => None,
         };
         tracing::info!(addr = %listener.local_addr()?, admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
-            storage = ?storage.backend(), restored, "Listening.");
-        let metrics = crate::metrics::Metrics::with_watched(&settings.metrics.watched_series);
-        metrics.series.set(storage.counts().await?.series);
-        let state = AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings), metrics };
+            storage = ?state.storage.backend(), restored, kafka = state.settings.kafka.enabled(), "Listening.");
         Ok(Self { listener, admin, state })
     }
 
@@ -414,6 +494,11 @@ impl Application {
             self.state.settings.clone(),
             self.state.metrics.clone(),
         ));
+        let source = if self.state.settings.kafka.enabled() {
+            Some(crate::ingest::kafka::KafkaSource::start(self.state.clone()).await?)
+        } else {
+            None
+        };
         // One shutdown signal for every listener.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -438,6 +523,10 @@ impl Application {
             }
         }
         retention.abort();
+        if let Some(source) = source {
+            // Kafka partitions drain and persist first; their detectors leave the pipeline.
+            tokio::task::spawn_blocking(move || source.stop()).await?;
+        }
         let AppState { storage, pipeline, .. } = self.state;
         let detectors = tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
         let mut saved = 0;

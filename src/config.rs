@@ -41,6 +41,86 @@ pub struct Settings {
     pub principal: String,
     /// Metrics settings.
     pub metrics: MetricsSettings,
+    /// The Kafka source (off unless `kafka.brokers` is set).
+    pub kafka: KafkaSettings,
+}
+
+/// The Kafka source: a consumer group reading points, a dead-letter topic for messages it cannot
+/// use and an events topic for interval events. See `ingest::kafka`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// `host:port,...`; empty = no Kafka source.
+    pub brokers: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Consumer group: every instance with the same group shares the partitions.
+    pub group_id: String,
+    /// Where undecodable messages go, with their original bytes and an error header.
+    pub dead_letter_topic: String,
+    /// Where interval events go, keyed by series; empty = not produced.
+    pub events_topic: String,
+    /// How often each partition checkpoints its detectors and commits its offset, milliseconds.
+    /// Longer = less checkpoint traffic, more replay after a crash.
+    pub checkpoint_interval_ms: u64,
+    /// Messages buffered per partition before the partition is paused.
+    pub queue_messages: usize,
+    /// Most messages a partition processes as one batch.
+    pub batch_messages: usize,
+    /// Create the dead-letter and events topics at start-up when they are missing.
+    pub create_topics: bool,
+    /// librdkafka properties passed through as they are (security.protocol, sasl.*, ssl.*,
+    /// session.timeout.ms, ...); they override driftwatch's own choices.
+    pub properties: std::collections::BTreeMap<String, PropertyValue>,
+}
+
+/// A librdkafka property value: written as a string, number or boolean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// Text.
+    Text(String),
+}
+
+impl std::fmt::Display for PropertyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PropertyValue::Bool(b) => write!(f, "{b}"),
+            PropertyValue::Int(i) => write!(f, "{i}"),
+            PropertyValue::Float(x) => write!(f, "{x}"),
+            PropertyValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            topics: vec!["driftwatch.points".into()],
+            group_id: "driftwatch".into(),
+            dead_letter_topic: "driftwatch.dead-letter".into(),
+            events_topic: "driftwatch.events".into(),
+            checkpoint_interval_ms: 5000,
+            queue_messages: 1000,
+            batch_messages: 500,
+            create_topics: true,
+            properties: Default::default(),
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// Whether the source runs.
+    pub fn enabled(&self) -> bool {
+        !self.brokers.trim().is_empty()
+    }
 }
 
 /// Most series that may carry their own metric labels.
@@ -120,6 +200,7 @@ impl Default for Settings {
             detector: DetectorSettings::default(),
             principal: "local".into(),
             metrics: MetricsSettings::default(),
+            kafka: KafkaSettings::default(),
         }
     }
 }
@@ -195,6 +276,23 @@ impl Settings {
                 self.metrics.watched_series.len()
             )));
         }
+        let k = &self.kafka;
+        if k.enabled() {
+            if k.topics.is_empty() || k.topics.iter().any(|t| t.trim().is_empty()) {
+                return Err(ConfigError::Invalid("kafka.topics must name at least one topic".into()));
+            }
+            if k.group_id.trim().is_empty() || k.dead_letter_topic.trim().is_empty() {
+                return Err(ConfigError::Invalid("kafka.group_id and kafka.dead_letter_topic must be set".into()));
+            }
+            if k.topics.contains(&k.dead_letter_topic) || k.topics.contains(&k.events_topic) {
+                return Err(ConfigError::Invalid("kafka: the dead-letter and events topics must not be inputs".into()));
+            }
+            if k.queue_messages == 0 || k.batch_messages == 0 || k.checkpoint_interval_ms == 0 {
+                return Err(ConfigError::Invalid(
+                    "kafka.queue_messages, batch_messages and checkpoint_interval_ms must be at least 1".into(),
+                ));
+            }
+        }
         if self.http.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("http.max_body_bytes must be at least 1".into()));
         }
@@ -213,6 +311,11 @@ impl Settings {
     pub fn show(&self) -> String {
         let mut shown = self.clone();
         shown.storage.url = Some(mask_password(&self.storage_url()));
+        for (k, v) in shown.kafka.properties.iter_mut() {
+            if k.contains("password") || k.contains("secret") {
+                *v = PropertyValue::Text("***".into());
+            }
+        }
         toml::to_string_pretty(&shown).expect("settings serialise")
     }
 }
@@ -274,6 +377,18 @@ mod tests {
         assert_eq!((s.http.addr.as_str(), s.detector.window, s.detector.alpha), ("0.0.0.0:9000", 40, 3.0));
         assert_eq!((s.principal.as_str(), s.storage.url.as_deref()), ("ops", Some("postgres://u:pw@h/db")));
         assert!(s.show().contains("postgres://u:***@h/db") && !s.show().contains("pw"));
+        let k = Settings::load(
+            None,
+            env(&[
+                ("DRIFTWATCH__KAFKA__BROKERS", "k1:9092,k2:9092"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SASL.PASSWORD", "hunter2"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000"),
+            ]),
+        )
+        .unwrap();
+        assert!(k.kafka.enabled());
+        assert_eq!(k.kafka.properties["session.timeout.ms"].to_string(), "6000");
+        assert!(k.show().contains("sasl.password") && !k.show().contains("hunter2"));
         let d = Settings::load(None, vec![]).unwrap();
         assert_eq!(d, Settings::default());
         assert_eq!(d.storage_url(), "sqlite://driftwatch-data/driftwatch.db");
@@ -288,6 +403,11 @@ mod tests {
         let many = format!("[{}]", (0..101).map(|i| format!("\"s{i}\"")).collect::<Vec<_>>().join(","));
         let e = Settings::load(None, env(&[("DRIFTWATCH__METRICS__WATCHED_SERIES", &many)])).unwrap_err().to_string();
         assert!(e.contains("at most 100"), "{e}");
+        let e =
+            Settings::load(None, env(&[("DRIFTWATCH__KAFKA__BROKERS", "k:9092"), ("DRIFTWATCH__KAFKA__TOPICS", "[]")]))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("kafka.topics"), "{e}");
         let e = Settings::load(Some(Path::new("/nonexistent/dw.toml")), vec![]).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/dw.toml"), "{e}");
     }

@@ -1,6 +1,7 @@
 //! Prometheus metrics: one registry owned by the service (no globals), metric names defined here
 //! and nowhere else, recorded once per batch rather than per point. Labels are bounded: rejection
-//! reasons, interval outcomes, shard numbers; never a series name.
+//! reasons, interval outcomes, shard numbers, Kafka partitions; never a series name (except the
+//! capped set of watched series).
 
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -41,6 +42,26 @@ pub struct Metrics {
     pub watched_window_score: GaugeVec,
     /// Watched series only: the largest point anomaly score of the latest detector block.
     pub watched_anomaly: GaugeVec,
+    /// Kafka messages by outcome (processed, dead_lettered).
+    pub kafka_messages: IntCounterVec,
+    /// Points accepted from Kafka.
+    pub kafka_points: IntCounter,
+    /// Messages produced to the dead-letter topic, by reason.
+    pub kafka_dead_letters: IntCounterVec,
+    /// Consumer lag per assigned partition (messages behind the high watermark).
+    pub kafka_lag: IntGaugeVec,
+    /// Rebalance callbacks by kind (assign, revoke, error).
+    pub kafka_rebalances: IntCounterVec,
+    /// Time to make a partition's position durable (checkpoints, offset row, broker commit).
+    pub kafka_commit_seconds: Histogram,
+    /// Partitions assigned to this instance.
+    pub kafka_assigned: IntGauge,
+    /// Partitions paused because their queue is full (back-pressure).
+    pub kafka_paused: IntGauge,
+    /// Interval events produced to the events topic, by event.
+    pub kafka_events: IntCounterVec,
+    /// Kafka client failures, by operation.
+    pub kafka_errors: IntCounterVec,
     watched: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
@@ -135,6 +156,62 @@ impl Metrics {
                 &["series"],
             )
             .expect("valid metric"),
+            kafka_messages: IntCounterVec::new(
+                Opts::new("driftwatch_kafka_messages_total", "Kafka messages by outcome (processed, dead_lettered)."),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            kafka_points: IntCounter::new("driftwatch_kafka_points_total", "Points accepted from Kafka.")
+                .expect("valid metric"),
+            kafka_dead_letters: IntCounterVec::new(
+                Opts::new(
+                    "driftwatch_kafka_dead_letters_total",
+                    "Messages produced to the dead-letter topic, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            kafka_lag: IntGaugeVec::new(
+                Opts::new(
+                    "driftwatch_kafka_consumer_lag",
+                    "Messages between the consumed position and the high watermark, per assigned partition.",
+                ),
+                &["topic", "partition"],
+            )
+            .expect("valid metric"),
+            kafka_rebalances: IntCounterVec::new(
+                Opts::new(
+                    "driftwatch_kafka_rebalances_total",
+                    "Consumer-group rebalances by kind (assign, revoke, error).",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            kafka_commit_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "driftwatch_kafka_commit_duration_seconds",
+                    "Time to make a partition's position durable: checkpoints and offset stored, offset committed.",
+                )
+                .buckets(vec![1e-3, 5e-3, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            )
+            .expect("valid metric"),
+            kafka_assigned: IntGauge::new("driftwatch_kafka_assigned_partitions", "Partitions assigned here.")
+                .expect("valid metric"),
+            kafka_paused: IntGauge::new(
+                "driftwatch_kafka_paused_partitions",
+                "Partitions paused because their queue is full (back-pressure).",
+            )
+            .expect("valid metric"),
+            kafka_events: IntCounterVec::new(
+                Opts::new("driftwatch_kafka_events_total", "Interval events produced to the events topic, by event."),
+                &["event"],
+            )
+            .expect("valid metric"),
+            kafka_errors: IntCounterVec::new(
+                Opts::new("driftwatch_kafka_errors_total", "Kafka source failures, by operation."),
+                &["op"],
+            )
+            .expect("valid metric"),
             watched: std::sync::Arc::new(watched.iter().cloned().collect()),
             registry,
         };
@@ -154,6 +231,16 @@ impl Metrics {
             Box::new(m.watched_open.clone()),
             Box::new(m.watched_window_score.clone()),
             Box::new(m.watched_anomaly.clone()),
+            Box::new(m.kafka_messages.clone()),
+            Box::new(m.kafka_points.clone()),
+            Box::new(m.kafka_dead_letters.clone()),
+            Box::new(m.kafka_lag.clone()),
+            Box::new(m.kafka_rebalances.clone()),
+            Box::new(m.kafka_commit_seconds.clone()),
+            Box::new(m.kafka_assigned.clone()),
+            Box::new(m.kafka_paused.clone()),
+            Box::new(m.kafka_events.clone()),
+            Box::new(m.kafka_errors.clone()),
         ] {
             m.registry.register(c).expect("each metric registered once");
         }
@@ -166,6 +253,21 @@ impl Metrics {
         }
         for e in ["opened", "closed"] {
             m.intervals.with_label_values(&[e]);
+        }
+        for o in ["processed", "dead_lettered"] {
+            m.kafka_messages.with_label_values(&[o]);
+        }
+        for r in crate::ingest::decode::DecodeError::REASONS.iter().chain(&["rejected_points"]) {
+            m.kafka_dead_letters.with_label_values(&[r]);
+        }
+        for k in ["assign", "revoke", "error"] {
+            m.kafka_rebalances.with_label_values(&[k]);
+        }
+        for e in ["opened", "extended", "closed"] {
+            m.kafka_events.with_label_values(&[e]);
+        }
+        for o in ["consume", "produce", "commit", "storage"] {
+            m.kafka_errors.with_label_values(&[o]);
         }
         m
     }

@@ -34,7 +34,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
                 let serving = tokio::spawn(app.run_until_stopped(async move {
                     let _ = rx.await;
                 }));
-                let summary = replay(args, &table, Sink::Embedded(state)).await;
+                let summary = replay(args, &table, Sink::Embedded(Box::new(state))).await;
                 let _ = tx.send(()); // stop: drains the pipeline, stores checkpoints
                 serving.await??;
                 summary
@@ -47,7 +47,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
 
 enum Sink {
     Http(reqwest::Client, String),
-    Embedded(AppState),
+    Embedded(Box<AppState>),
 }
 
 async fn replay(args: &ReplayArgs, table: &crate::input::Table, sink: Sink) -> anyhow::Result<Value> {

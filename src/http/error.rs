@@ -67,3 +67,12 @@ impl From<crate::pipeline::PipelineError> for ApiError {
         }
     }
 }
+
+impl From<crate::app::IngestError> for ApiError {
+    fn from(e: crate::app::IngestError) -> Self {
+        match e {
+            crate::app::IngestError::Pipeline(p) => p.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}

@@ -138,6 +138,45 @@ pub enum DecodeError {
     /// The series name is unusable.
     #[error("invalid series name: {0}")]
     Series(String),
+    /// A Kafka message without a key (the key is the series id and decides the partition).
+    #[error("the message has no key; the key must be the series id")]
+    MissingKey,
+    /// A Kafka message whose key names another series than its body.
+    #[error("the message key {key:?} names another series than the body ({body:?})")]
+    KeyMismatch {
+        /// The key.
+        key: String,
+        /// The body's series.
+        body: String,
+    },
+}
+
+impl DecodeError {
+    /// Stable name for metrics labels and dead-letter headers.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Json(_) => "invalid_json",
+            DecodeError::NotAnObject(_) => "not_an_object",
+            DecodeError::Missing(_) => "missing_field",
+            DecodeError::Unknown(_) => "unknown_field",
+            DecodeError::Shape(_) => "invalid_shape",
+            DecodeError::Series(_) => "invalid_series",
+            DecodeError::MissingKey => "missing_key",
+            DecodeError::KeyMismatch { .. } => "key_mismatch",
+        }
+    }
+
+    /// Every reason, for metrics.
+    pub const REASONS: [&'static str; 8] = [
+        "invalid_json",
+        "not_an_object",
+        "missing_field",
+        "unknown_field",
+        "invalid_shape",
+        "invalid_series",
+        "missing_key",
+        "key_mismatch",
+    ];
 }
 
 /// An NDJSON line that could not be decoded.
@@ -167,6 +206,41 @@ fn kind(v: &Value) -> &'static str {
 /// [`DecodeError`] when the message as a whole cannot be understood.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    decode_value(value)
+}
+
+/// Decodes one Kafka message. The key is the series id and is required: it decides the
+/// partition, so it is what keeps one series on one partition, in order, on one instance. A
+/// body without `"series"` takes it from the key; a body naming another series is refused.
+///
+/// # Errors
+/// As [`decode_message`], plus an unusable key or a key/body mismatch.
+pub fn decode_keyed(bytes: &[u8], key: Option<&[u8]>) -> Result<Message, DecodeError> {
+    let key = match key {
+        None => return Err(DecodeError::MissingKey),
+        Some(k) => Some(
+            series_name(Some(Value::String(
+                String::from_utf8(k.to_vec())
+                    .map_err(|_| DecodeError::Series("the message key is not UTF-8".into()))?,
+            )))
+            .map_err(|e| match e {
+                DecodeError::Series(why) => DecodeError::Series(format!("the message key {why}")),
+                other => other,
+            })?,
+        ),
+    };
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    if let (Some(k), Value::Object(obj)) = (&key, &mut value) {
+        match obj.get("series") {
+            None => {
+                obj.insert("series".into(), Value::String(k.clone()));
+            }
+            Some(Value::String(body)) if body != k => {
+                return Err(DecodeError::KeyMismatch { key: k.clone(), body: body.clone() });
+            }
+            Some(_) => {}
+        }
+    }
     decode_value(value)
 }
 
@@ -341,6 +415,17 @@ mod tests {
         assert!(err("{").starts_with("not valid JSON"));
         assert_eq!(err("[1,2]"), "a message must be a JSON object, got an array");
         assert_eq!(err(r#"{"ts":1,"value":1}"#), "missing field \"series\"");
+        // Kafka: the key is the series when the body has none, and must agree when it has one.
+        let m = decode_keyed(br#"{"ts":1,"value":2}"#, Some(b"k1")).unwrap();
+        assert_eq!((m.series.as_str(), m.points.len()), ("k1", 1));
+        assert_eq!(decode_keyed(br#"{"series":"k1","ts":1,"value":2}"#, Some(b"k1")).unwrap().series, "k1");
+        let e = decode_keyed(br#"{"series":"other","ts":1,"value":2}"#, Some(b"k1")).unwrap_err();
+        assert_eq!(e.reason(), "key_mismatch");
+        assert!(e.to_string().contains("\"k1\"") && e.to_string().contains("\"other\""), "{e}");
+        assert_eq!(decode_keyed(br#"{"series":"a","ts":1,"value":2}"#, None).unwrap_err().reason(), "missing_key");
+        assert_eq!(decode_keyed(b"{", Some(b"k")).unwrap_err().reason(), "invalid_json");
+        assert!(decode_keyed(br#"{"ts":1,"value":2}"#, Some(&[0xff])).unwrap_err().to_string().contains("not UTF-8"));
+        assert!(decode_keyed(br#"{"ts":1,"value":2}"#, Some(b"")).unwrap_err().to_string().contains("key is empty"));
         assert_eq!(err(r#"{"series":"a","value":1}"#), "missing field \"ts\"");
         assert_eq!(err(r#"{"series":"a","ts":1}"#), "missing field \"value\"");
         assert_eq!(

@@ -1,5 +1,6 @@
-//! Ingest: turning bytes from any input into points for the detectors. Today it holds the one
-//! point format and its decoder ([`decode`]); the HTTP and Kafka sources and the sharded
-//! pipeline build on it.
+//! Ingest: turning bytes from any input into points for the detectors: the one point format
+//! and its decoder ([`decode`]), shared by HTTP bodies, files and Kafka messages, and the Kafka
+//! source ([`kafka`]), a consumer group that feeds the pipeline at least once.
 
 pub mod decode;
+pub mod kafka;

@@ -12,7 +12,9 @@
 //! * `intervals`: change intervals `[start, end)` in indices and timestamps, peak score, psi,
 //!   status and explanation, keyed by (series, start index);
 //! * `score_chunks`: per completed detector block, the window score and per-point anomaly
-//!   scores.
+//!   scores;
+//! * `kafka_offsets`: per (group, topic, partition), the first offset the stored results and
+//!   checkpoints do not reflect yet.
 //!
 //! Every write is an upsert on its natural key, and [`Storage::write`] commits one batch in one
 //! transaction, so writing the same batch twice (a replay, a redelivered message) leaves the
@@ -25,6 +27,22 @@ use sqlx::{AnyPool, Row};
 use thiserror::Error;
 
 pub use codec::{decode_points, encode_points};
+
+const SAVE_CHECKPOINT: &str =
+    "UPDATE series SET checkpoint = $1, checkpoint_points = $2 WHERE id = $3 AND checkpoint_points <= $2";
+
+/// Where a Kafka partition stands: the first offset not yet reflected in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPosition {
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// First offset not yet reflected.
+    pub next_offset: i64,
+}
 
 /// A storage failure. Messages carry no connection strings or row data.
 #[derive(Debug, Error)]
@@ -318,18 +336,67 @@ impl Storage {
         Ok(())
     }
 
-    /// Stores a detector checkpoint that has seen `points` points.
+    /// Stores a detector checkpoint that has seen `points` points, unless the stored one has
+    /// seen more (a stale copy never overwrites a newer state).
     ///
     /// # Errors
     /// A database failure.
     pub async fn save_checkpoint(&self, id: i64, state: &[u8], points: i64) -> Result<(), StorageError> {
-        sqlx::query("UPDATE series SET checkpoint = $1, checkpoint_points = $2 WHERE id = $3")
-            .bind(state)
-            .bind(points)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(SAVE_CHECKPOINT).bind(state).bind(points).bind(id).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Stores a Kafka partition's position together with the checkpoints of the detectors that
+    /// reflect it, in one transaction: a partition resumed from this row resumes those states.
+    ///
+    /// # Errors
+    /// A database failure (nothing is written then).
+    pub async fn save_partition_state(
+        &self,
+        at: &PartitionPosition,
+        checkpoints: &[(i64, Vec<u8>, i64)],
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        for (id, state, points) in checkpoints {
+            sqlx::query(SAVE_CHECKPOINT).bind(state.as_slice()).bind(*points).bind(*id).execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO kafka_offsets (group_id, topic, partition_id, next_offset, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (group_id, topic, partition_id) DO UPDATE SET next_offset = excluded.next_offset, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&at.group)
+        .bind(&at.topic)
+        .bind(at.partition)
+        .bind(at.next_offset)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The stored position of a Kafka partition: the first offset its stored state does not
+    /// reflect.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn partition_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, StorageError> {
+        let row = sqlx::query(
+            "SELECT next_offset FROM kafka_offsets WHERE group_id = $1 AND topic = $2 AND partition_id = $3",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(partition)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// The stored checkpoint and the points it has seen.
@@ -354,6 +421,15 @@ impl Storage {
         let mut tx = self.pool.begin().await?;
         for c in &batch.chunks {
             let (Some(first), Some(last)) = (c.points.first(), c.points.last()) else { continue };
+            // A replay after a restore may cut the same points into other blocks: drop stored
+            // blocks that start inside this one, so no point is stored twice. Their later
+            // points come back with the replay's next blocks.
+            sqlx::query("DELETE FROM point_chunks WHERE series_id = $1 AND first_index > $2 AND first_index < $3")
+                .bind(series_id)
+                .bind(c.first_index)
+                .bind(c.first_index + c.points.len() as i64)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO point_chunks (series_id, first_index, n, first_ts, last_ts, data) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, first_ts = excluded.first_ts, \
