@@ -213,3 +213,250 @@ async fn produced_points_become_intervals_and_bad_messages_are_dead_lettered() {
     let _ = stop.send(());
     done.await.unwrap().unwrap();
 }
+
+/// A fresh database on the suite's PostgreSQL, or None when PostgreSQL is skipped.
+async fn fresh_database(name: &str) -> Option<String> {
+    let admin = match std::env::var("DRIFTWATCH_TEST_PG") {
+        Ok(url) => url,
+        Err(_) if std::env::var("DRIFTWATCH_SKIP_PG").as_deref() == Ok("1") => return None,
+        Err(_) => panic!("DRIFTWATCH_TEST_PG is not set: run ./scripts/test.sh or set DRIFTWATCH_SKIP_PG=1"),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL reachable");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+    pool.close().await;
+    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+}
+
+/// A `driftwatch serve` process configured through the environment, as an operator would.
+struct Instance {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Instance {
+    fn start(name: &str, dir: &std::path::Path, db: &str, brokers: &str, topic: &str, group: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .arg("serve")
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("DATABASE_URL", db)
+            .env("DRIFTWATCH__HTTP__ADDR", format!("127.0.0.1:{port}"))
+            .env("DRIFTWATCH__PIPELINE__SHARDS", "2")
+            .env("DRIFTWATCH__DETECTOR__WINDOW", "20")
+            .env("DRIFTWATCH__DETECTOR__WARMUP_WINDOWS", "10")
+            .env("DRIFTWATCH__DETECTOR__T", "100")
+            .env("DRIFTWATCH__KAFKA__BROKERS", brokers)
+            .env("DRIFTWATCH__KAFKA__TOPICS", format!("[\"{topic}\"]"))
+            .env("DRIFTWATCH__KAFKA__GROUP_ID", group)
+            .env("DRIFTWATCH__KAFKA__DEAD_LETTER_TOPIC", format!("{topic}.dlq"))
+            .env("DRIFTWATCH__KAFKA__EVENTS_TOPIC", format!("{topic}.events"))
+            .env("DRIFTWATCH__KAFKA__CHECKPOINT_INTERVAL_MS", "300")
+            .env("DRIFTWATCH__KAFKA__BATCH_MESSAGES", "50")
+            .env("DRIFTWATCH__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
+            .env("DRIFTWATCH__KAFKA__PROPERTIES__HEARTBEAT.INTERVAL.MS", "500")
+            .stderr(out)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, port, log }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    fn terminate(mut self) {
+        // SIGTERM: graceful shutdown (drain, persist, leave the group).
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "{} exited with {status}: {}", self.log.display(), self.log_tail());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill();
+        panic!("{} did not stop within 60 s: {}", self.log.display(), self.log_tail());
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    async fn metric(&self, client: &reqwest::Client, name: &str) -> f64 {
+        let text = match client.get(format!("http://127.0.0.1:{}/metrics", self.port)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => return 0.0,
+        };
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    }
+}
+
+const SERIES: usize = 200;
+const POINTS: usize = 800;
+const CHUNK: usize = 20;
+
+fn change_point(i: usize) -> usize {
+    400 + (i % 5) * 40
+}
+
+/// Series i: N(0, 1), then N(3, 1) from its change point on.
+fn series_values(i: usize) -> Vec<f64> {
+    let cp = change_point(i);
+    driftwatch_testkit::gaussian_segments(&[(0.0, 1.0, cp), (3.0, 1.0, POINTS - cp)], i as u64 + 1)
+}
+
+async fn produce_chunks(p: &FutureProducer, topic: &str, data: &[Vec<f64>], chunks: std::ops::Range<usize>) {
+    let mut pending = Vec::new();
+    for c in chunks {
+        for (i, xs) in data.iter().enumerate() {
+            let pts: Vec<Value> = (c * CHUNK..(c + 1) * CHUNK).map(|j| json!([T0 + 1000 * j as i64, xs[j]])).collect();
+            let payload = json!({ "points": pts }).to_string();
+            let key = format!("s-{i:03}");
+            let r: FutureRecord<'_, str, str> = FutureRecord::to(topic).key(key.as_str()).payload(payload.as_str());
+            pending.push(p.send_result(r).map_err(|(e, _)| e).unwrap());
+        }
+        if pending.len() > 2000 {
+            for d in pending.drain(..) {
+                d.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+        }
+    }
+    for d in pending {
+        d.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+async fn scalar(db: &sqlx::AnyPool, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql).fetch_one(db).await.unwrap()
+}
+
+/// Waits until every series has all its points stored.
+async fn wait_complete(db: &sqlx::AnyPool, instances: &[&Instance], what: &str) {
+    let last = T0 + 1000 * (POINTS as i64 - 1);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let done = scalar(db, &format!("SELECT COUNT(*) FROM series WHERE last_ts = {last}")).await;
+        if done == SERIES as i64 {
+            return;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = instances.iter().map(|i| i.log_tail()).collect();
+            panic!("{what}: only {done} of {SERIES} series complete after 240 s\n{}", logs.join("\n----\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// (series, start, end, status, peak score bits) of every interval, and points stored per series.
+async fn outcome(db: &sqlx::AnyPool) -> (BTreeSet<(String, i64, i64, String, String)>, BTreeMap<String, i64>) {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT s.name, i.start_index, i.end_index, i.status, i.peak_score FROM intervals i JOIN series s ON s.id = i.series_id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let intervals = rows
+        .iter()
+        .map(|r| {
+            let peak: f64 = r.get(4);
+            (r.get::<String, _>(0), r.get(1), r.get(2), r.get(3), format!("{peak:e}"))
+        })
+        .collect();
+    let rows = sqlx::query("SELECT s.name, CAST(SUM(c.n) AS BIGINT) FROM point_chunks c JOIN series s ON s.id = c.series_id GROUP BY s.name")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    (intervals, rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_an_instance_killed_mid_stream_ends_like_one_uninterrupted_instance() {
+    let Some(brokers) = broker() else { return };
+    let pid = std::process::id();
+    let (Some(shared_db), Some(solo_db)) =
+        (fresh_database(&format!("dw_kafka_group_{pid}")).await, fresh_database(&format!("dw_kafka_solo_{pid}")).await)
+    else {
+        return;
+    };
+    let topic = unique("scale");
+    create_topics(&brokers, &[(&topic, 4), (&format!("{topic}.dlq"), 1), (&format!("{topic}.events"), 4)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (group, solo_group) = (unique("group"), unique("solo"));
+    let data: Vec<Vec<f64>> = (0..SERIES).map(series_values).collect();
+    let p = producer(&brokers);
+    let client = reqwest::Client::new();
+
+    // The reference: one instance, never interrupted, reading the same topic in its own group.
+    let solo = Instance::start("solo", dir.path(), &solo_db, &brokers, &topic, &solo_group);
+    let a = Instance::start("a", dir.path(), &shared_db, &brokers, &topic, &group);
+    let mut b = Instance::start("b", dir.path(), &shared_db, &brokers, &topic, &group);
+    produce_chunks(&p, &topic, &data, 0..POINTS / CHUNK / 2).await;
+
+    // Kill b (SIGKILL) once both members have been working on their partitions for a while.
+    let shared = sqlx::AnyPool::connect(&shared_db).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = scalar(&shared, "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM point_chunks").await;
+        let (a_points, b_points) = (
+            a.metric(&client, "driftwatch_kafka_points_total").await,
+            b.metric(&client, "driftwatch_kafka_points_total").await,
+        );
+        if stored as usize > SERIES * POINTS / 4 && a_points > 0.0 && b_points > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {stored} stored\n{}\n----\n{}", a.log_tail(), b.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.kill();
+    produce_chunks(&p, &topic, &data, POINTS / CHUNK / 2..POINTS / CHUNK).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = Instance::start("b", dir.path(), &shared_db, &brokers, &topic, &group);
+
+    wait_complete(&shared, &[&a, &b], "the group").await;
+    let solo_pool = sqlx::AnyPool::connect(&solo_db).await.unwrap();
+    wait_complete(&solo_pool, &[&solo], "the single instance").await;
+
+    // Any member answers for every series (storage is shared): a and b agree on all of them.
+    for i in (0..SERIES).step_by(10) {
+        let path = format!("/v1/series/s-{i:03}/intervals");
+        let from_a = get(&client, format!("http://127.0.0.1:{}{path}", a.port)).await;
+        let from_b = get(&client, format!("http://127.0.0.1:{}{path}", b.port)).await;
+        assert_eq!(from_a, from_b, "{path}");
+        assert!(from_a["intervals"].as_array().is_some_and(|v| !v.is_empty()), "{path}: {from_a}");
+    }
+    a.terminate();
+    b.terminate();
+    solo.terminate();
+
+    let (group_intervals, group_points) = outcome(&shared).await;
+    let (solo_intervals, solo_points) = outcome(&solo_pool).await;
+    // Every point stored exactly once, in both runs.
+    assert_eq!(solo_points.len(), SERIES);
+    assert!(solo_points.values().all(|n| *n == POINTS as i64), "{solo_points:?}");
+    assert_eq!(group_points, solo_points, "points stored per series");
+    // The reference finds the known changes...
+    let found = (0..SERIES)
+        .filter(|&i| {
+            let cp = change_point(i) as i64;
+            solo_intervals.iter().any(|iv| iv.0 == format!("s-{i:03}") && (iv.1 - cp).abs() <= 40)
+        })
+        .count();
+    assert!(found >= SERIES * 95 / 100, "the reference found {found} of {SERIES} change points");
+    // ...and the interrupted group ends with exactly the same intervals: none lost, none
+    // duplicated, none different.
+    let missing: Vec<_> = solo_intervals.difference(&group_intervals).take(5).collect();
+    let extra: Vec<_> = group_intervals.difference(&solo_intervals).take(5).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert_eq!(group_intervals.len(), solo_intervals.len());
+}

@@ -220,7 +220,7 @@ impl Shared {
             drop(tx);
             let left = deadline.saturating_duration_since(Instant::now());
             let abort = task.abort_handle();
-            if self.rt.block_on(tokio::time::timeout(left, task)).is_err() {
+            if self.rt.block_on(async { tokio::time::timeout(left, task).await }).is_err() {
                 tracing::error!(topic = %tp.0, partition = tp.1, "A partition did not drain in time; its unpersisted work will be replayed.");
                 abandon.store(true, Ordering::SeqCst);
                 abort.abort();
@@ -324,13 +324,47 @@ pub struct KafkaSource {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The librdkafka settings driftwatch chooses, then the configured pass-through properties.
-fn client_config(state: &AppState) -> ClientConfig {
+/// Which client a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Consumer,
+    Producer,
+    Admin,
+}
+
+/// Pass-through properties that only a consumer knows; producers and admin clients would warn.
+fn consumer_only(key: &str) -> bool {
+    key.starts_with("group.")
+        || key.starts_with("fetch.")
+        || key.starts_with("queued.")
+        || key.starts_with("auto.")
+        || key.starts_with("enable.auto.")
+        || matches!(
+            key,
+            "session.timeout.ms"
+                | "heartbeat.interval.ms"
+                | "max.poll.interval.ms"
+                | "partition.assignment.strategy"
+                | "isolation.level"
+                | "check.crcs"
+                | "coordinator.query.interval.ms"
+                | "enable.partition.eof"
+        )
+}
+
+/// The bootstrap servers and the configured pass-through properties (those that fit the role)
+/// over `ours`, driftwatch's own choices: the operator's properties win.
+fn client_config(state: &AppState, role: Role, ours: &[(&str, &str)]) -> ClientConfig {
     let k = &state.settings.kafka;
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers);
+    for (key, value) in ours {
+        c.set(*key, *value);
+    }
     for (key, value) in &k.properties {
-        c.set(key, value.to_string());
+        if role == Role::Consumer || !consumer_only(key) {
+            c.set(key, value.to_string());
+        }
     }
     c
 }
@@ -346,12 +380,8 @@ impl KafkaSource {
         if k.create_topics {
             ensure_topics(&state, &k).await?;
         }
-        let mut producer_config = client_config(&state);
-        producer_config.set("enable.idempotence", "true").set("linger.ms", "5");
-        for (key, value) in &k.properties {
-            producer_config.set(key, value.to_string());
-        }
-        let producer: FutureProducer = producer_config.create()?;
+        let producer: FutureProducer =
+            client_config(&state, Role::Producer, &[("enable.idempotence", "true"), ("linger.ms", "5")]).create()?;
         let shared = Arc::new(Shared {
             state: state.clone(),
             rt: tokio::runtime::Handle::current(),
@@ -360,18 +390,21 @@ impl KafkaSource {
             to_commit: Mutex::new(HashMap::new()),
             paused: Mutex::new(HashSet::new()),
         });
-        let mut consumer_config = client_config(&state);
+        let mut consumer_config = client_config(
+            &state,
+            Role::Consumer,
+            &[
+                ("auto.offset.reset", "earliest"),
+                ("enable.partition.eof", "false"),
+                ("statistics.interval.ms", "5000"),
+                ("fetch.wait.max.ms", "100"),
+            ],
+        );
+        // Not overridable: offsets are driftwatch's to store and commit.
         consumer_config
             .set("group.id", &k.group_id)
             .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("statistics.interval.ms", "5000")
-            .set("fetch.wait.max.ms", "100");
-        for (key, value) in &k.properties {
-            consumer_config.set(key, value.to_string());
-        }
+            .set("enable.auto.offset.store", "false");
         let consumer: BaseConsumer<Ctx> = consumer_config.create_with_context(Ctx(shared.clone()))?;
         let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
@@ -390,8 +423,10 @@ impl KafkaSource {
     /// (`spawn_blocking`).
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("The Kafka consumer thread panicked; unpersisted work will be replayed.");
         }
     }
 }
@@ -403,7 +438,7 @@ impl Drop for KafkaSource {
 }
 
 async fn ensure_topics(state: &AppState, k: &crate::config::KafkaSettings) -> Result<(), SourceError> {
-    let admin: AdminClient<_> = client_config(state).create()?;
+    let admin: AdminClient<_> = client_config(state, Role::Admin, &[]).create()?;
     // As many partitions as the first input topic, so events spread like their series.
     let partitions = admin
         .inner()
