@@ -249,6 +249,21 @@ impl AppState {
         Ok(report)
     }
 
+    /// Stores what many series' reports produced in one transaction (see
+    /// [`Storage::write_many`]); like [`AppState::store`], safe to retry.
+    ///
+    /// # Errors
+    /// A storage failure; nothing is stored then.
+    pub async fn store_many(&self, reports: &[(i64, &Report)]) -> Result<(), IngestError> {
+        let batches: Vec<(i64, WriteBatch)> = reports.iter().map(|(id, r)| (*id, write_batch(*id, r))).collect();
+        let refs: Vec<(i64, &WriteBatch)> = batches.iter().map(|(id, b)| (*id, b)).collect();
+        let started = std::time::Instant::now();
+        let written = self.storage.write_many(&refs).await;
+        self.metrics.storage_write_seconds.observe(started.elapsed().as_secs_f64());
+        written.inspect_err(|_| self.metrics.storage_errors.inc())?;
+        Ok(())
+    }
+
     /// Stores what a report produced (points, intervals, scores) in one transaction. Writing the
     /// same report again leaves the same rows, so a failed write can simply be retried.
     ///

@@ -170,10 +170,42 @@ pub enum BenchCommand {
     /// The streaming detector on one core: points per second and bytes per series for each
     /// scenario of the streaming issue, one JSON line each, plus the SIMD path's gain.
     Engine(BenchEngineArgs),
+    /// End to end through Kafka: points produced to a topic, consumed by an in-process service
+    /// (storage from DATABASE_URL, else a temporary SQLite), until every point's results are
+    /// stored. Prints sustained points/s and the latency from producing the point that closes an
+    /// interval to the interval being stored (p50, p99).
+    Kafka(BenchKafkaArgs),
     /// The HTTP service under load: ingest of 1,000-point batches, then interval queries at a
     /// fixed rate while ingest goes on. Runs the service in-process (SQLite in a temp folder, or
     /// DATABASE_URL) unless --url names a running one.
     Http(BenchHttpArgs),
+}
+
+/// `driftwatch bench kafka`.
+#[derive(Debug, clap::Args)]
+pub struct BenchKafkaArgs {
+    /// Kafka bootstrap servers (`scripts/kafka.sh start` runs a local tansu broker).
+    #[arg(long, default_value = "127.0.0.1:59092")]
+    pub brokers: String,
+    /// Series the points are spread over (keys; each has one change point).
+    #[arg(long, default_value_t = 1000)]
+    pub series: usize,
+    /// Points in all.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub points: usize,
+    /// Points per Kafka message.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Partitions of the input topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Produce rate of the latency phase, points per second (the throughput phase produces as
+    /// fast as it can).
+    #[arg(long, default_value_t = 200_000)]
+    pub rate: u64,
+    /// Phases to run: `max` (throughput), `paced` (latency at --rate), or both.
+    #[arg(long, value_delimiter = ',', default_value = "max,paced")]
+    pub phases: Vec<String>,
 }
 
 /// `driftwatch bench http`.

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub kafka_events: IntCounterVec,
     /// Kafka client failures, by operation.
     pub kafka_errors: IntCounterVec,
+    /// Age of a Kafka message (now − its timestamp) when its results are stored.
+    pub kafka_record_age_seconds: Histogram,
     watched: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
@@ -212,6 +214,14 @@ impl Metrics {
                 &["op"],
             )
             .expect("valid metric"),
+            kafka_record_age_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "driftwatch_kafka_record_age_seconds",
+                    "Time from a Kafka message's timestamp to its results being stored.",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            )
+            .expect("valid metric"),
             watched: std::sync::Arc::new(watched.iter().cloned().collect()),
             registry,
         };
@@ -241,6 +251,7 @@ impl Metrics {
             Box::new(m.kafka_paused.clone()),
             Box::new(m.kafka_events.clone()),
             Box::new(m.kafka_errors.clone()),
+            Box::new(m.kafka_record_age_seconds.clone()),
         ] {
             m.registry.register(c).expect("each metric registered once");
         }

@@ -79,6 +79,7 @@ enum Job {
     Points { series: String, points: Vec<Point>, reply: oneshot::Sender<Report> },
     Configure { series: String, config: StreamConfig, dim: usize, reply: oneshot::Sender<Result<(), String>> },
     Snapshot { series: String, reply: oneshot::Sender<Option<StreamDetector>> },
+    SnapshotMany { series: Vec<String>, reply: oneshot::Sender<Vec<(String, StreamDetector)>> },
     Restore { series: String, detector: Box<StreamDetector> },
     Remove { series: String, reply: oneshot::Sender<bool> },
 }
@@ -178,6 +179,34 @@ impl Pipeline {
         rx.await.map_err(|_| PipelineError::Stopped)
     }
 
+    /// Copies of many series' detectors, one job per shard rather than one per series; unknown
+    /// series are left out.
+    ///
+    /// # Errors
+    /// A stopped pipeline.
+    pub async fn snapshot_many(&self, series: Vec<String>) -> Result<Vec<(String, StreamDetector)>, PipelineError> {
+        let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); self.shards];
+        for s in series {
+            by_shard[self.shard_of(&s)].push(s);
+        }
+        let mut replies = Vec::new();
+        for (shard, names) in by_shard.into_iter().enumerate() {
+            if names.is_empty() {
+                continue;
+            }
+            let sender =
+                self.senders.lock().expect("pipeline lock").get(shard).cloned().ok_or(PipelineError::Stopped)?;
+            let (reply, rx) = oneshot::channel();
+            sender.send(Job::SnapshotMany { series: names, reply }).await.map_err(|_| PipelineError::Stopped)?;
+            replies.push(rx);
+        }
+        let mut out = Vec::new();
+        for rx in replies {
+            out.extend(rx.await.map_err(|_| PipelineError::Stopped)?);
+        }
+        Ok(out)
+    }
+
     /// Installs a restored detector for a series (from a checkpoint).
     ///
     /// # Errors
@@ -232,6 +261,10 @@ fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<Str
             }
             Job::Snapshot { series, reply } => {
                 let _ = reply.send(detectors.get(&series).cloned());
+            }
+            Job::SnapshotMany { series, reply } => {
+                let copies = series.into_iter().filter_map(|s| detectors.get(&s).cloned().map(|d| (s, d))).collect();
+                let _ = reply.send(copies);
             }
             Job::Restore { series, detector } => {
                 let mut det = *detector;

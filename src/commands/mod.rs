@@ -2,6 +2,7 @@
 //! sit at the binary's edge and only report.
 
 pub mod bench;
+pub mod bench_kafka;
 pub mod detect;
 pub mod replay;
 
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Offline(args)) => bench::offline(&args),
         Command::Bench(BenchCommand::Engine(args)) => bench::engine(&args),
         Command::Bench(BenchCommand::Http(args)) => bench::http(&args),
+        Command::Bench(BenchCommand::Kafka(args)) => bench_kafka::run(&args),
         Command::Config(ConfigCommand::Show { config }) => {
             print!("{}", Settings::load(config.as_deref(), std::env::vars())?.show());
             Ok(())

@@ -73,6 +73,8 @@ pub enum SourceError {
 #[derive(Debug)]
 struct Record {
     offset: i64,
+    /// The message's timestamp (epoch ms), when it has one.
+    timestamp_ms: Option<i64>,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     headers: Vec<(String, Vec<u8>)>,
@@ -476,6 +478,7 @@ fn consume(consumer: BaseConsumer<Ctx>, shared: Arc<Shared>, stop: Arc<AtomicBoo
             Some(Ok(m)) => {
                 let record = Record {
                     offset: m.offset(),
+                    timestamp_ms: m.timestamp().to_millis(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                     headers: m
@@ -527,6 +530,8 @@ struct PartitionTask {
     next_offset: Option<i64>,
     /// Whether `next_offset` moved since the last persist.
     moved: bool,
+    /// The persist running in the background, if any.
+    persisting: Option<tokio::task::JoinHandle<Result<(), Abandoned>>>,
 }
 
 async fn run_partition(shared: Arc<Shared>, tp: Tp, mut rx: mpsc::Receiver<Record>, abandon: Arc<AtomicBool>) {
@@ -540,9 +545,12 @@ async fn run_partition(shared: Arc<Shared>, tp: Tp, mut rx: mpsc::Receiver<Recor
         dirty: HashSet::new(),
         next_offset: None,
         moved: false,
+        persisting: None,
     };
     let mut buf = Vec::with_capacity(k.batch_messages);
-    let mut last_persist = Instant::now();
+    // Partitions persist at staggered moments, so their checkpoint writes do not pile up.
+    let phase = every.mul_f64((task.tp.1.unsigned_abs() as u64).wrapping_mul(0x9E37_79B9) as f64 % 1000.0 / 1000.0);
+    let mut last_persist = Instant::now().checked_sub(phase).unwrap_or_else(Instant::now);
     loop {
         let got = tokio::select! {
             n = rx.recv_many(&mut buf, k.batch_messages) => Some(n),
@@ -560,18 +568,46 @@ async fn run_partition(shared: Arc<Shared>, tp: Tp, mut rx: mpsc::Receiver<Recor
             None => {}
         }
         if last_persist.elapsed() >= every {
-            if task.persist().await.is_err() {
+            if task.persist(false).await.is_err() {
                 break;
             }
             last_persist = Instant::now();
         }
     }
-    if !task.abandon.load(Ordering::SeqCst) {
-        let _ = task.persist().await;
+    if !task.abandon.load(Ordering::SeqCst) && task.persist(true).await.is_ok() {
+        let _ = task.finish_persist().await;
     }
     // Leave no copy behind: if the partition comes back, its series are restored afresh.
     for name in task.loaded.keys() {
         let _ = task.shared.state.pipeline.remove(name.clone()).await;
+    }
+}
+
+/// Retries `op` with back-off until it succeeds or the partition is abandoned (revoked during a
+/// storage outage: the next owner replays what was not persisted).
+async fn retry<T, F, Fut>(shared: &Shared, abandon: &AtomicBool, tp: &Tp, what: &str, mut op: F) -> Result<T, Abandoned>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, IngestError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(IngestError::Pipeline(e)) => {
+                tracing::warn!(error = %e, "The pipeline stopped under a partition.");
+                return Err(Abandoned);
+            }
+            Err(e) => {
+                shared.state.metrics.kafka_errors.with_label_values(&["storage"]).inc();
+                tracing::warn!(error = %e, topic = %tp.0, partition = tp.1, what, retry_in = ?delay, "Storage failed; retrying.");
+            }
+        }
+        if abandon.load(Ordering::SeqCst) {
+            return Err(Abandoned);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -581,30 +617,12 @@ struct Abandoned;
 
 impl PartitionTask {
     /// Retries `op` with back-off until it succeeds or the partition is abandoned.
-    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, Abandoned>
+    async fn retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T, Abandoned>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, IngestError>>,
     {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(IngestError::Pipeline(e)) => {
-                    tracing::warn!(error = %e, "The pipeline stopped under a partition.");
-                    return Err(Abandoned);
-                }
-                Err(e) => {
-                    self.shared.state.metrics.kafka_errors.with_label_values(&["storage"]).inc();
-                    tracing::warn!(error = %e, topic = %self.tp.0, partition = self.tp.1, what, retry_in = ?delay, "Storage failed; retrying.");
-                }
-            }
-            if self.abandon.load(Ordering::SeqCst) {
-                return Err(Abandoned);
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        retry(&self.shared, &self.abandon, &self.tp, what, op).await
     }
 
     async fn process(&mut self, batch: Vec<Record>) -> Result<(), Abandoned> {
@@ -616,6 +634,7 @@ impl PartitionTask {
         let mut order: Vec<String> = Vec::new();
         let mut groups: HashMap<String, Message> = HashMap::new();
         let last = batch.last().map(|r| r.offset);
+        let stamps: Vec<i64> = batch.iter().filter_map(|r| r.timestamp_ms).collect();
         for record in batch {
             match decode_keyed(&record.payload, record.key.as_deref()) {
                 Ok(m) => {
@@ -658,27 +677,17 @@ impl PartitionTask {
                 .await?;
             self.loaded.insert(name.clone(), row.id);
         }
-        // Feed and store each series; series run concurrently (their detectors live on
-        // different shards), each series' points in order.
+        // Feed each series (series run concurrently: their detectors live on different shards;
+        // each series' points stay in order), then store every series' results in one
+        // transaction, retried until it succeeds.
         let mut jobs = tokio::task::JoinSet::new();
         for (i, name) in order.iter().enumerate() {
             let Some(m) = groups.remove(name) else { continue };
-            let Some(&id) = self.loaded.get(name) else { continue };
-            let (state, abandon, tp) = (state.clone(), self.abandon.clone(), self.tp.clone());
+            let state = state.clone();
             jobs.spawn(async move {
                 let mut summary = IngestSummary::default();
                 let report = state.feed(m, &mut summary).await.map_err(|_| Abandoned)?;
-                let mut delay = Duration::from_millis(100);
-                while let Err(e) = state.store(id, &report).await {
-                    state.metrics.kafka_errors.with_label_values(&["storage"]).inc();
-                    tracing::warn!(error = %e, topic = %tp.0, partition = tp.1, retry_in = ?delay, "Storing results failed; retrying.");
-                    if abandon.load(Ordering::SeqCst) {
-                        return Err(Abandoned);
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Ok((i, summary, report))
+                Ok::<_, Abandoned>((i, summary, report))
             });
         }
         let mut reports: Vec<(usize, Report)> = Vec::with_capacity(order.len());
@@ -689,6 +698,13 @@ impl PartitionTask {
             summary.late += s.late;
             summary.dimension_mismatch += s.dimension_mismatch;
             reports.push((i, report));
+        }
+        let rows: Vec<(i64, &Report)> =
+            reports.iter().filter_map(|(i, r)| self.loaded.get(&order[*i]).map(|id| (*id, r))).collect();
+        self.retry("storing results", || state.store_many(&rows)).await?;
+        let now = now_ms();
+        for t in stamps {
+            metrics.kafka_record_age_seconds.observe((now - t).max(0) as f64 / 1000.0);
         }
         reports.sort_by_key(|(i, _)| *i);
         for (i, report) in &reports {
@@ -723,40 +739,67 @@ impl PartitionTask {
         Ok(())
     }
 
-    /// Makes the position durable: checkpoints of the series fed since the last time and the
-    /// partition's next offset, in one transaction; then queues the broker commit.
-    async fn persist(&mut self) -> Result<(), Abandoned> {
+    /// Starts making the position durable: copies the detectors of the series fed since the
+    /// last time (a consistent cut: no batch is being processed), then, in the background,
+    /// serialises them and stores them with the partition's next offset in one transaction and
+    /// queues the broker commit. Processing goes on meanwhile; one persist runs at a time, in
+    /// order. Returns without starting when the previous one is still running, unless `wait`.
+    async fn persist(&mut self, wait: bool) -> Result<(), Abandoned> {
+        if let Some(running) = &self.persisting {
+            if !wait && !running.is_finished() {
+                return Ok(());
+            }
+            self.finish_persist().await?;
+        }
         let Some(next_offset) = self.next_offset.filter(|_| self.moved) else { return Ok(()) };
         let started = Instant::now();
         let state = self.shared.state.clone();
-        let mut checkpoints = Vec::with_capacity(self.dirty.len());
-        for name in &self.dirty {
-            let Some(id) = self.loaded.get(name) else { continue };
-            match state.pipeline.snapshot(name.clone()).await {
-                Ok(Some(det)) => match serde_json::to_vec(&det) {
-                    Ok(bytes) => checkpoints.push((*id, bytes, det.stats().points as i64)),
-                    Err(e) => tracing::error!(series = %name, error = %e, "A checkpoint did not serialise."),
-                },
-                Ok(None) => {}
-                Err(_) => return Err(Abandoned),
-            }
-        }
+        let names: Vec<String> = self.dirty.drain().collect();
+        let copies = state.pipeline.snapshot_many(names).await.map_err(|_| Abandoned)?;
+        let copies: Vec<(i64, driftwatch_icid::StreamDetector)> =
+            copies.into_iter().filter_map(|(name, det)| self.loaded.get(&name).map(|id| (*id, det))).collect();
+        self.moved = false;
         let at = PartitionPosition {
             group: state.settings.kafka.group_id.clone(),
             topic: self.tp.0.clone(),
             partition: self.tp.1,
             next_offset,
         };
-        let checkpoints = &checkpoints;
-        self.retry("persisting a partition", || async {
-            Ok(state.storage.save_partition_state(&at, checkpoints, now_ms()).await?)
-        })
-        .await?;
-        self.dirty.clear();
-        self.moved = false;
-        self.shared.to_commit.lock().expect("commit lock").insert(self.tp.clone(), next_offset);
-        state.metrics.kafka_commit_seconds.observe(started.elapsed().as_secs_f64());
+        let (shared, abandon, tp) = (self.shared.clone(), self.abandon.clone(), self.tp.clone());
+        self.persisting = Some(tokio::spawn(async move {
+            let checkpoints = tokio::task::spawn_blocking(move || {
+                copies
+                    .into_iter()
+                    .filter_map(|(id, det)| match serde_json::to_vec(&det) {
+                        Ok(bytes) => Some((id, bytes, det.stats().points as i64)),
+                        Err(e) => {
+                            tracing::error!(series_id = id, error = %e, "A checkpoint did not serialise.");
+                            None
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|_| Abandoned)?;
+            let state = &shared.state;
+            let checkpoints = &checkpoints;
+            retry(&shared, &abandon, &tp, "persisting a partition", || async {
+                Ok(state.storage.save_partition_state(&at, checkpoints, now_ms()).await?)
+            })
+            .await?;
+            shared.to_commit.lock().expect("commit lock").insert(tp, next_offset);
+            state.metrics.kafka_commit_seconds.observe(started.elapsed().as_secs_f64());
+            Ok(())
+        }));
         Ok(())
+    }
+
+    /// Waits for the persist in flight, if any.
+    async fn finish_persist(&mut self) -> Result<(), Abandoned> {
+        match self.persisting.take() {
+            Some(running) => running.await.map_err(|_| Abandoned)?,
+            None => Ok(()),
+        }
     }
 
     fn dead_letter(&self, record: &Record, reason: &str, error: &str) -> Option<DeliveryFuture> {

@@ -5,8 +5,10 @@
 //! back-end types), embedded at compile time and applied by [`Storage::connect`].
 //!
 //! What is stored (timestamps in epoch milliseconds, intervals half-open):
-//! * `series`: name, dimension, detector configuration, the detector checkpoint and the number
-//!   of points it reflects, who created and last changed it;
+//! * `series`: name, dimension, detector configuration, who created and last changed it;
+//! * `checkpoints`: per series, the serialised detector and the number of points it reflects
+//!   (its own table, so writing checkpoints never holds the series rows that results writes
+//!   update);
 //! * `point_chunks`: raw points, one row per series per block (keyed by the block's first
 //!   stream index), so ingest writes a row per block, not per point;
 //! * `intervals`: change intervals `[start, end)` in indices and timestamps, peak score, psi,
@@ -28,8 +30,17 @@ use thiserror::Error;
 
 pub use codec::{decode_points, encode_points};
 
-const SAVE_CHECKPOINT: &str =
-    "UPDATE series SET checkpoint = $1, checkpoint_points = $2 WHERE id = $3 AND checkpoint_points <= $2";
+const SAVE_CHECKPOINT: &str = "INSERT INTO checkpoints (state, points, series_id) VALUES ($1, $2, $3) \
+     ON CONFLICT (series_id) DO UPDATE SET state = excluded.state, points = excluded.points \
+     WHERE checkpoints.points <= excluded.points";
+
+/// `($1, $2), ($3, $4), …`: `rows` tuples of `width` numbered placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", (1..=width).map(|c| format!("${}", r * width + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Where a Kafka partition stands: the first offset not yet reflected in storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +213,8 @@ pub struct Storage {
     backend: Backend,
 }
 
-const SERIES_COLUMNS: &str = "id, name, dim, config, checkpoint_points, last_ts, created_by, updated_by";
+const SERIES_COLUMNS: &str = "id, name, dim, config, \
+     COALESCE((SELECT c.points FROM checkpoints c WHERE c.series_id = series.id), 0), last_ts, created_by, updated_by";
 const INTERVAL_COLUMNS: &str =
     "series_id, start_index, end_index, start_ts, end_ts, detected_at, peak_score, psi, status, explanation";
 
@@ -404,7 +416,7 @@ impl Storage {
     /// # Errors
     /// A database failure.
     pub async fn checkpoint(&self, id: i64) -> Result<Option<(Vec<u8>, i64)>, StorageError> {
-        let row = sqlx::query("SELECT checkpoint, checkpoint_points FROM series WHERE id = $1")
+        let row = sqlx::query("SELECT state, points FROM checkpoints WHERE series_id = $1")
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
@@ -418,77 +430,127 @@ impl Storage {
     /// # Errors
     /// A database failure (nothing of the batch is written then).
     pub async fn write(&self, series_id: i64, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.write_many(&[(series_id, batch)]).await
+    }
+
+    /// Writes the batches of many series in one transaction, a few multi-row statements per
+    /// table rather than several statements per series: the Kafka source writes a whole poll's
+    /// worth of series at once. Every row is an upsert on its key. At most one batch per series.
+    ///
+    /// # Errors
+    /// A database failure (nothing is written then).
+    pub async fn write_many(&self, batches: &[(i64, &WriteBatch)]) -> Result<(), StorageError> {
+        /// Rows per statement: far under both back-ends' bind limits (SQLite 32766).
+        const ROWS: usize = 400;
+        let chunks: Vec<(i64, &PointChunk)> = batches
+            .iter()
+            .flat_map(|(id, b)| b.chunks.iter().filter(|c| !c.points.is_empty()).map(move |c| (*id, c)))
+            .collect();
+        let intervals: Vec<&IntervalRow> = batches.iter().flat_map(|(_, b)| &b.intervals).collect();
+        let scores: Vec<(i64, &ScoreRow)> =
+            batches.iter().flat_map(|(id, b)| b.scores.iter().map(move |s| (*id, s))).collect();
+        let last: Vec<(i64, i64)> = batches.iter().filter_map(|(id, b)| b.last_ts.map(|t| (*id, t))).collect();
+        if chunks.is_empty() && intervals.is_empty() && scores.is_empty() && last.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
-        for c in &batch.chunks {
-            let (Some(first), Some(last)) = (c.points.first(), c.points.last()) else { continue };
+        for part in chunks.chunks(ROWS) {
             // A replay after a restore may cut the same points into other blocks: drop stored
-            // blocks that start inside this one, so no point is stored twice. Their later
+            // blocks that start inside a new one, so no point is stored twice. Their later
             // points come back with the replay's next blocks.
-            sqlx::query("DELETE FROM point_chunks WHERE series_id = $1 AND first_index > $2 AND first_index < $3")
-                .bind(series_id)
-                .bind(c.first_index)
-                .bind(c.first_index + c.points.len() as i64)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO point_chunks (series_id, first_index, n, first_ts, last_ts, data) VALUES ($1, $2, $3, $4, $5, $6) \
+            let cond = (0..part.len())
+                .map(|i| {
+                    format!(
+                        "(series_id = ${} AND first_index > ${} AND first_index < ${})",
+                        3 * i + 1,
+                        3 * i + 2,
+                        3 * i + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let sql = format!("DELETE FROM point_chunks WHERE {cond}");
+            let mut q = sqlx::query(&sql);
+            for (id, c) in part {
+                q = q.bind(*id).bind(c.first_index).bind(c.first_index + c.points.len() as i64);
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!(
+                "INSERT INTO point_chunks (series_id, first_index, n, first_ts, last_ts, data) VALUES {} \
                  ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, first_ts = excluded.first_ts, \
                  last_ts = excluded.last_ts, data = excluded.data",
-            )
-            .bind(series_id)
-            .bind(c.first_index)
-            .bind(c.points.len() as i64)
-            .bind(first.0)
-            .bind(last.0)
-            .bind(encode_points(&c.points))
-            .execute(&mut *tx)
-            .await?;
+                placeholders(part.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, c) in part {
+                let (first, last) = (c.points[0].0, c.points[c.points.len() - 1].0);
+                q = q
+                    .bind(*id)
+                    .bind(c.first_index)
+                    .bind(c.points.len() as i64)
+                    .bind(first)
+                    .bind(last)
+                    .bind(encode_points(&c.points));
+            }
+            q.execute(&mut *tx).await?;
         }
-        for iv in &batch.intervals {
-            sqlx::query(&format!(
-                "INSERT INTO intervals ({INTERVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+        for part in intervals.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO intervals ({INTERVAL_COLUMNS}) VALUES {} \
                  ON CONFLICT (series_id, start_index) DO UPDATE SET end_index = excluded.end_index, \
                  end_ts = excluded.end_ts, peak_score = excluded.peak_score, status = excluded.status, \
-                 explanation = excluded.explanation"
-            ))
-            .bind(series_id)
-            .bind(iv.start_index)
-            .bind(iv.end_index)
-            .bind(iv.start_ts)
-            .bind(iv.end_ts)
-            .bind(iv.detected_at)
-            .bind(iv.peak_score)
-            .bind(iv.psi)
-            .bind(if iv.open { "open" } else { "closed" })
-            .bind(iv.explanation.as_deref())
-            .execute(&mut *tx)
-            .await?;
+                 explanation = excluded.explanation",
+                placeholders(part.len(), 10)
+            );
+            let mut q = sqlx::query(&sql);
+            for iv in part {
+                q = q
+                    .bind(iv.series_id)
+                    .bind(iv.start_index)
+                    .bind(iv.end_index)
+                    .bind(iv.start_ts)
+                    .bind(iv.end_ts)
+                    .bind(iv.detected_at)
+                    .bind(iv.peak_score)
+                    .bind(iv.psi)
+                    .bind(if iv.open { "open" } else { "closed" })
+                    .bind(iv.explanation.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
-        for s in &batch.scores {
-            let anomaly: Vec<u8> = s.anomaly.iter().flat_map(|v| v.to_le_bytes()).collect();
-            sqlx::query(
-                "INSERT INTO score_chunks (series_id, first_index, n, end_ts, score, threshold, anomaly) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (series_id, first_index) DO UPDATE SET \
-                 n = excluded.n, end_ts = excluded.end_ts, score = excluded.score, threshold = excluded.threshold, \
-                 anomaly = excluded.anomaly",
-            )
-            .bind(series_id)
-            .bind(s.first_index)
-            .bind(s.anomaly.len() as i64)
-            .bind(s.end_ts)
-            .bind(s.score)
-            .bind(s.threshold)
-            .bind(anomaly)
-            .execute(&mut *tx)
-            .await?;
+        for part in scores.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO score_chunks (series_id, first_index, n, end_ts, score, threshold, anomaly) VALUES {} \
+                 ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, end_ts = excluded.end_ts, \
+                 score = excluded.score, threshold = excluded.threshold, anomaly = excluded.anomaly",
+                placeholders(part.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, s) in part {
+                let anomaly: Vec<u8> = s.anomaly.iter().flat_map(|v| v.to_le_bytes()).collect();
+                q = q
+                    .bind(*id)
+                    .bind(s.first_index)
+                    .bind(s.anomaly.len() as i64)
+                    .bind(s.end_ts)
+                    .bind(s.score)
+                    .bind(s.threshold)
+                    .bind(anomaly);
+            }
+            q.execute(&mut *tx).await?;
         }
-        if let Some(ts) = batch.last_ts {
+        for part in last.chunks(ROWS) {
             // Never move backwards (a replayed batch carries an older last timestamp).
-            sqlx::query("UPDATE series SET last_ts = $1 WHERE id = $2 AND (last_ts IS NULL OR last_ts < $1)")
-                .bind(ts)
-                .bind(series_id)
-                .execute(&mut *tx)
-                .await?;
+            let sql = format!(
+                "WITH v (id, ts) AS (VALUES {}) UPDATE series SET last_ts = v.ts FROM v \
+                 WHERE series.id = v.id AND (series.last_ts IS NULL OR series.last_ts < v.ts)",
+                placeholders(part.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, ts) in part {
+                q = q.bind(*id).bind(*ts);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -586,12 +648,15 @@ impl Storage {
     /// # Errors
     /// A database failure.
     pub async fn clear_checkpoint(&self, id: i64, principal: &str, now_ms: i64) -> Result<(), StorageError> {
-        sqlx::query("UPDATE series SET checkpoint = NULL, checkpoint_points = 0, updated_at = $1, updated_by = $2 WHERE id = $3")
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM checkpoints WHERE series_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE series SET updated_at = $1, updated_by = $2 WHERE id = $3")
             .bind(now_ms)
             .bind(principal)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -635,7 +700,7 @@ impl Storage {
     pub async fn delete_series(&self, name: &str) -> Result<bool, StorageError> {
         let Some(s) = self.series(name).await? else { return Ok(false) };
         let mut tx = self.pool.begin().await?;
-        for table in ["point_chunks", "intervals", "score_chunks"] {
+        for table in ["point_chunks", "intervals", "score_chunks", "checkpoints"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE series_id = $1")).bind(s.id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM series WHERE id = $1").bind(s.id).execute(&mut *tx).await?;
