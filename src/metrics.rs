@@ -58,6 +58,8 @@ pub struct Metrics {
     pub kafka_assigned: IntGauge,
     /// Partitions paused because their queue is full (back-pressure).
     pub kafka_paused: IntGauge,
+    /// Times a partition was paused for back-pressure.
+    pub kafka_pauses: IntCounter,
     /// Interval events produced to the events topic, by event.
     pub kafka_events: IntCounterVec,
     /// Kafka client failures, by operation.
@@ -204,6 +206,11 @@ impl Metrics {
                 "Partitions paused because their queue is full (back-pressure).",
             )
             .expect("valid metric"),
+            kafka_pauses: IntCounter::new(
+                "driftwatch_kafka_pauses_total",
+                "Times a partition was paused because its queue was full (back-pressure).",
+            )
+            .expect("valid metric"),
             kafka_events: IntCounterVec::new(
                 Opts::new("driftwatch_kafka_events_total", "Interval events produced to the events topic, by event."),
                 &["event"],
@@ -249,6 +256,7 @@ impl Metrics {
             Box::new(m.kafka_commit_seconds.clone()),
             Box::new(m.kafka_assigned.clone()),
             Box::new(m.kafka_paused.clone()),
+            Box::new(m.kafka_pauses.clone()),
             Box::new(m.kafka_events.clone()),
             Box::new(m.kafka_errors.clone()),
             Box::new(m.kafka_record_age_seconds.clone()),

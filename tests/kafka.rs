@@ -125,6 +125,10 @@ async fn produced_points_become_intervals_and_bad_messages_are_dead_lettered() {
     settings.storage.data_dir = dir.path().to_owned();
     settings.pipeline.shards = 2;
     kafka_settings(&mut settings, &brokers, &topic, &unique("group"));
+    // A tiny queue: the partition pauses and resumes many times (back-pressure), losing nothing.
+    settings.kafka.queue_messages = 2;
+    settings.kafka.batch_messages = 3;
+    settings.kafka.properties.insert("statistics.interval.ms".into(), PropertyValue::Int(500));
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -210,6 +214,12 @@ async fn produced_points_become_intervals_and_bad_messages_are_dead_lettered() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    // Lag per assigned partition, from librdkafka's statistics (every 500 ms here).
+    let lags =
+        metrics.lines().filter(|l| l.starts_with("driftwatch_kafka_consumer_lag{") && l.contains(&topic)).count();
+    assert!(lags >= 1, "no consumer lag gauge for {topic} in\n{metrics}");
+    let pauses = metrics.lines().find_map(|l| l.strip_prefix("driftwatch_kafka_pauses_total ")).unwrap();
+    assert!(pauses.parse::<u64>().unwrap() > 0, "a queue of 2 messages must have paused the partition");
     let _ = stop.send(());
     done.await.unwrap().unwrap();
 }

@@ -310,6 +310,7 @@ impl Shared {
                 if let Err(e) = consumer.pause(&tpl) {
                     tracing::warn!(error = %e, "Pausing a partition failed.");
                 }
+                self.state.metrics.kafka_pauses.inc();
                 let mut paused = self.paused.lock().expect("paused lock");
                 paused.insert(tp);
                 self.state.metrics.kafka_paused.set(paused.len() as i64);
@@ -379,8 +380,12 @@ impl KafkaSource {
     /// A configuration librdkafka refuses, or topics that cannot be created.
     pub async fn start(state: AppState) -> Result<Self, SourceError> {
         let k = state.settings.kafka.clone();
-        if k.create_topics {
-            ensure_topics(&state, &k).await?;
+        if k.create_topics
+            && let Err(e) = ensure_topics(&state, &k).await
+        {
+            // Not fatal: the broker may be down now and come back; librdkafka retries, and
+            // producing to a missing topic is counted in driftwatch_kafka_errors_total.
+            tracing::warn!(error = %e, "Could not create the output topics.");
         }
         let producer: FutureProducer =
             client_config(&state, Role::Producer, &[("enable.idempotence", "true"), ("linger.ms", "5")]).create()?;
