@@ -34,6 +34,43 @@ pub enum Command {
     /// (the same storage `serve` uses), with a progress bar. Timestamps are start + i × interval,
     /// so replaying the same file again is counted as duplicates and stores nothing twice.
     Replay(ReplayArgs),
+    /// Produce demo series with change points to Kafka, in real time (the compose stack's data
+    /// generator).
+    Generate(GenerateArgs),
+    /// Exit 0 when a URL answers 2xx within two seconds, else 1 (container health checks).
+    Probe {
+        /// The URL, e.g. http://127.0.0.1:8080/readyz.
+        url: String,
+    },
+}
+
+/// `driftwatch generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic to produce to.
+    #[arg(long, default_value = "driftwatch.points")]
+    pub topic: String,
+    /// Series (keys `demo-000`, `demo-001`, ...).
+    #[arg(long, default_value_t = 20)]
+    pub series: usize,
+    /// Points per second per series.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Points per message.
+    #[arg(long, default_value_t = 10)]
+    pub batch: usize,
+    /// Mean points between changes of a series' distribution (mean or spread).
+    #[arg(long, default_value_t = 3000)]
+    pub change_every: usize,
+    /// Stop after this many points per series (0 = run until stopped).
+    #[arg(long, default_value_t = 0)]
+    pub points: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 /// `driftwatch replay`.

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_kafka;
 pub mod detect;
+pub mod generate;
 pub mod replay;
 
 use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
@@ -26,6 +27,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { config } => serve(config.as_deref()),
         Command::Replay(args) => replay::run(&args),
+        Command::Generate(args) => generate::run(&args),
+        Command::Probe { url } => generate::probe(&url),
     }
 }
 
