@@ -3,9 +3,10 @@
 
 pub mod bench;
 pub mod detect;
+pub mod leiad;
 pub mod replay;
 
-use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
+use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, LeiadCommand};
 use crate::config::Settings;
 
 /// Runs a parsed command line.
@@ -24,6 +25,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { config } => serve(config.as_deref()),
         Command::Replay(args) => replay::run(&args),
+        Command::Leiad(LeiadCommand::Simulate(args)) => leiad::simulate(&args),
+        Command::Leiad(LeiadCommand::Synth(args)) => leiad::synth(&args),
+        Command::Leiad(LeiadCommand::Bench(args)) => leiad::bench(&args),
     }
 }
 
