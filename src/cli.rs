@@ -86,6 +86,10 @@ pub struct LeiadSimulateArgs {
     /// End-model library.
     #[arg(long, value_enum, default_value_t = EndModelArg::Forust)]
     pub end_model: EndModelArg,
+    /// Active-learning weights: LF disagreement, LF abstention, end-model uncertainty, novelty,
+    /// seed-detector prior (default: the session's defaults).
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Option<Vec<f64>>,
     /// One JSON line per round (and one for the summary) instead of text.
     #[arg(long)]
     pub json: bool,

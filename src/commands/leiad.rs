@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use driftwatch_leiad::simulation::{RoundReport, SimConfig, Simulation};
-use driftwatch_leiad::{Backend, Leiad, LeiadConfig, Pool, Prepared, SeriesInput, Window};
+use driftwatch_leiad::{AlWeights, Backend, Leiad, LeiadConfig, Pool, Prepared, SeriesInput, Window};
 use serde_json::{Value, json};
 
 use crate::cli::{EndModelArg, LeiadBenchArgs, LeiadSimulateArgs, LeiadSynthArgs};
@@ -33,6 +33,11 @@ fn backend(arg: EndModelArg) -> Backend {
 /// Unreadable data or labels, series LEIAD cannot use, or a failed fit.
 pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
     super::init_threads(1);
+    if let Some(w) = &args.weights
+        && (w.len() != 5 || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)))
+    {
+        bail!("--weights takes five non-negative numbers (disagreement, abstention, uncertainty, novelty, prior)");
+    }
     let loaded = load(args)?;
     let names: Vec<String> = loaded.iter().map(|l| l.series.name.clone()).collect();
     let truth: Vec<bool> = loaded.iter().flat_map(|l| l.truth.iter().copied()).collect();
@@ -57,6 +62,10 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
         let mut leiad = LeiadConfig { seed, half_window: args.half_window, ..LeiadConfig::default() };
         leiad.end_model.backend = backend(args.end_model);
         leiad.end_model.seed = seed;
+        if let Some(w) = &args.weights {
+            leiad.weights =
+                AlWeights { lf_disagreement: w[0], lf_abstention: w[1], uncertainty: w[2], novelty: w[3], prior: w[4] };
+        }
         let cfg = SimConfig { max_windows: args.max_windows, checkpoints: args.checkpoints.clone(), leiad };
         let mut sim = Simulation::new(prep.clone(), truth.clone(), cfg)?;
         loop {

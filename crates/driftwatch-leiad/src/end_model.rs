@@ -101,13 +101,29 @@ impl EndModel {
     /// [`LeiadError::EndModel`] when the library refuses the data or the parameters, or the
     /// `perpetual` back-end is asked for without the feature.
     pub fn fit(x: &FeatureMatrix, y: &[bool], cfg: &EndModelConfig) -> Result<Self, LeiadError> {
+        Self::fit_weighted(x, y, &vec![1.0; y.len()], cfg)
+    }
+
+    /// As [`EndModel::fit`] with a weight per row (before class balancing): the session weighs
+    /// human labels above pseudo-labels.
+    ///
+    /// # Errors
+    /// As [`EndModel::fit`].
+    pub fn fit_weighted(
+        x: &FeatureMatrix,
+        y: &[bool],
+        row_weight: &[f64],
+        cfg: &EndModelConfig,
+    ) -> Result<Self, LeiadError> {
         let pos = y.iter().filter(|&&v| v).count();
         let neg = y.len() - pos;
         if pos == 0 || neg == 0 {
             return Ok(Self { inner: Inner::Constant(if pos > 0 { 1.0 } else { 0.0 }), trained_rows: y.len() });
         }
-        let w_pos = neg as f64 / pos as f64;
-        let weights: Vec<f64> = y.iter().map(|&v| if v { w_pos } else { 1.0 }).collect();
+        let (wp, wn) =
+            y.iter().zip(row_weight).fold((0.0, 0.0), |(p, n), (&v, &w)| if v { (p + w, n) } else { (p, n + w) });
+        let w_pos = if wp > 0.0 { wn / wp } else { 1.0 };
+        let weights: Vec<f64> = y.iter().zip(row_weight).map(|(&v, &w)| if v { w * w_pos } else { w }).collect();
         let target: Vec<f64> = y.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect();
         let m = forust_ml::Matrix::new(&x.data, x.rows, x.cols);
         let inner = match cfg.backend {

@@ -81,6 +81,8 @@ pub struct LeiadConfig {
     pub golden_bottom: f64,
     /// Most LFs the label model uses: the seed LFs plus the newest generated ones.
     pub max_lfs: usize,
+    /// Weight of a human-labeled training row relative to a pseudo-labeled one.
+    pub human_weight: f64,
     /// Label model.
     pub label_model: LabelModelConfig,
     /// End model.
@@ -106,6 +108,7 @@ impl Default for LeiadConfig {
             golden_top: 0.005,
             golden_bottom: 0.495,
             max_lfs: 50,
+            human_weight: 5.0,
             label_model: LabelModelConfig::default(),
             end_model: EndModelConfig::default(),
             stop: StopConfig::default(),
@@ -128,6 +131,9 @@ impl LeiadConfig {
         }
         if self.max_lfs < Detector::ALL.len() + 2 {
             return Err(LeiadError::param("max_lfs", format!("must be at least {}", Detector::ALL.len() + 2)));
+        }
+        if !(self.human_weight.is_finite() && self.human_weight > 0.0) {
+            return Err(LeiadError::param("human_weight", "must be a positive number"));
         }
         if !(self.neg_ratio.is_finite() && self.neg_ratio > 0.0) {
             return Err(LeiadError::param("neg_ratio", "must be a positive number"));
@@ -534,7 +540,8 @@ impl Leiad {
     pub fn refit_end_model(&self) -> Result<EndModel, LeiadError> {
         let rows: Vec<usize> = self.train.iter().map(|t| t.0).collect();
         let y: Vec<bool> = self.train.iter().map(|t| t.1).collect();
-        EndModel::fit(&self.prep.features().take(&rows), &y, &self.cfg.end_model)
+        let w: Vec<f64> = rows.iter().map(|&i| if self.golden[i] >= 0 { self.cfg.human_weight } else { 1.0 }).collect();
+        EndModel::fit_weighted(&self.prep.features().take(&rows), &y, &w, &self.cfg.end_model)
     }
 
     /// Installs a fitted end model: predicts the pool and updates the stability count.
