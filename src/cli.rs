@@ -93,6 +93,13 @@ pub struct LeiadSimulateArgs {
     /// One JSON line per round (and one for the summary) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// After each seed, list the labeling functions with their statistics.
+    #[arg(long)]
+    pub show_lfs: bool,
+    /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
+    /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// GBDT crate of the end model.

@@ -62,6 +62,9 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
         let mut leiad = LeiadConfig { seed, half_window: args.half_window, ..LeiadConfig::default() };
         leiad.end_model.backend = backend(args.end_model);
         leiad.end_model.seed = seed;
+        for o in &args.overrides {
+            apply_override(&mut leiad, o)?;
+        }
         if let Some(w) = &args.weights {
             leiad.weights =
                 AlWeights { lf_disagreement: w[0], lf_abstention: w[1], uncertainty: w[2], novelty: w[3], prior: w[4] };
@@ -97,12 +100,53 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
                 at.entry(r.windows_labeled).or_default().push(r);
             }
         }
+        if args.show_lfs {
+            for l in sim.session().lfs() {
+                let acc = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
+                println!(
+                    "  lf {:>3} {:<26} coverage {:.4} anomaly votes {:>6} conflict {:.3} learned {} golden {}{}",
+                    l.id,
+                    l.kind.name(),
+                    l.coverage,
+                    l.positives,
+                    l.conflict,
+                    acc(l.learned_accuracy),
+                    acc(l.golden_accuracy),
+                    if l.active { "" } else { " (inactive)" }
+                );
+            }
+        }
     }
     let summary = summarise(&at);
     if args.json {
         println!("{}", json!({ "summary": summary }));
     } else {
         print_summary(&at);
+    }
+    Ok(())
+}
+
+/// Applies one `NAME=VALUE` session override.
+fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
+    let (name, value) = o.split_once('=').with_context(|| format!("--set {o:?}: expected NAME=VALUE"))?;
+    let v: f64 = value.trim().parse().with_context(|| format!("--set {o:?}: value is not a number"))?;
+    let whole = || -> anyhow::Result<usize> {
+        if v >= 0.0 && v.fract() == 0.0 { Ok(v as usize) } else { bail!("--set {o:?}: expected a whole number") }
+    };
+    match name.trim() {
+        "anomaly_rate" => cfg.anomaly_rate = v,
+        "ws_ratio" => cfg.ws_ratio = v,
+        "neg_ratio" => cfg.neg_ratio = v,
+        "human_weight" => cfg.human_weight = v,
+        "k_stat" => cfg.lfgen.k_stat = v,
+        "k_repr" => cfg.lfgen.k_repr = v,
+        "golden_every" => cfg.golden_every = whole()?,
+        "max_lfs" => cfg.max_lfs = whole()?,
+        "iterations" => cfg.end_model.iterations = whole()?,
+        "learning_rate" => cfg.end_model.learning_rate = v as f32,
+        "max_depth" => cfg.end_model.max_depth = whole()?,
+        "candidates" => cfg.candidates = whole()?,
+        other => bail!("--set: unknown setting {other:?}"),
     }
     Ok(())
 }

@@ -36,7 +36,7 @@ pub struct EndModelConfig {
 
 impl Default for EndModelConfig {
     fn default() -> Self {
-        Self { backend: Backend::Forust, iterations: 60, learning_rate: 0.15, max_depth: 5, budget: 0.5, seed: 0 }
+        Self { backend: Backend::Forust, iterations: 100, learning_rate: 0.15, max_depth: 3, budget: 0.5, seed: 0 }
     }
 }
 

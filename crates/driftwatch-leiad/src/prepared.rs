@@ -13,6 +13,9 @@ use crate::{LeiadError, Pool, SeriesInput};
 /// not squeeze every other score under the 0.05 line).
 pub const SEED_CLIP_QUANTILE: f64 = 0.999;
 
+/// Largest share of the pool a seed LF may vote anomaly on.
+pub const MAX_SEED_POSITIVE_SHARE: f64 = 0.05;
+
 /// Per-pool precomputation.
 #[derive(Debug)]
 pub struct Prepared {
@@ -109,12 +112,17 @@ impl Prepared {
     }
 
     /// The seed LF of detector `d`: 1 above 0.95, 0 below 0.05 on the scaled score, else abstain.
+    /// A detector whose scores pile up at the top (more than [`MAX_SEED_POSITIVE_SHARE`] of the
+    /// pool above 0.95, e.g. many ties at its maximum) cannot single out anomalies: it abstains
+    /// there instead of voting anomaly on a third of the pool.
     pub fn seed_votes(&self, d: Detector) -> Vec<Option<bool>> {
-        self.scaled[d as usize]
-            .iter()
+        let s = &self.scaled[d as usize];
+        let high = s.iter().filter(|&&v| v > 0.95).count() as f64 / s.len() as f64;
+        let vote_high = high <= MAX_SEED_POSITIVE_SHARE;
+        s.iter()
             .map(|&v| {
                 if v > 0.95 {
-                    Some(true)
+                    vote_high.then_some(true)
                 } else if v < 0.05 {
                     Some(false)
                 } else {
