@@ -97,7 +97,8 @@ pub struct LeiadSimulateArgs {
     #[arg(long)]
     pub show_lfs: bool,
     /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
-    /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates).
+    /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
+    /// em_steps).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<String>,
 }

@@ -38,7 +38,7 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
     {
         bail!("--weights takes five non-negative numbers (disagreement, abstention, uncertainty, novelty, prior)");
     }
-    let loaded = load(args)?;
+    let (loaded, from_nab) = load(args)?;
     let names: Vec<String> = loaded.iter().map(|l| l.series.name.clone()).collect();
     let truth: Vec<bool> = loaded.iter().flat_map(|l| l.truth.iter().copied()).collect();
     let pool = Pool::new(loaded.into_iter().map(|l| l.series).collect())?;
@@ -48,7 +48,8 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
     let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
     let info = json!({
         "data": args.data.display().to_string(), "series": names.len(), "points": truth.len(),
-        "anomalous_points": positives, "ground_truth": if args.windows { "windows".to_string() } else { format!("±{} samples", args.tolerance) },
+        "anomalous_points": positives,
+        "ground_truth": if !from_nab { "label column".to_string() } else if args.windows { "NAB windows".to_string() } else { format!("±{} samples of NAB labels", args.tolerance) },
         "prepare_ms": prepare_ms.round(),
     });
     if args.json {
@@ -146,6 +147,7 @@ fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
         "learning_rate" => cfg.end_model.learning_rate = v as f32,
         "max_depth" => cfg.end_model.max_depth = whole()?,
         "candidates" => cfg.candidates = whole()?,
+        "em_steps" => cfg.label_model.em_steps = whole()?,
         other => bail!("--set: unknown setting {other:?}"),
     }
     Ok(())
@@ -213,12 +215,13 @@ fn print_summary(at: &BTreeMap<usize, Vec<RoundReport>>) {
     }
 }
 
-fn load(args: &LeiadSimulateArgs) -> anyhow::Result<Vec<Loaded>> {
+/// The series with their ground truth, and whether any came from NAB label files.
+fn load(args: &LeiadSimulateArgs) -> anyhow::Result<(Vec<Loaded>, bool)> {
     if args.data.is_file() {
         let (ts, values, labels) = read_csv(&args.data)?;
         let labels =
             labels.with_context(|| format!("{}: a single CSV needs a 0/1 `label` column", args.data.display()))?;
-        return Ok(vec![Loaded { series: series_input(&args.data, ts.as_deref(), values), truth: labels }]);
+        return Ok((vec![Loaded { series: series_input(&args.data, ts.as_deref(), values), truth: labels }], false));
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.data)
         .with_context(|| format!("Failed to read directory {}", args.data.display()))?
@@ -249,7 +252,7 @@ fn load(args: &LeiadSimulateArgs) -> anyhow::Result<Vec<Loaded>> {
         };
         out.push(Loaded { series: series_input(f, ts.as_deref(), values), truth });
     }
-    Ok(out)
+    Ok((out, nab.is_some()))
 }
 
 fn series_input(path: &Path, ts: Option<&[f64]>, values: Vec<f64>) -> SeriesInput {

@@ -23,11 +23,14 @@ pub struct LabelModelConfig {
     pub l2: f64,
     /// Initial accuracy `P(λ = y | λ ≠ abstain, y)`.
     pub init_accuracy: f64,
+    /// EM steps after the overlap fit in which human-labeled points keep their label (0 = the
+    /// unsupervised Snorkel fit alone).
+    pub em_steps: usize,
 }
 
 impl Default for LabelModelConfig {
     fn default() -> Self {
-        Self { epochs: 300, lr: 0.01, l2: 0.0, init_accuracy: 0.7 }
+        Self { epochs: 300, lr: 0.01, l2: 0.0, init_accuracy: 0.7, em_steps: 0 }
     }
 }
 
@@ -129,6 +132,43 @@ impl LabelModel {
             }
         }
         Self { prior, mu }
+    }
+
+    /// Refines μ by EM (Dawid–Skene) with the human labels clamped: E-step = the posterior of
+    /// every unlabeled point (`golden[i] < 0`), the label itself elsewhere; M-step = each LF's
+    /// vote rates per class under those weights. The prior stays fixed. This lets a few labeled
+    /// anomalies say which LFs are right about anomalies, which the overlap fit cannot see.
+    pub fn refine_em(&mut self, votes: &VoteMatrix, golden: &[i8], steps: usize) {
+        let n = votes.n();
+        let m = self.mu.len();
+        for _ in 0..steps {
+            let q = self.predict(votes);
+            let mut num = vec![[[0.0f64; 2]; 2]; m];
+            let mut den = [0.0f64; 2];
+            for i in 0..n {
+                let p1 = match golden.get(i) {
+                    Some(&g) if g >= 0 => f64::from(g),
+                    _ => q[i],
+                };
+                let w = [1.0 - p1, p1];
+                den[0] += w[0];
+                den[1] += w[1];
+                for &(j, a) in votes.row(i) {
+                    let t = &mut num[j as usize][a as usize];
+                    t[0] += w[0];
+                    t[1] += w[1];
+                }
+            }
+            for j in 0..m {
+                for a in 0..2 {
+                    for y in 0..2 {
+                        // One pseudo-observation at the current value keeps rare cells finite.
+                        let v = (num[j][a][y] + self.mu[j][a][y]) / (den[y] + 1.0);
+                        self.mu[j][a][y] = v.clamp(1e-6, 1.0);
+                    }
+                }
+            }
+        }
     }
 
     /// `P(Y = 1 | λ_i)` for every point; a point without votes gets the prior.

@@ -408,7 +408,10 @@ impl Leiad {
         self.columns = self.active_ids();
         let cols = &self.columns;
         self.votes = VoteMatrix::build(n, self.lfs.iter().filter(|f| cols.contains(&f.id)));
-        let model = LabelModel::fit(&self.votes, self.cfg.anomaly_rate, &self.cfg.label_model);
+        let mut model = LabelModel::fit(&self.votes, self.cfg.anomaly_rate, &self.cfg.label_model);
+        if self.cfg.label_model.em_steps > 0 && self.golden.iter().any(|&g| g >= 0) {
+            model.refine_em(&self.votes, &self.golden, self.cfg.label_model.em_steps);
+        }
         self.q = model.predict(&self.votes);
         self.label_model = Some(model);
         self.train = self.pseudo_labels();
