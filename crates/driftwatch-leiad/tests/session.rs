@@ -210,3 +210,31 @@ fn after_ten_windows_leiad_beats_every_seed_detector_and_the_labels_only_model()
     }
     assert_eq!(wins.len(), 3);
 }
+
+#[test]
+fn the_loop_stops_on_budget_and_on_a_stable_ranking() {
+    let set = labeled_set(2, 3000, 6);
+    let (prep, truth) = prepared(&set);
+    let mut cfg = LeiadConfig::default();
+    cfg.stop.budget_windows = Some(2);
+    let mut s = Leiad::new(prep.clone(), cfg).unwrap();
+    let first = s.step();
+    assert_eq!(first.stop, None);
+    assert_eq!(first.suggestions.len(), 5);
+    for sug in &first.suggestions[..2] {
+        s.add_labels(sug.window, &answer(&prep, &truth, &sug.window)).unwrap();
+    }
+    let next = s.step();
+    assert_eq!(next.stop, Some(driftwatch_leiad::StopReason::Budget));
+    assert!(next.suggestions.iter().all(|x| s.golden()[x.centre] < 0), "suggestions skip labeled points");
+    // Stability: the same model installed again and again has an identical top-K.
+    let mut s = Leiad::new(prep, LeiadConfig::default()).unwrap();
+    s.step();
+    for k in 0..4 {
+        let m = s.refit_end_model().unwrap();
+        s.install_end_model(m);
+        let stop = s.step().stop;
+        // Installs 2, 3 and 4 each compare equal to the one before; the third equal pair stops.
+        assert_eq!(stop.is_some(), k == 3, "install {}", k + 1);
+    }
+}
