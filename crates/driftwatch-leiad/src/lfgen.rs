@@ -102,12 +102,13 @@ pub fn prototype_votes(
 
 /// Up to `k` seeds, each the one least similar (max cosine on Z) to those already chosen.
 fn representatives(prep: &Prepared, seeds: &[usize], k: usize) -> Vec<usize> {
-    let Some(&first) = seeds.first() else { return Vec::new() };
+    if seeds.is_empty() {
+        return Vec::new();
+    }
     let units: Vec<[f32; REPR_DIM]> = seeds.iter().map(|&i| prep.repr().unit(i)).collect();
     let dot = |a: &[f32; REPR_DIM], b: &[f32; REPR_DIM]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     let mut chosen = vec![0usize];
     let mut best: Vec<f32> = units.iter().map(|u| dot(u, &units[0])).collect();
-    let _ = first;
     while chosen.len() < k {
         let (far, &sim) = best.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).expect("seeds not empty");
         if sim > 0.99 {

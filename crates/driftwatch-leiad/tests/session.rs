@@ -238,3 +238,19 @@ fn the_loop_stops_on_budget_and_on_a_stable_ranking() {
         assert_eq!(stop.is_some(), k == 3, "install {}", k + 1);
     }
 }
+
+#[test]
+fn the_shortest_accepted_series_runs_through_a_whole_round() {
+    let values: Vec<f64> = (0..driftwatch_leiad::pool::MIN_SERIES_LEN).map(|t| (t % 3) as f64).collect();
+    let pool = Pool::new(vec![SeriesInput { name: "tiny".into(), values, period_secs: Some(60.0) }]).unwrap();
+    let prep = Arc::new(Prepared::new(pool, 0));
+    let mut s = Leiad::new(prep, LeiadConfig { half_window: 4, ..LeiadConfig::default() }).unwrap();
+    let step = s.step();
+    let w = step.suggestions[0].window;
+    let labels: Vec<bool> = (0..w.len()).map(|k| k == 0).collect();
+    s.add_labels(w, &labels).unwrap();
+    s.step();
+    let m = s.refit_end_model().unwrap();
+    s.install_end_model(m);
+    assert_eq!(s.end_scores().unwrap().len(), 16);
+}
