@@ -42,6 +42,118 @@ pub enum Command {
         /// The URL, e.g. http://127.0.0.1:8080/readyz.
         url: String,
     },
+    /// LEIAD: label-efficient interactive anomaly detection (replays and benchmarks).
+    #[command(subcommand)]
+    Leiad(LeiadCommand),
+}
+
+/// `driftwatch leiad ...`.
+#[derive(Debug, Subcommand)]
+pub enum LeiadCommand {
+    /// Replay labeled series with a simulated analyst and print AP / ROC-AUC per round for LEIAD
+    /// and its baselines, then a summary with paired differences over the seeds.
+    Simulate(LeiadSimulateArgs),
+    /// Write the synthetic labeled set (spikes, level shifts, variance bursts, seasonal breaks)
+    /// as CSV files `timestamp,value,label` into a directory.
+    Synth(LeiadSynthArgs),
+    /// Interactive-speed benchmark on one core: prepare, foreground step after a label, end-model refit.
+    Bench(LeiadBenchArgs),
+}
+
+/// `driftwatch leiad simulate`.
+#[derive(Debug, clap::Args)]
+pub struct LeiadSimulateArgs {
+    /// A directory of CSV files (NAB layout: `timestamp,value`, labels from a JSON file; or files
+    /// with a 0/1 `label` column), or one CSV file with a `label` column.
+    pub data: PathBuf,
+    /// NAB labels JSON (default: `combined_labels.json`, or `combined_windows.json` with
+    /// --windows, in DATA's parent directory).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Use NAB's wide anomaly windows as ground truth instead of ±tolerance around each timestamp.
+    #[arg(long)]
+    pub windows: bool,
+    /// Points on each side of a labeled anomaly timestamp that count as anomalous.
+    #[arg(long, default_value_t = 5)]
+    pub tolerance: usize,
+    /// Seeds (paired comparisons are across them).
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
+    /// Windows labeled per seed.
+    #[arg(long, default_value_t = 20)]
+    pub max_windows: usize,
+    /// Window counts the summary reports at (rounds never step over them).
+    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    pub checkpoints: Vec<usize>,
+    /// Half-width of a suggested window, in points.
+    #[arg(long, default_value_t = 200)]
+    pub half_window: usize,
+    /// End-model library.
+    #[arg(long, value_enum, default_value_t = EndModelArg::Forust)]
+    pub end_model: EndModelArg,
+    /// Active-learning weights: LF disagreement, LF abstention, end-model uncertainty, novelty,
+    /// seed-detector prior (default: the session's defaults).
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Option<Vec<f64>>,
+    /// One JSON line per round (and one for the summary) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// After each seed, list the labeling functions with their statistics.
+    #[arg(long)]
+    pub show_lfs: bool,
+    /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
+    /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
+    /// em_steps).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// GBDT crate of the end model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EndModelArg {
+    /// forust-ml (the default).
+    Forust,
+    /// perpetual (needs the `leiad-perpetual` feature).
+    Perpetual,
+}
+
+/// `driftwatch leiad synth`.
+#[derive(Debug, clap::Args)]
+pub struct LeiadSynthArgs {
+    /// Output directory (created).
+    pub out: PathBuf,
+    /// Series.
+    #[arg(long, default_value_t = 8)]
+    pub series: usize,
+    /// Points per series.
+    #[arg(long, default_value_t = 5000)]
+    pub len: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `driftwatch leiad bench`.
+#[derive(Debug, clap::Args)]
+pub struct LeiadBenchArgs {
+    /// Pooled points (synthetic series of 5,000 points).
+    #[arg(long, default_value_t = 100_000)]
+    pub points: usize,
+    /// Labeling functions to reach before timing the foreground step.
+    #[arg(long, default_value_t = 50)]
+    pub lfs: usize,
+    /// Foreground steps timed.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// End-model refits timed.
+    #[arg(long, default_value_t = 3)]
+    pub refits: usize,
+    /// End-model library.
+    #[arg(long, value_enum, default_value_t = EndModelArg::Forust)]
+    pub end_model: EndModelArg,
 }
 
 /// `driftwatch generate`.

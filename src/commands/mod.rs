@@ -5,9 +5,10 @@ pub mod bench;
 pub mod bench_kafka;
 pub mod detect;
 pub mod generate;
+pub mod leiad;
 pub mod replay;
 
-use crate::cli::{BenchCommand, Cli, Command, ConfigCommand};
+use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, LeiadCommand};
 use crate::config::Settings;
 
 /// Runs a parsed command line.
@@ -29,6 +30,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Probe { url } => generate::probe(&url),
+        Command::Leiad(LeiadCommand::Simulate(args)) => leiad::simulate(&args),
+        Command::Leiad(LeiadCommand::Synth(args)) => leiad::synth(&args),
+        Command::Leiad(LeiadCommand::Bench(args)) => leiad::bench(&args),
     }
 }
 

@@ -79,3 +79,102 @@ pub fn piecewise_gaussian(segments: usize, len: usize, d: usize, seed: u64) -> V
 pub fn parse_column(text: &str) -> Vec<f64> {
     text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.trim().parse().expect("numeric fixture")).collect()
 }
+
+/// Kinds of anomaly [`labeled_series`] injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnomalyKind {
+    /// One point 5–8 noise sd away.
+    Spike,
+    /// The level moves by 3–5 sd for good; the first 10 points after the move are labeled.
+    LevelShift,
+    /// 20 points with 4× the noise sd.
+    VarianceBurst,
+    /// 40 points whose seasonal cycle is inverted.
+    SeasonalBreak,
+}
+
+impl AnomalyKind {
+    /// All kinds.
+    pub const ALL: [AnomalyKind; 4] = [Self::Spike, Self::LevelShift, Self::VarianceBurst, Self::SeasonalBreak];
+
+    /// Points labeled anomalous from the event's start.
+    pub fn labeled_len(self) -> usize {
+        match self {
+            Self::Spike => 1,
+            Self::LevelShift => 10,
+            Self::VarianceBurst => 20,
+            Self::SeasonalBreak => 40,
+        }
+    }
+}
+
+/// A synthetic series with a 0/1 label per point and its events `(start, kind)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabeledSeries {
+    /// Values.
+    pub values: Vec<f64>,
+    /// `true` = anomalous point.
+    pub labels: Vec<bool>,
+    /// Injected events, in time order.
+    pub events: Vec<(usize, AnomalyKind)>,
+}
+
+/// A seasonal series (period `season`, amplitude 3, noise sd 1, slow drift) of `len` points with
+/// `events` anomalies of random kinds at random, well separated places after the first 10 % of
+/// the series.
+pub fn labeled_series(len: usize, season: usize, events: usize, seed: u64) -> LabeledSeries {
+    use rand::RngExt;
+    let mut r = rng(seed);
+    let noise = Normal::new(0.0, 1.0).expect("unit normal");
+    let phase: f64 = r.random_range(0.0..std::f64::consts::TAU);
+    let mut level = 0.0;
+    let mut values: Vec<f64> = (0..len)
+        .map(|t| {
+            level += 0.002 * noise.sample(&mut r);
+            level + 3.0 * (std::f64::consts::TAU * t as f64 / season as f64 + phase).sin() + noise.sample(&mut r)
+        })
+        .collect();
+    let mut labels = vec![false; len];
+    // Events in separate slots of the series after the first 10 %, one per slot.
+    let start = len / 10;
+    let slot = (len - start) / events.max(1);
+    let mut list = Vec::with_capacity(events);
+    for e in 0..events {
+        let kind = AnomalyKind::ALL[r.random_range(0..AnomalyKind::ALL.len())];
+        let lo = start + e * slot;
+        let t0 = lo + r.random_range(0..slot.saturating_sub(60).max(1));
+        let sign = if r.random::<bool>() { 1.0 } else { -1.0 };
+        match kind {
+            AnomalyKind::Spike => values[t0] += sign * r.random_range(5.0..8.0),
+            AnomalyKind::LevelShift => {
+                let d = sign * r.random_range(3.0..5.0);
+                values[t0..].iter_mut().for_each(|v| *v += d);
+            }
+            AnomalyKind::VarianceBurst => {
+                for v in &mut values[t0..(t0 + 20).min(len)] {
+                    *v += 3.0 * noise.sample(&mut r);
+                }
+            }
+            AnomalyKind::SeasonalBreak => {
+                let end = (t0 + 40).min(len);
+                for (t, v) in values.iter_mut().enumerate().take(end).skip(t0) {
+                    let s = 3.0 * (std::f64::consts::TAU * t as f64 / season as f64 + phase).sin();
+                    *v -= 2.0 * s;
+                }
+            }
+        }
+        for l in &mut labels[t0..(t0 + kind.labeled_len()).min(len)] {
+            *l = true;
+        }
+        list.push((t0, kind));
+    }
+    LabeledSeries { values, labels, events: list }
+}
+
+/// The synthetic labeled set the LEIAD tests and `leiad synth` use: `series` series of `len`
+/// points, seasons of 48 to 144 points, 8 events each.
+pub fn labeled_set(series: usize, len: usize, seed: u64) -> Vec<LabeledSeries> {
+    (0..series)
+        .map(|s| labeled_series(len, 48 + 24 * (s % 5), 8, seed.wrapping_mul(1000).wrapping_add(s as u64)))
+        .collect()
+}

@@ -1,0 +1,657 @@
+//! The LEIAD round API over one pool: labels in, LFs, label model, pseudo-labels, end model and
+//! ranked suggestions out. Owns the mutable state of a labeling project (labels, LFs, the fitted
+//! label model, the installed end model); everything per pool is in the shared [`Prepared`].
+//!
+//! Cost split, for the service:
+//! * foreground: [`Leiad::add_labels`] (LF generation: a bounded number of pool passes, plus the
+//!   labels-only model every `golden_every` labels), [`Leiad::step`] (label-model refit when
+//!   stale, pseudo-labels, active-learning scores, suggestions);
+//! * background: [`Leiad::refit_end_model`] takes `&self` and returns an [`EndModel`] value;
+//!   [`Leiad::install_end_model`] swaps it in later (its pool predictions feed the next step's
+//!   uncertainty term and the stopping rule).
+//!
+//! Invariants: the state is a function of (pool, config, the sequence of label / undo / veto
+//! calls, installed models): no hidden RNG advances between calls (LF generation seeds its RNG
+//! from the session seed and the label id). Undoing a label removes it and every LF built from
+//! it, so the state equals the state before the label.
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::active::{self, AlScores, AlWeights, Breakdown};
+use crate::detectors::Detector;
+use crate::end_model::{EndModel, EndModelConfig};
+use crate::label_model::{LabelModel, LabelModelConfig};
+use crate::lfgen::{LfGenConfig, golden_votes, prototype_votes};
+use crate::prepared::Prepared;
+use crate::votes::{LabelingFunction, LfKind, VoteMatrix};
+use crate::{LeiadError, SeriesInput, Window};
+
+/// When to stop asking (part A): budget spent, ranking stable, or nothing worth asking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StopConfig {
+    /// Windows the analysts will label at most.
+    pub budget_windows: Option<usize>,
+    /// Consecutive end-model installs whose top-K overlap must reach `stable_overlap`.
+    pub stable_rounds: usize,
+    /// Overlap share counted as stable.
+    pub stable_overlap: f64,
+    /// K of the top-K comparison.
+    pub top_k: usize,
+    /// Stop when no candidate's active-learning score is above this.
+    pub score_floor: f64,
+}
+
+impl Default for StopConfig {
+    fn default() -> Self {
+        Self { budget_windows: None, stable_rounds: 3, stable_overlap: 0.95, top_k: 100, score_floor: 0.0 }
+    }
+}
+
+/// Session settings; every constant the reference hard-codes is here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeiadConfig {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Half-width of a suggested window (reference: 200).
+    pub half_window: usize,
+    /// Candidate windows per step (reference: 5).
+    pub candidates: usize,
+    /// Active-learning weights.
+    pub weights: AlWeights,
+    /// Assumed anomaly share of the pool (reference: 0.01); also the label model's class prior.
+    pub anomaly_rate: f64,
+    /// Share of `anomaly_rate` pseudo-labeled positive before human anomalies dominate (reference: 0.1).
+    pub ws_ratio: f64,
+    /// Negatives per positive pseudo-label (reference: 100), capped at `max_negative_share`.
+    pub neg_ratio: f64,
+    /// Largest share of the pool pseudo-labeled negative.
+    pub max_negative_share: f64,
+    /// Largest number of negative training rows (thinned evenly in score order beyond it).
+    pub max_negatives: usize,
+    /// LF generation.
+    pub lfgen: LfGenConfig,
+    /// A golden-model LF after every this many labels (reference: 5 rounds).
+    pub golden_every: usize,
+    /// Golden LF's positive share (reference: 0.005).
+    pub golden_top: f64,
+    /// Golden LF's negative share (reference: 0.495).
+    pub golden_bottom: f64,
+    /// Most LFs the label model uses: the seed LFs plus the newest generated ones.
+    pub max_lfs: usize,
+    /// Weight of a human-labeled training row relative to a pseudo-labeled one.
+    pub human_weight: f64,
+    /// Label model.
+    pub label_model: LabelModelConfig,
+    /// End model.
+    pub end_model: EndModelConfig,
+    /// Stopping rules.
+    pub stop: StopConfig,
+}
+
+impl Default for LeiadConfig {
+    fn default() -> Self {
+        Self {
+            seed: 123,
+            half_window: 200,
+            candidates: 5,
+            weights: AlWeights::default(),
+            anomaly_rate: 0.01,
+            ws_ratio: 0.1,
+            neg_ratio: 100.0,
+            max_negative_share: 0.5,
+            max_negatives: 20_000,
+            lfgen: LfGenConfig::default(),
+            golden_every: 5,
+            golden_top: 0.005,
+            golden_bottom: 0.495,
+            max_lfs: 50,
+            human_weight: 5.0,
+            label_model: LabelModelConfig::default(),
+            end_model: EndModelConfig::default(),
+            stop: StopConfig::default(),
+        }
+    }
+}
+
+impl LeiadConfig {
+    fn validate(&self) -> Result<(), LeiadError> {
+        let share = |name, v: f64| {
+            if v.is_finite() && v > 0.0 && v < 1.0 { Ok(()) } else { Err(LeiadError::param(name, "must be in (0, 1)")) }
+        };
+        share("anomaly_rate", self.anomaly_rate)?;
+        share("ws_ratio", self.ws_ratio)?;
+        share("max_negative_share", self.max_negative_share)?;
+        share("golden_top", self.golden_top)?;
+        share("golden_bottom", self.golden_bottom)?;
+        if self.half_window == 0 || self.candidates == 0 || self.golden_every == 0 {
+            return Err(LeiadError::param("half_window/candidates/golden_every", "must be at least 1"));
+        }
+        if self.max_lfs < Detector::ALL.len() + 2 {
+            return Err(LeiadError::param("max_lfs", format!("must be at least {}", Detector::ALL.len() + 2)));
+        }
+        if !(self.human_weight.is_finite() && self.human_weight > 0.0) {
+            return Err(LeiadError::param("human_weight", "must be a positive number"));
+        }
+        if !(self.neg_ratio.is_finite() && self.neg_ratio > 0.0) {
+            return Err(LeiadError::param("neg_ratio", "must be a positive number"));
+        }
+        if self.lfgen.max_prototypes == 0 || self.lfgen.max_seeds == 0 {
+            return Err(LeiadError::param("lfgen", "max_prototypes and max_seeds must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// One human label: a window and its per-point answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    /// Stable id.
+    pub id: u64,
+    /// The window.
+    pub window: Window,
+    /// `true` = anomaly, per point of the window.
+    pub labels: Vec<bool>,
+}
+
+/// One suggested window and why it was chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    /// Rank, 0 = best.
+    pub rank: usize,
+    /// The window to show.
+    pub window: Window,
+    /// Pooled index of the point it centres on.
+    pub centre: usize,
+    /// Weighted active-learning score of the centre.
+    pub score: f64,
+    /// The five normalised terms of the centre.
+    pub breakdown: Breakdown,
+    /// The current model's anomaly probability of the centre.
+    pub probability: f64,
+}
+
+/// Why the loop says to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The window budget is spent.
+    Budget,
+    /// The end model's top-K has been stable for the configured rounds.
+    Stable,
+    /// No unlabeled candidate scores above the floor.
+    NoCandidate,
+}
+
+/// What [`Leiad::step`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Ranked suggestions (empty when stopping for lack of candidates).
+    pub suggestions: Vec<Suggestion>,
+    /// Set when a stopping rule fires; suggestions are still given unless none exist.
+    pub stop: Option<StopReason>,
+    /// Whether the label model fell back to majority voting this refit.
+    pub majority_fallback: bool,
+}
+
+/// Statistics of one LF, for listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LfStats {
+    /// Id.
+    pub id: u64,
+    /// Kind.
+    pub kind: LfKind,
+    /// Labels it was built from.
+    pub from_labels: Vec<u64>,
+    /// Vetoed by a user.
+    pub vetoed: bool,
+    /// Whether the current label model uses it (not vetoed, within `max_lfs`).
+    pub active: bool,
+    /// Share of the pool it votes on.
+    pub coverage: f64,
+    /// Anomaly votes.
+    pub positives: usize,
+    /// Share of its votes that some other active LF contradicts.
+    pub conflict: f64,
+    /// The label model's accuracy for it (active LFs, after a refit).
+    pub learned_accuracy: Option<f64>,
+    /// Share of its votes on human-labeled points that agree with the human.
+    pub golden_accuracy: Option<f64>,
+}
+
+#[derive(Debug)]
+struct Installed {
+    model: EndModel,
+    scores: Vec<f64>,
+}
+
+/// A labeling session over one pool.
+#[derive(Debug)]
+pub struct Leiad {
+    prep: Arc<Prepared>,
+    cfg: LeiadConfig,
+    lfs: Vec<LabelingFunction>,
+    labels: Vec<Label>,
+    /// Per point: −1 unlabeled, 0 normal, 1 anomaly (the latest label covering it wins).
+    golden: Vec<i8>,
+    next_lf: u64,
+    next_label: u64,
+    stale: bool,
+    votes: VoteMatrix,
+    /// Ids of the LFs that are the vote matrix's columns.
+    columns: Vec<u64>,
+    label_model: Option<LabelModel>,
+    fallback: bool,
+    q: Vec<f64>,
+    train: Vec<(usize, bool)>,
+    end: Option<Installed>,
+    stable_count: usize,
+}
+
+impl Leiad {
+    /// Starts a session: one seed LF per detector.
+    ///
+    /// # Errors
+    /// [`LeiadError::Param`] for settings out of range.
+    pub fn new(prep: Arc<Prepared>, cfg: LeiadConfig) -> Result<Self, LeiadError> {
+        cfg.validate()?;
+        let n = prep.pool().len();
+        let lfs: Vec<LabelingFunction> = Detector::ALL
+            .iter()
+            .enumerate()
+            .map(|(j, &d)| LabelingFunction::from_dense(j as u64, LfKind::Seed(d), Vec::new(), &prep.seed_votes(d)))
+            .collect();
+        Ok(Self {
+            next_lf: lfs.len() as u64,
+            prep,
+            cfg,
+            lfs,
+            labels: Vec::new(),
+            golden: vec![-1; n],
+            next_label: 0,
+            stale: true,
+            votes: VoteMatrix::default(),
+            columns: Vec::new(),
+            label_model: None,
+            fallback: false,
+            q: vec![0.0; n],
+            train: Vec::new(),
+            end: None,
+            stable_count: 0,
+        })
+    }
+
+    /// The shared per-pool data.
+    pub fn prepared(&self) -> &Arc<Prepared> {
+        &self.prep
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &LeiadConfig {
+        &self.cfg
+    }
+
+    /// Human labels per point: −1 unlabeled, 0 normal, 1 anomaly.
+    pub fn golden(&self) -> &[i8] {
+        &self.golden
+    }
+
+    /// Labels in force, oldest first.
+    pub fn labels(&self) -> &[Label] {
+        &self.labels
+    }
+
+    /// Every LF, vetoed ones included.
+    pub fn lf_list(&self) -> &[LabelingFunction] {
+        &self.lfs
+    }
+
+    /// Records a labeled window and builds the LFs it implies.
+    ///
+    /// # Errors
+    /// [`LeiadError::Window`] when the window is not in the pool or `labels` does not have one
+    /// answer per point.
+    pub fn add_labels(&mut self, window: Window, labels: &[bool]) -> Result<u64, LeiadError> {
+        self.prep.pool().check(&window)?;
+        if labels.len() != window.len() {
+            return Err(LeiadError::Window(format!("{} labels for a window of {} points", labels.len(), window.len())));
+        }
+        let id = self.next_label;
+        self.next_label += 1;
+        self.labels.push(Label { id, window, labels: labels.to_vec() });
+        let range = self.prep.pool().global(&window);
+        for (i, &l) in range.clone().zip(labels) {
+            self.golden[i] = i8::from(l);
+        }
+        let anomalies: Vec<usize> = range.clone().zip(labels).filter(|(_, l)| **l).map(|(i, _)| i).collect();
+        if !anomalies.is_empty() {
+            let normals: Vec<usize> = range.zip(labels).filter(|(_, l)| !**l).map(|(i, _)| i).collect();
+            let seed = self.cfg.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let (stat, repr) = prototype_votes(&self.prep, &anomalies, &normals, &self.cfg.lfgen, seed);
+            self.push_lf(LfKind::StatPrototype, vec![id], &stat);
+            self.push_lf(LfKind::ReprPrototype, vec![id], &repr);
+        }
+        if self.labels.len().is_multiple_of(self.cfg.golden_every) && self.golden.contains(&1) {
+            let model = self.labels_only_model()?;
+            let scores = model.predict(self.prep.features());
+            let votes = golden_votes(&scores, self.cfg.golden_top, self.cfg.golden_bottom);
+            let from = self.labels.iter().map(|l| l.id).collect();
+            self.push_lf(LfKind::Golden, from, &votes);
+        }
+        self.stale = true;
+        Ok(id)
+    }
+
+    fn push_lf(&mut self, kind: LfKind, from: Vec<u64>, dense: &[Option<bool>]) {
+        self.lfs.push(LabelingFunction::from_dense(self.next_lf, kind, from, dense));
+        self.next_lf += 1;
+    }
+
+    /// Withdraws a label: its points return to their previous labels (or unlabeled), and every
+    /// LF built from it is removed.
+    ///
+    /// # Errors
+    /// [`LeiadError::UnknownId`] when no label in force has this id.
+    pub fn undo(&mut self, label: u64) -> Result<(), LeiadError> {
+        let pos =
+            self.labels.iter().position(|l| l.id == label).ok_or(LeiadError::UnknownId { kind: "label", id: label })?;
+        self.labels.remove(pos);
+        self.lfs.retain(|lf| !lf.from_labels.contains(&label));
+        self.golden.fill(-1);
+        for l in &self.labels {
+            for (i, &v) in self.prep.pool().global(&l.window).zip(&l.labels) {
+                self.golden[i] = i8::from(v);
+            }
+        }
+        self.stale = true;
+        Ok(())
+    }
+
+    /// Vetoes (or restores) an LF: a vetoed LF stays listed but the label model ignores it.
+    ///
+    /// # Errors
+    /// [`LeiadError::UnknownId`] for an unknown LF.
+    pub fn veto(&mut self, lf: u64, vetoed: bool) -> Result<(), LeiadError> {
+        let f = self
+            .lfs
+            .iter_mut()
+            .find(|f| f.id == lf)
+            .ok_or(LeiadError::UnknownId { kind: "labeling function", id: lf })?;
+        if f.vetoed != vetoed {
+            f.vetoed = vetoed;
+            self.stale = true;
+        }
+        Ok(())
+    }
+
+    /// The LFs the label model uses: not vetoed; the seed LFs plus the newest generated ones up to `max_lfs`.
+    fn active_ids(&self) -> Vec<u64> {
+        let live: Vec<&LabelingFunction> = self.lfs.iter().filter(|f| !f.vetoed).collect();
+        let seeds = live.iter().filter(|f| matches!(f.kind, LfKind::Seed(_))).count();
+        let room = self.cfg.max_lfs.saturating_sub(seeds);
+        let generated: Vec<u64> = live.iter().filter(|f| !matches!(f.kind, LfKind::Seed(_))).map(|f| f.id).collect();
+        let skip = generated.len().saturating_sub(room);
+        live.iter()
+            .filter(|f| matches!(f.kind, LfKind::Seed(_)))
+            .map(|f| f.id)
+            .chain(generated.into_iter().skip(skip))
+            .collect()
+    }
+
+    /// Refits the label model and the pseudo-labels if labels or LFs changed since the last fit.
+    pub fn update_label_model(&mut self) {
+        if !self.stale {
+            return;
+        }
+        let n = self.prep.pool().len();
+        self.columns = self.active_ids();
+        let cols = &self.columns;
+        self.votes = VoteMatrix::build(n, self.lfs.iter().filter(|f| cols.contains(&f.id)));
+        let mut model = LabelModel::fit(&self.votes, self.cfg.anomaly_rate, &self.cfg.label_model);
+        if self.cfg.label_model.em_steps > 0 && self.golden.iter().any(|&g| g >= 0) {
+            model.refine_em(&self.votes, &self.golden, self.cfg.label_model.em_steps);
+        }
+        self.q = model.predict(&self.votes);
+        self.label_model = Some(model);
+        self.train = self.pseudo_labels();
+        self.stale = false;
+    }
+
+    /// The confident slice (B.1.4 step 2) with the majority fallback and the human override.
+    fn pseudo_labels(&mut self) -> Vec<(usize, bool)> {
+        let n = self.q.len();
+        let n_a = self.golden.iter().filter(|&&g| g == 1).count();
+        let pct = (200.0 * n_a as f64 / n as f64).max(100.0 * self.cfg.anomaly_rate * self.cfg.ws_ratio);
+        let n_pos = ((pct / 100.0 * n as f64).ceil() as usize).clamp(1, n / 2);
+        let neg_share = (pct / 100.0 * self.cfg.neg_ratio).min(self.cfg.max_negative_share);
+        let mut n_neg = ((neg_share * n as f64) as usize).min(n - n_pos);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| self.q[b].total_cmp(&self.q[a]).then(a.cmp(&b)));
+        let pos_thr = self.q[order[n_pos - 1]];
+        let neg_thr = self.q[order[n - n_neg.max(1)]];
+        self.fallback = !(pos_thr.is_finite() && neg_thr.is_finite() && pos_thr > neg_thr);
+        let (pos, neg): (Vec<usize>, Vec<usize>) = if self.fallback {
+            // Rank by (anomaly votes − normal votes).
+            let mv: Vec<f64> = (0..n)
+                .map(|i| {
+                    let (a, b) = self.votes.tally(i);
+                    f64::from(a) - f64::from(b)
+                })
+                .collect();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| mv[b].total_cmp(&mv[a]).then(a.cmp(&b)));
+            let p = (2 * n_a).max((0.001 * n as f64).ceil() as usize).clamp(1, n / 2);
+            n_neg = ((p as f64 * self.cfg.neg_ratio) as usize)
+                .min(((self.cfg.max_negative_share) * n as f64) as usize)
+                .min(n - p);
+            (order[..p].to_vec(), order[n - n_neg..].to_vec())
+        } else {
+            (order[..n_pos].to_vec(), order[n - n_neg..].to_vec())
+        };
+        let neg = thin(neg, self.cfg.max_negatives);
+        let mut train: Vec<(usize, bool)> = Vec::with_capacity(pos.len() + neg.len());
+        let mut seen = vec![false; n];
+        for (i, g) in self.golden.iter().enumerate() {
+            if *g >= 0 {
+                train.push((i, *g == 1));
+                seen[i] = true;
+            }
+        }
+        train.extend(pos.into_iter().filter(|&i| !seen[i]).map(|i| (i, true)));
+        train.extend(neg.into_iter().filter(|&i| !seen[i]).map(|i| (i, false)));
+        train.sort_unstable();
+        train.dedup_by_key(|t| t.0);
+        train
+    }
+
+    /// Refits what is stale and returns the ranked suggestions with their reasons.
+    pub fn step(&mut self) -> Step {
+        self.update_label_model();
+        let scores = self.al_scores();
+        let labeled: Vec<bool> = self.golden.iter().map(|&g| g >= 0).collect();
+        let centres =
+            active::top_centres(&scores.total, &labeled, self.prep.pool(), self.cfg.half_window, self.cfg.candidates);
+        let prob = self.probabilities();
+        let suggestions: Vec<Suggestion> = centres
+            .iter()
+            .enumerate()
+            .map(|(rank, &c)| Suggestion {
+                rank,
+                window: self.prep.pool().window_around(c, self.cfg.half_window),
+                centre: c,
+                score: scores.total[c],
+                breakdown: scores.breakdown(c),
+                probability: prob[c],
+            })
+            .collect();
+        let stop = if self.cfg.stop.budget_windows.is_some_and(|b| self.labels.len() >= b) {
+            Some(StopReason::Budget)
+        } else if suggestions.first().is_none_or(|s| s.score <= self.cfg.stop.score_floor) {
+            Some(StopReason::NoCandidate)
+        } else if self.cfg.stop.stable_rounds > 0 && self.stable_count >= self.cfg.stop.stable_rounds {
+            Some(StopReason::Stable)
+        } else {
+            None
+        };
+        Step { suggestions, stop, majority_fallback: self.fallback }
+    }
+
+    /// The active-learning scores of every point under the current models.
+    pub fn al_scores(&self) -> AlScores {
+        let labeled: Vec<usize> = (0..self.golden.len()).filter(|&i| self.golden[i] >= 0).collect();
+        let sample: Vec<usize> = if labeled.len() > 1000 {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed ^ labeled.len() as u64);
+            let mut s: Vec<usize> =
+                rand::seq::index::sample(&mut rng, labeled.len(), 1000).into_iter().map(|k| labeled[k]).collect();
+            s.sort_unstable();
+            s
+        } else {
+            labeled
+        };
+        active::score(
+            &self.votes,
+            self.probabilities(),
+            self.prep.repr(),
+            &sample,
+            self.prep.prior(),
+            &self.cfg.weights,
+        )
+    }
+
+    /// The current anomaly probability of every pooled point: the installed end model's, or the
+    /// label model's before the first install.
+    pub fn probabilities(&self) -> &[f64] {
+        self.end.as_ref().map_or(&self.q, |e| &e.scores)
+    }
+
+    /// The label model's `P(anomaly)` per point (after the last refit).
+    pub fn label_model_scores(&self) -> &[f64] {
+        &self.q
+    }
+
+    /// The training set of the next end model: `(pooled index, anomaly?)`.
+    pub fn training_set(&self) -> &[(usize, bool)] {
+        &self.train
+    }
+
+    /// Fits an end model on the current pseudo-labels and human labels. Takes `&self`, so the
+    /// service can run it off the foreground; call [`Leiad::update_label_model`] (or `step`) first.
+    ///
+    /// # Errors
+    /// [`LeiadError::EndModel`] when the GBDT library refuses to fit.
+    pub fn refit_end_model(&self) -> Result<EndModel, LeiadError> {
+        let rows: Vec<usize> = self.train.iter().map(|t| t.0).collect();
+        let y: Vec<bool> = self.train.iter().map(|t| t.1).collect();
+        let w: Vec<f64> = rows.iter().map(|&i| if self.golden[i] >= 0 { self.cfg.human_weight } else { 1.0 }).collect();
+        EndModel::fit_weighted(&self.prep.features().take(&rows), &y, &w, &self.cfg.end_model)
+    }
+
+    /// Installs a fitted end model: predicts the pool and updates the stability count.
+    pub fn install_end_model(&mut self, model: EndModel) {
+        let scores = model.predict(self.prep.features());
+        if let Some(old) = &self.end {
+            let k = self.cfg.stop.top_k.min(scores.len());
+            let overlap = top_k_overlap(&old.scores, &scores, k);
+            if overlap >= self.cfg.stop.stable_overlap {
+                self.stable_count += 1;
+            } else {
+                self.stable_count = 0;
+            }
+        }
+        self.end = Some(Installed { model, scores });
+    }
+
+    /// The installed end model's pool predictions (transductive).
+    pub fn end_scores(&self) -> Option<&[f64]> {
+        self.end.as_ref().map(|e| e.scores.as_slice())
+    }
+
+    /// The end model trained only on human labels (the "golden" model, B.1.4 step 6).
+    ///
+    /// # Errors
+    /// As [`EndModel::fit`].
+    pub fn labels_only_model(&self) -> Result<EndModel, LeiadError> {
+        let rows: Vec<usize> = (0..self.golden.len()).filter(|&i| self.golden[i] >= 0).collect();
+        let y: Vec<bool> = rows.iter().map(|&i| self.golden[i] == 1).collect();
+        EndModel::fit(&self.prep.features().take(&rows), &y, &self.cfg.end_model)
+    }
+
+    /// Anomaly probabilities of a series outside the pool, from the installed end model.
+    ///
+    /// # Errors
+    /// [`LeiadError::Series`] for an unusable series; [`LeiadError::Param`] when no end model is installed.
+    pub fn predict(&self, series: &SeriesInput) -> Result<Vec<f64>, LeiadError> {
+        let end = self.end.as_ref().ok_or_else(|| LeiadError::param("end_model", "none installed yet"))?;
+        Ok(end.model.predict(&self.prep.features_for(series)?))
+    }
+
+    /// Every LF with its statistics.
+    pub fn lfs(&self) -> Vec<LfStats> {
+        let n = self.golden.len();
+        // Per point: anomaly and normal votes of the active LFs (from the last vote matrix).
+        let fresh = !self.stale;
+        self.lfs
+            .iter()
+            .map(|lf| {
+                let col = self.columns.iter().position(|&c| c == lf.id).filter(|_| fresh);
+                let mut conflict = 0usize;
+                let mut g_seen = 0usize;
+                let mut g_right = 0usize;
+                for &(i, v) in &lf.votes {
+                    let i = i as usize;
+                    if fresh {
+                        // The LF's own vote is never the opposite one, so every opposite vote is another LF's.
+                        let (a, b) = self.votes.tally(i);
+                        if (if v { b } else { a }) > 0 {
+                            conflict += 1;
+                        }
+                    }
+                    if self.golden[i] >= 0 {
+                        g_seen += 1;
+                        if (self.golden[i] == 1) == v {
+                            g_right += 1;
+                        }
+                    }
+                }
+                LfStats {
+                    id: lf.id,
+                    kind: lf.kind,
+                    from_labels: lf.from_labels.clone(),
+                    vetoed: lf.vetoed,
+                    active: col.is_some(),
+                    coverage: lf.votes.len() as f64 / n as f64,
+                    positives: lf.votes.iter().filter(|v| v.1).count(),
+                    conflict: if lf.votes.is_empty() { 0.0 } else { conflict as f64 / lf.votes.len() as f64 },
+                    learned_accuracy: col.and_then(|c| self.label_model.as_ref().map(|m| m.accuracy(c))),
+                    golden_accuracy: (g_seen > 0).then(|| g_right as f64 / g_seen as f64),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Keeps at most `max` of `idx`, evenly spaced in its order.
+fn thin(idx: Vec<usize>, max: usize) -> Vec<usize> {
+    if idx.len() <= max {
+        return idx;
+    }
+    let step = idx.len() as f64 / max as f64;
+    (0..max).map(|k| idx[(k as f64 * step) as usize]).collect()
+}
+
+/// Share of the top `k` of `a` that is also in the top `k` of `b`.
+fn top_k_overlap(a: &[f64], b: &[f64], k: usize) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    let top = |s: &[f64]| {
+        let mut o: Vec<usize> = (0..s.len()).collect();
+        o.sort_by(|&x, &y| s[y].total_cmp(&s[x]).then(x.cmp(&y)));
+        o.truncate(k);
+        o.sort_unstable();
+        o
+    };
+    let (ta, tb) = (top(a), top(b));
+    ta.iter().filter(|i| tb.binary_search(i).is_ok()).count() as f64 / k as f64
+}

@@ -1,0 +1,122 @@
+//! `driftwatch leiad` as a user runs it: the synthetic set written to files, replayed with the
+//! simulated analyst, one JSON line per round; NAB-layout input with a labels file; clear errors.
+//! Never reads `../shared`: every file is made here.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn driftwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_driftwatch")).args(args).output().expect("binary runs")
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
+}
+
+#[test]
+fn simulate_prints_one_json_line_per_round_and_a_summary_at_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth");
+    let out = driftwatch(&["leiad", "synth", data.to_str().unwrap(), "--series", "2", "--len", "2000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = driftwatch(&[
+        "leiad",
+        "simulate",
+        data.to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--max-windows",
+        "4",
+        "--checkpoints",
+        "2,4",
+        "--half-window",
+        "100",
+        "--json",
+    ]);
+    let lines = lines(&out);
+    assert_eq!(lines[0]["dataset"]["points"], 4000);
+    let rounds: Vec<&Value> = lines.iter().filter(|l| l.get("round").is_some()).collect();
+    for r in &rounds {
+        for key in ["round", "windows_labeled", "ap", "roc_auc", "round_ms"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        for m in [
+            "leiad",
+            "leiad_random",
+            "labels_only",
+            "icid_change",
+            "idk_point",
+            "robust_z",
+            "spectral_residual",
+            "isolation_forest",
+        ] {
+            let ap = r["ap"][m].as_f64().unwrap();
+            let auc = r["roc_auc"][m].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&ap) && (0.0..=1.0).contains(&auc), "{m}: {ap} {auc}");
+        }
+    }
+    // Both seeds reach both checkpoints exactly.
+    for seed in 0..2 {
+        let counts: Vec<u64> =
+            rounds.iter().filter(|r| r["seed"] == seed).map(|r| r["windows_labeled"].as_u64().unwrap()).collect();
+        assert!(counts.contains(&2) && counts.contains(&4), "seed {seed}: {counts:?}");
+    }
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["4"]["leiad"]["seeds"], 2);
+    assert!(summary["2"]["isolation_forest"]["leiad_minus_ci"].is_array());
+}
+
+#[test]
+fn simulate_reads_the_nab_layout_with_a_labels_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("realSomething");
+    std::fs::create_dir(&data).unwrap();
+    let series = driftwatch_testkit::labeled_series(2000, 288, 3, 5);
+    let mut text = String::from("timestamp,value\n");
+    for (t, v) in series.values.iter().enumerate() {
+        let (d, s) = (t / 288, t % 288);
+        text.push_str(&format!("2014-03-{:02} {:02}:{:02}:00,{v}\n", d + 1, s / 12, (s % 12) * 5));
+    }
+    std::fs::write(data.join("a.csv"), text).unwrap();
+    let stamp = |t: usize| format!("2014-03-{:02} {:02}:{:02}:00", t / 288 + 1, (t % 288) / 12, (t % 12) * 5);
+    let events: Vec<String> = series.events.iter().map(|e| stamp(e.0)).collect();
+    let labels = serde_json::json!({ "realSomething/a.csv": events });
+    std::fs::write(dir.path().join("combined_labels.json"), labels.to_string()).unwrap();
+    let out = driftwatch(&[
+        "leiad",
+        "simulate",
+        data.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--max-windows",
+        "2",
+        "--checkpoints",
+        "2",
+        "--json",
+    ]);
+    let lines = lines(&out);
+    // ±5 samples around each of the three events.
+    assert_eq!(lines[0]["dataset"]["anomalous_points"], 33);
+    // Without the labels file the error says what is missing.
+    std::fs::remove_file(dir.path().join("combined_labels.json")).unwrap();
+    let out = driftwatch(&["leiad", "simulate", data.to_str().unwrap(), "--seeds", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("combined_labels.json") && err.contains("--labels"), "{err}");
+}
+
+#[test]
+fn simulate_refuses_a_csv_without_labels_and_bad_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.csv");
+    std::fs::write(&f, "value\n1\n2\n3\n").unwrap();
+    let out = driftwatch(&["leiad", "simulate", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("label"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&f, "value,label\n1,0\n2,maybe\n").unwrap();
+    let out = driftwatch(&["leiad", "simulate", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("row 3"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = driftwatch(&["leiad", "simulate", f.to_str().unwrap(), "--weights", "1,2"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("five"), "{}", String::from_utf8_lossy(&out.stderr));
+}
