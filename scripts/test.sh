@@ -11,14 +11,21 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
+# Servers already running are reused and left running; servers started here are stopped at exit.
+stop_on_exit=()
+trap 'for s in "${stop_on_exit[@]}"; do "$s" stop >/dev/null 2>&1 || true; done' EXIT
 echo "== PostgreSQL for the storage conformance tests (started here, or reused if running)"
+pg_was_up=0
+pg_isready -q -h 127.0.0.1 -p "${DRIFTWATCH_PG_PORT:-55432}" >/dev/null 2>&1 && pg_was_up=1
 DRIFTWATCH_TEST_PG="$(scripts/pg.sh start)"
 export DRIFTWATCH_TEST_PG
+((pg_was_up)) || stop_on_exit+=(scripts/pg.sh)
 echo "== Kafka-protocol broker (tansu, in memory) for the Kafka source tests"
+kafka_was_up=0
+(exec 5<>"/dev/tcp/127.0.0.1/${DRIFTWATCH_KAFKA_PORT:-59092}") 2>/dev/null && kafka_was_up=1
 DRIFTWATCH_TEST_KAFKA="$(scripts/kafka.sh start)"
 export DRIFTWATCH_TEST_KAFKA
-# Each stops only a server this script started.
-trap 'scripts/pg.sh stop >/dev/null 2>&1 || true; scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
+((kafka_was_up)) || stop_on_exit+=(scripts/kafka.sh)
 echo "== promtool (Debian's prometheus package) for the metrics test"
 if ! command -v promtool >/dev/null 2>&1; then
   (apt-get update -q && apt-get install -y -q --no-install-recommends prometheus) >&2
