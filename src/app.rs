@@ -224,6 +224,7 @@ impl AppState {
             let l = [name.as_str()];
             self.metrics.watched_points.with_label_values(&l).inc_by(report.accepted);
             self.metrics.watched_open.with_label_values(&l).set(i64::from(report.open_interval.is_some()));
+            self.metrics.watched_warming_up.with_label_values(&l).set(i64::from(report.psi.is_none()));
             if let Some(b) = report.blocks.last() {
                 if let Some(score) = b.score {
                     self.metrics.watched_window_score.with_label_values(&l).set(score);

@@ -156,8 +156,10 @@ pub struct LeiadBenchArgs {
     pub end_model: EndModelArg,
 }
 
-/// `driftwatch generate`.
+/// `driftwatch generate`. A later occurrence of an option overrides an earlier one, so a
+/// command line from a compose file can be extended.
 #[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
 pub struct GenerateArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]

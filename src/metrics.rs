@@ -38,6 +38,8 @@ pub struct Metrics {
     pub watched_points: IntCounterVec,
     /// Watched series only: 1 while a change interval is open.
     pub watched_open: IntGaugeVec,
+    /// Watched series only: 1 while the detector is still warming up (no detection yet).
+    pub watched_warming_up: IntGaugeVec,
     /// Watched series only: the latest window score.
     pub watched_window_score: GaugeVec,
     /// Watched series only: the largest point anomaly score of the latest detector block.
@@ -133,6 +135,14 @@ impl Metrics {
             .expect("valid metric"),
             watched_points: IntCounterVec::new(
                 Opts::new("driftwatch_watched_series_points_total", "Points fed to the detector of a watched series."),
+                &["series"],
+            )
+            .expect("valid metric"),
+            watched_warming_up: IntGaugeVec::new(
+                Opts::new(
+                    "driftwatch_watched_series_warming_up",
+                    "1 while the detector of a watched series is still warming up (not detecting yet).",
+                ),
                 &["series"],
             )
             .expect("valid metric"),
@@ -246,6 +256,7 @@ impl Metrics {
             Box::new(m.http_seconds.clone()),
             Box::new(m.watched_points.clone()),
             Box::new(m.watched_open.clone()),
+            Box::new(m.watched_warming_up.clone()),
             Box::new(m.watched_window_score.clone()),
             Box::new(m.watched_anomaly.clone()),
             Box::new(m.kafka_messages.clone()),

@@ -246,6 +246,16 @@ struct Instance {
     log: std::path::PathBuf,
 }
 
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // A failing test must not leave a server running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Instance {
     fn start(name: &str, dir: &std::path::Path, db: &str, brokers: &str, topic: &str, group: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
