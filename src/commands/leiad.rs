@@ -173,17 +173,30 @@ fn mean_ci(x: &[f64]) -> (f64, f64) {
     (m, t95(x.len() - 1) * sd / n.sqrt())
 }
 
+/// One method's figures over the seeds: AP mean and 95 % half-width, ROC-AUC mean, and the
+/// paired LEIAD − method AP difference (mean and half-width).
+struct MethodStats {
+    ap_m: f64,
+    ap_h: f64,
+    auc_m: f64,
+    d_m: f64,
+    d_h: f64,
+}
+
+fn method_stats(reports: &[RoundReport], m: &str) -> MethodStats {
+    let ap: Vec<f64> = reports.iter().map(|r| r.ap[m]).collect();
+    let auc: Vec<f64> = reports.iter().map(|r| r.roc_auc[m]).collect();
+    let diff: Vec<f64> = reports.iter().map(|r| r.ap["leiad"] - r.ap[m]).collect();
+    let ((ap_m, ap_h), (auc_m, _), (d_m, d_h)) = (mean_ci(&ap), mean_ci(&auc), mean_ci(&diff));
+    MethodStats { ap_m, ap_h, auc_m, d_m, d_h }
+}
+
 fn summarise(at: &BTreeMap<usize, Vec<RoundReport>>) -> Value {
     let mut out = serde_json::Map::new();
     for (w, reports) in at {
         let mut methods = serde_json::Map::new();
         for m in reports[0].ap.keys() {
-            let ap: Vec<f64> = reports.iter().map(|r| r.ap[m]).collect();
-            let auc: Vec<f64> = reports.iter().map(|r| r.roc_auc[m]).collect();
-            let diff: Vec<f64> = reports.iter().map(|r| r.ap["leiad"] - r.ap[m]).collect();
-            let (ap_m, ap_h) = mean_ci(&ap);
-            let (auc_m, _) = mean_ci(&auc);
-            let (d_m, d_h) = mean_ci(&diff);
+            let MethodStats { ap_m, ap_h, auc_m, d_m, d_h } = method_stats(reports, m);
             methods.insert(
                 m.clone(),
                 json!({"ap": ap_m, "ap_ci": ap_h, "roc_auc": auc_m, "leiad_minus_ap": d_m,
@@ -202,12 +215,7 @@ fn print_summary(at: &BTreeMap<usize, Vec<RoundReport>>) {
         let mut names: Vec<&String> = reports[0].ap.keys().collect();
         names.sort_by_key(|n| (n.as_str() != "leiad", n.as_str().to_string()));
         for m in names {
-            let ap: Vec<f64> = reports.iter().map(|r| r.ap[m]).collect();
-            let auc: Vec<f64> = reports.iter().map(|r| r.roc_auc[m]).collect();
-            let diff: Vec<f64> = reports.iter().map(|r| r.ap["leiad"] - r.ap[m]).collect();
-            let (ap_m, ap_h) = mean_ci(&ap);
-            let (auc_m, _) = mean_ci(&auc);
-            let (d_m, d_h) = mean_ci(&diff);
+            let MethodStats { ap_m, ap_h, auc_m, d_m, d_h } = method_stats(reports, m);
             let d =
                 if m == "leiad" { String::new() } else { format!("{d_m:+.4} [{:+.4}, {:+.4}]", d_m - d_h, d_m + d_h) };
             println!("{m:<20} {:>16} {auc_m:>8.3} {d:>28}", format!("{ap_m:.4} ±{ap_h:.4}"));
