@@ -390,3 +390,31 @@ async fn the_compose_configuration_runs_and_exports_every_metric_the_dashboards_
         );
     }
 }
+
+/// The README's configuration reference names every setting the service reads.
+#[test]
+fn the_readme_documents_every_setting() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut settings = driftwatch::config::Settings::default();
+    settings.http.admin_addr = Some("x".into()); // an Option left unset would not serialise
+    let tree = toml::Table::try_from(settings).unwrap();
+    let mut missing = Vec::new();
+    for (key, value) in &tree {
+        match value {
+            toml::Value::Table(section) => {
+                for k in section.keys() {
+                    let name = format!("{key}.{k}");
+                    // The Kafka table names its keys without the section.
+                    let documented =
+                        readme.contains(&format!("`{name}`")) || (key == "kafka" && readme.contains(&format!("`{k}`")));
+                    if !documented {
+                        missing.push(name);
+                    }
+                }
+            }
+            _ if !readme.contains(&format!("`{key}`")) => missing.push(key.clone()),
+            _ => {}
+        }
+    }
+    assert!(missing.is_empty(), "settings missing from the README: {missing:?}");
+}
