@@ -243,16 +243,18 @@ impl Shared {
         for ((topic, partition), offset) in &offsets {
             let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
         }
-        let started = Instant::now();
         if let Err(e) = consumer.commit(&tpl, mode) {
             // The stored rows decide where partitions start; a failed broker commit only
             // leaves lag tooling behind until the next one.
             self.state.metrics.kafka_errors.with_label_values(&["commit"]).inc();
             tracing::warn!(error = %e, "Committing offsets to the broker failed.");
         }
-        if matches!(mode, CommitMode::Sync) {
-            self.state.metrics.kafka_commit_seconds.observe(started.elapsed().as_secs_f64());
-        }
+    }
+
+    /// Waits (up to 10 s) for produced dead letters and events still in flight.
+    fn producer_flush(&self) -> Result<(), KafkaError> {
+        use rdkafka::producer::Producer;
+        self.producer.flush(Duration::from_secs(10))
     }
 
     /// Hands records waiting for queue room to their tasks; resumes partitions that drained.
@@ -513,13 +515,6 @@ fn consume(consumer: BaseConsumer<Ctx>, shared: Arc<Shared>, stop: Arc<AtomicBoo
     drop(consumer);
     let _ = shared.producer_flush();
     tracing::info!("Kafka source stopped.");
-}
-
-impl Shared {
-    fn producer_flush(&self) -> Result<(), KafkaError> {
-        use rdkafka::producer::Producer;
-        self.producer.flush(Duration::from_secs(10))
-    }
 }
 
 /// What a partition task keeps between batches.
