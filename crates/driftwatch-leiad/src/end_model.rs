@@ -155,6 +155,52 @@ impl EndModel {
         Ok(Self { inner, trained_rows: y.len() })
     }
 
+    /// The model as bytes, for storing a model version: a tag byte, the trained row count
+    /// (u64 LE), then the constant (f64 LE) or forust's JSON dump.
+    ///
+    /// # Errors
+    /// [`LeiadError::EndModel`] when the back-end cannot be serialised (`perpetual`).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LeiadError> {
+        let mut out = Vec::new();
+        match &self.inner {
+            Inner::Constant(c) => {
+                out.push(0u8);
+                out.extend_from_slice(&(self.trained_rows as u64).to_le_bytes());
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+            Inner::Forust(b) => {
+                out.push(1u8);
+                out.extend_from_slice(&(self.trained_rows as u64).to_le_bytes());
+                out.extend_from_slice(b.json_dump().map_err(|e| LeiadError::EndModel(e.to_string()))?.as_bytes());
+            }
+            #[cfg(feature = "perpetual")]
+            Inner::Perpetual(_) => return Err(LeiadError::EndModel("perpetual models are not serialisable".into())),
+        }
+        Ok(out)
+    }
+
+    /// A model from [`EndModel::to_bytes`].
+    ///
+    /// # Errors
+    /// [`LeiadError::EndModel`] for bytes this version did not write.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LeiadError> {
+        let bad = |why: &str| LeiadError::EndModel(format!("stored model: {why}"));
+        if bytes.len() < 9 {
+            return Err(bad("too short"));
+        }
+        let rows = u64::from_le_bytes(bytes[1..9].try_into().map_err(|_| bad("header"))?) as usize;
+        let rest = &bytes[9..];
+        let inner = match bytes[0] {
+            0 => Inner::Constant(f64::from_le_bytes(rest.try_into().map_err(|_| bad("constant"))?)),
+            1 => {
+                let json = std::str::from_utf8(rest).map_err(|_| bad("not UTF-8"))?;
+                Inner::Forust(Box::new(forust_ml::GradientBooster::from_json(json).map_err(|e| bad(&e.to_string()))?))
+            }
+            t => return Err(bad(&format!("unknown tag {t}"))),
+        };
+        Ok(Self { inner, trained_rows: rows })
+    }
+
     /// `P(anomaly)` for every row of `x`.
     pub fn predict(&self, x: &FeatureMatrix) -> Vec<f64> {
         let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
@@ -168,5 +214,26 @@ impl EndModel {
                 b.predict(&perpetual::Matrix::new(&x.data, x.rows, x.cols), false).into_iter().map(sigmoid).collect()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_model_predicts_exactly_as_the_fitted_one() {
+        let rows = 200;
+        let data: Vec<f64> = (0..rows * 2).map(|k| ((k * 37) % 101) as f64 / 10.0).collect();
+        let x = FeatureMatrix { data, rows, cols: 2 };
+        let y: Vec<bool> = (0..rows).map(|r| x.col(0)[r] > 7.0).collect();
+        let m = EndModel::fit(&x, &y, &EndModelConfig { iterations: 20, ..EndModelConfig::default() }).unwrap();
+        let back = EndModel::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(m.predict(&x), back.predict(&x));
+        assert_eq!(back.trained_rows, rows);
+        let c = EndModel::fit(&x, &vec![false; rows], &EndModelConfig::default()).unwrap();
+        assert_eq!(EndModel::from_bytes(&c.to_bytes().unwrap()).unwrap().predict(&x), vec![0.0; rows]);
+        assert!(EndModel::from_bytes(&[7, 0, 0]).is_err());
+        assert!(EndModel::from_bytes(&[9; 12]).is_err());
     }
 }

@@ -48,4 +48,4 @@ pub use end_model::{Backend, EndModel, EndModelConfig};
 pub use error::LeiadError;
 pub use pool::{Pool, SeriesInput, Window};
 pub use prepared::Prepared;
-pub use session::{Leiad, LeiadConfig, LfStats, Step, StopReason, Suggestion};
+pub use session::{Leiad, LeiadConfig, LfStats, RefitJob, Step, StopReason, Suggestion};

@@ -226,6 +226,31 @@ struct Installed {
     scores: Vec<f64>,
 }
 
+/// A detached end-model fit: see [`Leiad::refit_job`].
+#[derive(Debug, Clone)]
+pub struct RefitJob {
+    prep: Arc<Prepared>,
+    rows: Vec<usize>,
+    y: Vec<bool>,
+    w: Vec<f64>,
+    cfg: EndModelConfig,
+}
+
+impl RefitJob {
+    /// Fits the end model.
+    ///
+    /// # Errors
+    /// [`LeiadError::EndModel`] when the GBDT library refuses to fit.
+    pub fn run(&self) -> Result<EndModel, LeiadError> {
+        EndModel::fit_weighted(&self.prep.features().take(&self.rows), &self.y, &self.w, &self.cfg)
+    }
+
+    /// Rows it trains on.
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+}
+
 /// A labeling session over one pool.
 #[derive(Debug)]
 pub struct Leiad {
@@ -541,10 +566,27 @@ impl Leiad {
     /// # Errors
     /// [`LeiadError::EndModel`] when the GBDT library refuses to fit.
     pub fn refit_end_model(&self) -> Result<EndModel, LeiadError> {
+        self.refit_job().run()
+    }
+
+    /// Everything an end-model fit needs, detached from the session, so a service can fit it on
+    /// another thread while the session keeps taking labels. Call [`Leiad::update_label_model`]
+    /// (or `step`) first; [`RefitJob::run`] equals [`Leiad::refit_end_model`] at this moment.
+    pub fn refit_job(&self) -> RefitJob {
         let rows: Vec<usize> = self.train.iter().map(|t| t.0).collect();
-        let y: Vec<bool> = self.train.iter().map(|t| t.1).collect();
-        let w: Vec<f64> = rows.iter().map(|&i| if self.golden[i] >= 0 { self.cfg.human_weight } else { 1.0 }).collect();
-        EndModel::fit_weighted(&self.prep.features().take(&rows), &y, &w, &self.cfg.end_model)
+        RefitJob {
+            prep: Arc::clone(&self.prep),
+            y: self.train.iter().map(|t| t.1).collect(),
+            w: rows.iter().map(|&i| if self.golden[i] >= 0 { self.cfg.human_weight } else { 1.0 }).collect(),
+            rows,
+            cfg: self.cfg.end_model,
+        }
+    }
+
+    /// Anomaly and normal votes of the active LFs at pooled point `i` (as of the last label-model
+    /// refit).
+    pub fn vote_tally(&self, i: usize) -> (u32, u32) {
+        if i < self.votes.n() { self.votes.tally(i) } else { (0, 0) }
     }
 
     /// Installs a fitted end model: predicts the pool and updates the stability count.
