@@ -30,6 +30,13 @@ echo "== promtool (Debian's prometheus package) for the metrics test"
 if ! command -v promtool >/dev/null 2>&1; then
   (apt-get update -q && apt-get install -y -q --no-install-recommends prometheus) >&2
 fi
+echo "== Chromium (Debian's package) and playwright-core for the browser test of the web page"
+if ! command -v chromium >/dev/null 2>&1; then
+  (apt-get update -q && apt-get install -y -q --no-install-recommends chromium) >&2
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) >&2
+fi
 echo "== cargo test (unit, property, integration, doc)"
 cargo test --workspace --release
 echo "== benches in test mode"

@@ -3,8 +3,8 @@
 //!
 //! Start-up ([`Application::build`]): connect storage (migrations run), start the pipeline,
 //! restore every stored detector checkpoint, bind the listener (port 0 allowed).
-//! Serving ([`Application::run_until_stopped`]) starts the Kafka source when `kafka.brokers` is
-//! set. Shutdown: stop accepting HTTP, stop the Kafka source (its partitions drain and persist
+//! Serving ([`Application::run_until_stopped`]) starts the labeling worker, and the Kafka
+//! source when `kafka.brokers` is set. Shutdown: stop accepting HTTP, stop the Kafka source (its partitions drain and persist
 //! their offsets and checkpoints), let the pipeline drain, and store every other detector's
 //! checkpoint, so a restart resumes each series where it left off.
 
@@ -44,6 +44,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The labeling loop.
+    pub labeling: crate::labeling::Labeling,
 }
 
 /// Outcome of one ingest request.
@@ -458,7 +460,8 @@ impl Application {
             .context("starting detectors")?;
         let metrics = crate::metrics::Metrics::with_watched(&settings.metrics.watched_series);
         metrics.series.set(storage.counts().await?.series);
-        let state = AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings), metrics };
+        let labeling = crate::labeling::Labeling::new(storage.clone(), metrics.clone(), settings.labeling.clone());
+        let state = AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings), metrics, labeling };
         // With Kafka, a series' detector is loaded by the partition that carries it, when the
         // partition is assigned here: loading every series now would hold stale copies of series
         // other instances own (and a stale copy must never be checkpointed over a newer one).
@@ -524,6 +527,7 @@ impl Application {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let labeling = tokio::spawn(self.state.labeling.clone().run(stop_rx.clone()));
         match self.admin {
             None => {
                 let app = crate::http::router(self.state.clone());
@@ -539,6 +543,8 @@ impl Application {
             }
         }
         retention.abort();
+        // The labeling worker gives its leases back, so another instance takes over at once.
+        let _ = labeling.await;
         if let Some(source) = source {
             // Kafka partitions drain and persist first; their detectors leave the pipeline.
             tokio::task::spawn_blocking(move || source.stop()).await?;

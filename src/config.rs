@@ -43,6 +43,48 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// The Kafka source (off unless `kafka.brokers` is set).
     pub kafka: KafkaSettings,
+    /// The labeling loop (LEIAD): suggestions, refits, live anomaly probabilities.
+    pub labeling: LabelingSettings,
+}
+
+/// The labeling loop. See `labeling`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelingSettings {
+    /// Refit the end model after this many label changes (0 = only when asked).
+    pub refit_every: usize,
+    /// How long a suggestion stays claimed by the analyst it was shown to, seconds.
+    pub claim_secs: u64,
+    /// How long a project's lease (refits, live scoring) lasts without renewal, seconds.
+    pub lease_secs: u64,
+    /// The labeling worker's period, milliseconds.
+    pub tick_ms: u64,
+    /// How often new points are scored with the end model, milliseconds.
+    pub score_interval_ms: u64,
+    /// Candidate windows ranked per round.
+    pub candidates: usize,
+    /// Half-width of a suggested window, points (a project may set its own).
+    pub half_window: usize,
+    /// Most points one project's pool may hold.
+    pub max_pool_points: usize,
+    /// Probability at or above which a scored point counts as anomalous in the metrics.
+    pub alert_probability: f64,
+}
+
+impl Default for LabelingSettings {
+    fn default() -> Self {
+        Self {
+            refit_every: 5,
+            claim_secs: 600,
+            lease_secs: 30,
+            tick_ms: 1000,
+            score_interval_ms: 5000,
+            candidates: 20,
+            half_window: 200,
+            max_pool_points: 2_000_000,
+            alert_probability: 0.5,
+        }
+    }
 }
 
 /// The Kafka source: a consumer group reading points, a dead-letter topic for messages it cannot
@@ -201,6 +243,7 @@ impl Default for Settings {
             principal: "local".into(),
             metrics: MetricsSettings::default(),
             kafka: KafkaSettings::default(),
+            labeling: LabelingSettings::default(),
         }
     }
 }

@@ -12,7 +12,10 @@
 //! * [`http`] — the axum API and its JSON errors.
 //! * [`input`] — reading series from CSV files, with errors that name file, row and reason.
 //! * [`commands`] — one module per subcommand.
-//! * [`ingest`] — the one point format every input uses (HTTP now, Kafka later) and its decoder.
+//! * [`ingest`] — the one point format every input uses (HTTP and Kafka), its decoder, and the
+//!   Kafka source.
+//! * [`labeling`] — the LEIAD labeling loop over stored series: sessions kept in step with the
+//!   database, refits and live scoring by the project's lease holder.
 //! * [`metrics`] — the Prometheus registry and every metric name.
 //! * [`pipeline`] — series sharded over detector threads behind bounded queues.
 //! * [`storage`] — SQLite or PostgreSQL behind one interface; the only module with SQL.
@@ -24,6 +27,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod input;
+pub mod labeling;
 pub mod metrics;
 pub mod pipeline;
 pub mod storage;

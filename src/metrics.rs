@@ -68,6 +68,24 @@ pub struct Metrics {
     pub kafka_errors: IntCounterVec,
     /// Age of a Kafka message (now − its timestamp) when its results are stored.
     pub kafka_record_age_seconds: Histogram,
+    /// Labels stored, by source (suggestion, edit, interval).
+    pub labeling_labels: IntCounterVec,
+    /// End-model refits by outcome (ok, failed).
+    pub labeling_refits: IntCounterVec,
+    /// Refit duration.
+    pub labeling_refit_seconds: Histogram,
+    /// Per project: the newest model's average precision on the human labels.
+    pub labeling_model_ap: GaugeVec,
+    /// Per project: windows left in the label budget.
+    pub labeling_budget_remaining: IntGaugeVec,
+    /// Per project: live points scored by its end model.
+    pub anomaly_scored_points: IntCounterVec,
+    /// Per project: live points scored at or above `labeling.alert_probability`.
+    pub anomaly_points: IntCounterVec,
+    /// Per project: the highest probability of the latest scoring pass.
+    pub anomaly_probability_max: GaugeVec,
+    /// Watched series only: the latest live anomaly probability.
+    pub watched_anomaly_probability: GaugeVec,
     watched: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
@@ -239,6 +257,66 @@ impl Metrics {
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             )
             .expect("valid metric"),
+            labeling_labels: IntCounterVec::new(
+                Opts::new("driftwatch_labeling_labels_total", "Labels stored, by source (suggestion, edit, interval)."),
+                &["source"],
+            )
+            .expect("valid metric"),
+            labeling_refits: IntCounterVec::new(
+                Opts::new("driftwatch_labeling_refits_total", "End-model refits, by outcome."),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            labeling_refit_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "driftwatch_labeling_refit_seconds",
+                    "Time to fit, evaluate and store an end model.",
+                )
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            )
+            .expect("valid metric"),
+            labeling_model_ap: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_labeling_model_average_precision",
+                    "The newest end model's average precision on the human labels, per project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            labeling_budget_remaining: IntGaugeVec::new(
+                Opts::new("driftwatch_labeling_budget_remaining", "Windows left in the label budget, per project."),
+                &["project"],
+            )
+            .expect("valid metric"),
+            anomaly_scored_points: IntCounterVec::new(
+                Opts::new("driftwatch_anomaly_scored_points_total", "Live points scored by a project's end model."),
+                &["project"],
+            )
+            .expect("valid metric"),
+            anomaly_points: IntCounterVec::new(
+                Opts::new(
+                    "driftwatch_anomaly_points_total",
+                    "Live points scored at or above labeling.alert_probability, per project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            anomaly_probability_max: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_anomaly_probability_max",
+                    "Highest anomaly probability of the latest scoring pass, per project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            watched_anomaly_probability: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_watched_anomaly_probability",
+                    "Watched series only: the latest live anomaly probability from the end model.",
+                ),
+                &["series"],
+            )
+            .expect("valid metric"),
             watched: std::sync::Arc::new(watched.iter().cloned().collect()),
             registry,
         };
@@ -271,6 +349,15 @@ impl Metrics {
             Box::new(m.kafka_events.clone()),
             Box::new(m.kafka_errors.clone()),
             Box::new(m.kafka_record_age_seconds.clone()),
+            Box::new(m.labeling_labels.clone()),
+            Box::new(m.labeling_refits.clone()),
+            Box::new(m.labeling_refit_seconds.clone()),
+            Box::new(m.labeling_model_ap.clone()),
+            Box::new(m.labeling_budget_remaining.clone()),
+            Box::new(m.anomaly_scored_points.clone()),
+            Box::new(m.anomaly_points.clone()),
+            Box::new(m.anomaly_probability_max.clone()),
+            Box::new(m.watched_anomaly_probability.clone()),
         ] {
             m.registry.register(c).expect("each metric registered once");
         }
@@ -290,6 +377,12 @@ impl Metrics {
         for r in crate::ingest::decode::DecodeError::REASONS.iter().chain(&["rejected_points"]) {
             m.kafka_dead_letters.with_label_values(&[r]);
         }
+        for s in ["suggestion", "edit", "interval"] {
+            m.labeling_labels.with_label_values(&[s]);
+        }
+        for o in ["ok", "failed"] {
+            m.labeling_refits.with_label_values(&[o]);
+        }
         for k in ["assign", "revoke", "error"] {
             m.kafka_rebalances.with_label_values(&[k]);
         }
@@ -305,6 +398,13 @@ impl Metrics {
     /// Whether `series` gets labelled metrics.
     pub fn is_watched(&self, series: &str) -> bool {
         self.watched.contains(series)
+    }
+
+    /// Records a watched series' latest live anomaly probability (others are not labelled).
+    pub fn set_watched_probability(&self, series: &str, p: f64) {
+        if self.is_watched(series) {
+            self.watched_anomaly_probability.with_label_values(&[series]).set(p);
+        }
     }
 
     /// The text exposition format.

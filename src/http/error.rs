@@ -26,6 +26,11 @@ impl ApiError {
         Self { status: StatusCode::NOT_FOUND, code: "not_found", message: what.into() }
     }
 
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::CONFLICT, code, message: message.into() }
+    }
+
     /// 413.
     pub fn too_large(limit: usize) -> Self {
         Self {
@@ -73,6 +78,20 @@ impl From<crate::app::IngestError> for ApiError {
         match e {
             crate::app::IngestError::Pipeline(p) => p.into(),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::labeling::LabelingError> for ApiError {
+    fn from(e: crate::labeling::LabelingError) -> Self {
+        use crate::labeling::LabelingError as L;
+        match e {
+            L::NotFound(m) => ApiError::not_found(m),
+            L::Invalid(code, m) => ApiError::bad_request(code, m),
+            L::Conflict(code, m) => ApiError::conflict(code, m),
+            L::NotReady(m) => ApiError::conflict("not_ready", m),
+            L::Storage(s) => s.into(),
+            L::Engine(m) => ApiError::internal(m),
         }
     }
 }

@@ -3,7 +3,9 @@
 
 mod downsample;
 mod error;
+mod labeling;
 mod openapi;
+mod web;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -40,6 +42,8 @@ pub fn routers(state: AppState) -> (Router, Router) {
         .route("/v1/series/{name}/scores", get(series_scores))
         .route("/v1/series/{name}/intervals", get(series_intervals))
         .route("/v1/intervals", get(all_intervals))
+        .merge(labeling::routes())
+        .merge(web::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state.clone());
@@ -121,11 +125,12 @@ fn series_json(s: &SeriesRow, latest: Option<&IntervalRow>) -> Value {
                "status": if r.open { "open" } else { "closed" }, "peak_score": r.peak_score}))})
 }
 
-fn interval_json(series: &str, r: &IntervalRow) -> Value {
+fn interval_json(series: &str, r: &IntervalRow, feedback: Option<&(String, String, i64)>) -> Value {
     json!({"series": series, "start": r.start_index, "end": r.end_index, "start_ts": r.start_ts, "end_ts": r.end_ts,
            "detected_at": r.detected_at, "peak_score": r.peak_score, "psi": r.psi,
            "status": if r.open { "open" } else { "closed" },
-           "explanation": r.explanation.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok())})
+           "explanation": r.explanation.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()),
+           "feedback": feedback.map(|(v, a, t)| json!({"verdict": v, "author": a, "at": t}))})
 }
 
 #[utoipa::path(get, path = "/v1/series", tag = "series", responses((status = 200, description = "Every series with its latest change")))]
@@ -195,8 +200,19 @@ async fn render_intervals(state: &AppState, q: IntervalQuery) -> Result<Json<Val
     let next = (rows.len() as i64 == q.limit)
         .then(|| rows.last().map(|r| format!("{}:{}", r.series_id, r.start_index)))
         .flatten();
-    let items: Vec<Value> =
-        rows.iter().map(|r| interval_json(names.get(&r.series_id).map_or("", String::as_str), r)).collect();
+    let mut feedback = std::collections::HashMap::new();
+    for r in &rows {
+        if let std::collections::hash_map::Entry::Vacant(e) = feedback.entry(r.series_id) {
+            e.insert(state.storage.feedback(r.series_id).await?);
+        }
+    }
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let fb = feedback.get(&r.series_id).and_then(|f| f.get(&r.start_index));
+            interval_json(names.get(&r.series_id).map_or("", String::as_str), r, fb)
+        })
+        .collect();
     Ok(Json(json!({"intervals": items, "next": next})))
 }
 
@@ -281,7 +297,7 @@ async fn series_points(
     Ok(Json(downsample::points_json(&points, from, to, p.max_points)))
 }
 
-#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score"), (status = 400, description = "Bad query", body = openapi::ErrorBody), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score; and `anomaly_probability`: per labeling project holding the series, its end model's probability per point"), (status = 400, description = "Bad query", body = openapi::ErrorBody), (status = 404, description = "Unknown series", body = openapi::ErrorBody)))]
 async fn series_scores(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -301,5 +317,33 @@ async fn series_scores(
         .collect();
     let mut v = downsample::points_json(&as_points, from, to, p.max_points);
     v["columns"] = json!(["window_score", "threshold", "anomaly_max"]);
+    // Per labeling project holding the series: the end model's anomaly probability per point.
+    let probs = state.storage.probabilities(s.id, from, to).await?;
+    if !probs.is_empty() {
+        let names: std::collections::HashMap<i64, String> =
+            state.storage.projects().await?.into_iter().map(|p| (p.id, p.name)).collect();
+        let lo = probs.iter().map(|p| p.1).min().unwrap_or(0);
+        let hi = probs.iter().map(|p| p.1).max().unwrap_or(0) + 1;
+        let ts: std::collections::HashMap<i64, i64> = state
+            .storage
+            .points_by_index(s.id, s.dim as usize, lo, hi)
+            .await?
+            .into_iter()
+            .map(|p| (p.0, p.1))
+            .collect();
+        let mut by_project: std::collections::BTreeMap<String, Vec<(i64, Vec<f64>)>> = Default::default();
+        for (project, index, p) in probs {
+            if let (Some(name), Some(&t)) = (names.get(&project), ts.get(&index))
+                && (from..to).contains(&t)
+            {
+                by_project.entry(name.clone()).or_default().push((t, vec![f64::from(p)]));
+            }
+        }
+        v["anomaly_probability"] = by_project
+            .iter()
+            .map(|(name, pts)| (name.clone(), downsample::points_json(pts, from, to, p.max_points)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
     Ok(Json(v))
 }

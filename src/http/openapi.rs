@@ -11,7 +11,10 @@ pub(super) struct ErrorBody {
 }
 
 /// A stable code (`invalid_body`, `invalid_query`, `invalid_config`, `not_found`,
-/// `body_too_large`, `unavailable`, `internal`) and a message for people.
+/// `body_too_large`, `unavailable`, `internal`; labeling: `invalid_label`, `invalid_round`,
+/// `invalid_project`, `invalid_author`, `invalid_verdict`, `stale_round`, `stale_label`,
+/// `suggestion_taken`, `suggestion_closed`, `name_taken`, `not_ready`, `project_failed`) and a
+/// message for people.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(super) struct ErrorDetail {
@@ -39,6 +42,22 @@ pub(super) struct ErrorDetail {
         super::series_scores,
         super::series_intervals,
         super::all_intervals,
+        super::labeling::list_projects,
+        super::labeling::create_project,
+        super::labeling::one_project,
+        super::labeling::suggestions,
+        super::labeling::skip,
+        super::labeling::window,
+        super::labeling::labels,
+        super::labeling::add_label,
+        super::labeling::edit_label,
+        super::labeling::undo_label,
+        super::labeling::undo_newest,
+        super::labeling::lfs,
+        super::labeling::veto,
+        super::labeling::refit,
+        super::labeling::progress,
+        super::labeling::interval_feedback,
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -68,6 +87,19 @@ mod tests {
             "/v1/series/{name}/scores",
             "/v1/series/{name}/intervals",
             "/v1/intervals",
+            "/v1/labeling/projects",
+            "/v1/labeling/projects/{project}",
+            "/v1/labeling/projects/{project}/suggestions",
+            "/v1/labeling/projects/{project}/suggestions/{id}/skip",
+            "/v1/labeling/projects/{project}/window",
+            "/v1/labeling/projects/{project}/labels",
+            "/v1/labeling/projects/{project}/labels/{id}",
+            "/v1/labeling/projects/{project}/undo",
+            "/v1/labeling/projects/{project}/lfs",
+            "/v1/labeling/projects/{project}/lfs/{id}/veto",
+            "/v1/labeling/projects/{project}/refit",
+            "/v1/labeling/projects/{project}/progress",
+            "/v1/series/{name}/intervals/{start}/feedback",
         ] {
             assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
         }

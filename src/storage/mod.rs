@@ -16,19 +16,23 @@
 //! * `score_chunks`: per completed detector block, the window score and per-point anomaly
 //!   scores;
 //! * `kafka_offsets`: per (group, topic, partition), the first offset the stored results and
-//!   checkpoints do not reflect yet.
+//!   checkpoints do not reflect yet;
+//! * the labeling loop's tables (projects, rounds, labels, suggestions, LFs, model versions,
+//!   anomaly probabilities, interval feedback): see [`labeling`].
 //!
 //! Every write is an upsert on its natural key, and [`Storage::write`] commits one batch in one
 //! transaction, so writing the same batch twice (a replay, a redelivered message) leaves the
 //! same rows.
 
 mod codec;
+mod labeling;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use thiserror::Error;
 
 pub use codec::{decode_points, encode_points};
+pub use labeling::{Conflict, LabelRow, LfRow, ModelRow, NewLabel, ProjectRow, RoundRow, SuggestionRow};
 
 const SAVE_CHECKPOINT: &str = "INSERT INTO checkpoints (state, points, series_id) VALUES ($1, $2, $3) \
      ON CONFLICT (series_id) DO UPDATE SET state = excluded.state, points = excluded.points \
@@ -700,7 +704,9 @@ impl Storage {
     pub async fn delete_series(&self, name: &str) -> Result<bool, StorageError> {
         let Some(s) = self.series(name).await? else { return Ok(false) };
         let mut tx = self.pool.begin().await?;
-        for table in ["point_chunks", "intervals", "score_chunks", "checkpoints"] {
+        for table in
+            ["point_chunks", "intervals", "score_chunks", "checkpoints", "anomaly_probabilities", "interval_feedback"]
+        {
             sqlx::query(&format!("DELETE FROM {table} WHERE series_id = $1")).bind(s.id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM series WHERE id = $1").bind(s.id).execute(&mut *tx).await?;

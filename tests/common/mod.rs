@@ -1,0 +1,122 @@
+//! Shared by the integration tests that run the whole service: an app built on port 0 and
+//! served in-process, a JSON client, and the storage back-ends to run against (a temp SQLite
+//! file, and a fresh database on the PostgreSQL that `scripts/test.sh` provides).
+#![allow(dead_code)] // each test file uses its own subset
+
+use driftwatch::app::Application;
+use driftwatch::config::Settings;
+use serde_json::Value;
+
+/// A running app.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(settings: Settings) -> Self {
+        let app = Application::build(settings).await.expect("app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Self { base, client: reqwest::Client::new(), stop: Some(tx), done: Some(done) }
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.client.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: String) -> (u16, Value) {
+        self.send(self.client.post(format!("{}{path}", self.base)).body(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(
+            self.client
+                .put(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.client.delete(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// Graceful stop.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// Settings for a test app: port 0, two detector threads.
+pub fn base_settings() -> Settings {
+    let mut base = Settings::default();
+    base.http.addr = "127.0.0.1:0".into();
+    base.pipeline.shards = 2;
+    base.principal = "tester".into();
+    base.storage.max_connections = 4;
+    base
+}
+
+/// A fresh PostgreSQL database for `test`, or `None` when PostgreSQL tests are skipped
+/// (`DRIFTWATCH_SKIP_PG=1`); panics when `DRIFTWATCH_TEST_PG` is unset otherwise.
+pub async fn fresh_pg(test: &str) -> Option<String> {
+    match std::env::var("DRIFTWATCH_TEST_PG") {
+        Ok(admin) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("dw_{}_{}", test, std::process::id());
+            let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL reachable");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+            pool.close().await;
+            Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+        }
+        Err(_) if std::env::var("DRIFTWATCH_SKIP_PG").as_deref() == Ok("1") => None,
+        Err(_) => panic!(
+            "DRIFTWATCH_TEST_PG is not set: run ./scripts/test.sh (it starts PostgreSQL) or set DRIFTWATCH_SKIP_PG=1"
+        ),
+    }
+}
+
+/// `settings` once per back-end: SQLite in a temp dir (kept alive by the returned guard), and
+/// PostgreSQL when available.
+pub async fn each_backend(test: &str, settings: Settings) -> Vec<(&'static str, Settings, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sqlite = settings.clone();
+    sqlite.storage.data_dir = dir.path().to_owned();
+    let mut out = vec![("sqlite", sqlite, Some(dir))];
+    if let Some(url) = fresh_pg(test).await {
+        let mut pg = settings;
+        pg.storage.url = Some(url);
+        out.push(("postgres", pg, None));
+    }
+    out
+}

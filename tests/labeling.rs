@@ -1,0 +1,479 @@
+//! The labeling loop through its HTTP API, against each storage back-end: a whole session on
+//! synthetic series with known anomalies, refusals of bad input, two analysts at once, interval
+//! feedback, and (PostgreSQL) two instances sharing a project.
+
+mod common;
+
+use common::{TestApp, base_settings, each_backend, fresh_pg};
+use driftwatch::config::Settings;
+use driftwatch_leiad::eval::average_precision;
+use serde_json::{Value, json};
+
+const T0: i64 = 1_795_780_800_000;
+const STEP_MS: i64 = 60_000;
+
+fn settings() -> Settings {
+    let mut s = base_settings();
+    s.labeling.tick_ms = 100;
+    s.labeling.score_interval_ms = 200;
+    s.labeling.refit_every = 5;
+    s
+}
+
+async fn ingest(app: &TestApp, series: &str, values: &[f64], first: usize) {
+    for (k, part) in values.chunks(2000).enumerate() {
+        let points: Vec<Value> =
+            part.iter().enumerate().map(|(j, v)| json!([T0 + STEP_MS * (first + k * 2000 + j) as i64, v])).collect();
+        let (status, body) = app.post("/v1/points", &json!({"series": series, "points": points})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Creates a project and waits until this instance has prepared it.
+async fn project(app: &TestApp, name: &str, series: &[&str], budget: usize) {
+    let (status, body) = app
+        .post("/v1/labeling/projects", &json!({"name": name, "series": series, "budget": budget, "author": "ann"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "preparing");
+    wait_ready(app, name).await;
+}
+
+async fn wait_ready(app: &TestApp, name: &str) {
+    for _ in 0..300 {
+        let (status, body) = app.get(&format!("/v1/labeling/projects/{name}/progress")).await;
+        match status {
+            200 => return,
+            409 => assert_eq!(body["error"]["code"], "not_ready", "{body}"),
+            _ => panic!("{status} {body}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("project {name} never became ready");
+}
+
+async fn suggestions(app: &TestApp, project: &str, analyst: &str, limit: usize) -> Value {
+    let (status, body) =
+        app.get(&format!("/v1/labeling/projects/{project}/suggestions?analyst={analyst}&limit={limit}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Anomalous ranges of `truth` inside `[start, end)`.
+fn ranges(truth: &[bool], start: usize, end: usize) -> Vec<[usize; 2]> {
+    let mut out = Vec::new();
+    let mut i = start;
+    while i < end {
+        if truth[i] {
+            let a = i;
+            while i < end && truth[i] {
+                i += 1;
+            }
+            out.push([a, i]);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn label_body(author: &str, round: &Value, s: &Value, anomalies: Vec<[usize; 2]>) -> Value {
+    json!({"author": author, "round": round, "suggestion": s["id"], "series": s["series"], "start": s["start"],
+           "end": s["end"], "anomalies": anomalies})
+}
+
+async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, path: &str, what: &str, ok: F) -> Value {
+    for _ in 0..600 {
+        let (status, body) = app.get(path).await;
+        if status == 200 && ok(&body) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what} at {path}");
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_labeling_session_ends_with_a_model_that_beats_the_seed_detectors_on_held_back_points() {
+    let set = driftwatch_testkit::labeled_set(2, 4000, 7);
+    for (backend, s, _guard) in each_backend("labeling_session", settings()).await {
+        let app = TestApp::spawn(s).await;
+        for (k, ls) in set.iter().enumerate() {
+            ingest(&app, &format!("s{k}"), &ls.values, 0).await;
+        }
+        project(&app, "p", &["s0", "s1"], 30).await;
+        let rounds = 12;
+        for _ in 0..rounds {
+            let body = suggestions(&app, "p", "ann", 1).await;
+            let s = &body["suggestions"][0];
+            let k: usize = s["series"].as_str().unwrap()[1..].parse().unwrap();
+            let (a, b) = (s["start"].as_u64().unwrap() as usize, s["end"].as_u64().unwrap() as usize);
+            let (status, out) = app
+                .post(
+                    "/v1/labeling/projects/p/labels",
+                    &label_body("ann", &body["round"], s, ranges(&set[k].labels, a, b)),
+                )
+                .await;
+            assert_eq!(status, 201, "{backend}: {out}");
+            // The labeled window is never offered again.
+            let next = suggestions(&app, "p", "ann", 5).await;
+            for n in next["suggestions"].as_array().unwrap() {
+                assert!(
+                    n["series"] != s["series"]
+                        || n["end"].as_u64() <= Some(a as u64)
+                        || n["start"].as_u64() >= Some(b as u64),
+                    "{backend}: a labeled window came back: {n}"
+                );
+            }
+        }
+        let (status, r) = app.post("/v1/labeling/projects/p/refit", &json!({"author": "ann"})).await;
+        assert_eq!(status, 202, "{r}");
+        let progress = wait_for(&app, "/v1/labeling/projects/p/progress", "a model trained on every label", |p| {
+            p["refit"] == "idle" && p["curve"].as_array().unwrap().last().is_some_and(|c| c["labels"] == rounds)
+        })
+        .await;
+        assert_eq!(progress["labels_used"], rounds);
+        assert_eq!(progress["budget"], 30);
+        // Points no label covers are held back: the model never saw their answers.
+        let (mut end, mut truth) = (Vec::new(), Vec::new());
+        let mut seeds: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for (k, ls) in set.iter().enumerate() {
+            let (status, w) =
+                app.get(&format!("/v1/labeling/projects/p/window?series=s{k}&start=0&end=4000&context=0")).await;
+            assert_eq!(status, 200, "{w}");
+            let held: Vec<usize> =
+                w["labels"].as_array().unwrap().iter().enumerate().filter(|(_, l)| **l == -1).map(|(i, _)| i).collect();
+            let p = floats(&w["probability"]);
+            end.extend(held.iter().map(|&i| p[i]));
+            truth.extend(held.iter().map(|&i| ls.labels[i]));
+            for (name, v) in w["seeds"].as_object().unwrap() {
+                let v = floats(v);
+                seeds.entry(name.clone()).or_default().extend(held.iter().map(|&i| v[i]));
+            }
+        }
+        let ap_end = average_precision(&end, &truth);
+        let (best, ap_seed) = seeds
+            .iter()
+            .map(|(n, v)| (n.clone(), average_precision(v, &truth)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        println!(
+            "{backend}: after {rounds} windows, AP on {} held-back points: end model {ap_end:.3}, best seed ({best}) {ap_seed:.3}",
+            truth.len()
+        );
+        assert!(truth.iter().filter(|t| **t).count() > 20, "held-back points hold anomalies");
+        assert!(ap_end > ap_seed, "{backend}: end model {ap_end:.3} is not above the best seed detector {ap_seed:.3}");
+
+        // Live points are scored by the newest model and served with the scores.
+        let tail: Vec<f64> = set[0].values[..300].to_vec();
+        ingest(&app, "s0", &tail, 4000).await;
+        let from = T0 + STEP_MS * 4000;
+        let scores = wait_for(&app, &format!("/v1/series/s0/scores?from={from}"), "live probabilities", |v| {
+            v["anomaly_probability"]["p"]["points"].as_array().is_some_and(|a| a.len() == 300)
+        })
+        .await;
+        for pt in scores["anomaly_probability"]["p"]["points"].as_array().unwrap() {
+            let p = pt[1][0].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&p), "{pt}");
+        }
+        let metrics = app.metrics().await;
+        let scored: f64 = metrics
+            .lines()
+            .find(|l| l.starts_with("driftwatch_anomaly_scored_points_total{project=\"p\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .expect("scored points metric");
+        assert!(scored >= 300.0, "{metrics}");
+        assert!(metrics.contains("driftwatch_labeling_labels_total{source=\"suggestion\"} 12"));
+        assert!(metrics.contains("driftwatch_labeling_budget_remaining{project=\"p\"} 18"));
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_labeling_input_gets_a_clear_4xx_and_loses_nothing() {
+    let set = driftwatch_testkit::labeled_set(1, 3000, 3);
+    for (backend, s, _guard) in each_backend("labeling_bad_input", settings()).await {
+        let app = TestApp::spawn(s).await;
+        ingest(&app, "s0", &set[0].values, 0).await;
+        let expect = |r: (u16, Value), status: u16, code: &str| {
+            assert_eq!(r.0, status, "{backend}: {}", r.1);
+            assert_eq!(r.1["error"]["code"], code, "{backend}: {}", r.1);
+            assert!(!r.1["error"]["message"].as_str().unwrap().is_empty());
+        };
+        // Projects.
+        expect(app.get("/v1/labeling/projects/nope/suggestions?analyst=a").await, 404, "not_found");
+        expect(
+            app.post("/v1/labeling/projects", &json!({"name": "x", "series": ["missing"], "author": "a"})).await,
+            400,
+            "invalid_project",
+        );
+        expect(
+            app.post("/v1/labeling/projects", &json!({"name": "bad name!", "series": ["s0"], "author": "a"})).await,
+            400,
+            "invalid_project",
+        );
+        expect(
+            app.post("/v1/labeling/projects", &json!({"name": "x", "series": ["s0"], "author": "a", "colour": 1}))
+                .await,
+            400,
+            "invalid_body",
+        );
+        expect(
+            app.post("/v1/labeling/projects", &json!({"name": "x", "series": ["s0"], "author": ""})).await,
+            400,
+            "invalid_author",
+        );
+        project(&app, "q", &["s0"], 20).await;
+        expect(
+            app.post("/v1/labeling/projects", &json!({"name": "q", "series": ["s0"], "author": "a"})).await,
+            409,
+            "name_taken",
+        );
+
+        let body = suggestions(&app, "q", "ann", 2).await;
+        let (round, s) = (body["round"].clone(), body["suggestions"][0].clone());
+        let (a, b) = (s["start"].as_i64().unwrap(), s["end"].as_i64().unwrap());
+        let client = &app;
+        let post = |v: Value| async move { client.post("/v1/labeling/projects/q/labels", &v).await };
+        let mut v = label_body("ann", &round, &s, vec![]);
+        v["anomalies"] = json!([[a - 5, a + 5]]);
+        expect(post(v).await, 400, "invalid_label");
+        let mut v = label_body("ann", &round, &s, vec![]);
+        v["anomalies"] = json!([[a + 10, a + 10]]);
+        expect(post(v).await, 400, "invalid_label");
+        let mut v = label_body("ann", &round, &s, vec![]);
+        v["end"] = json!(999_999);
+        v["suggestion"] = Value::Null;
+        expect(post(v).await, 400, "invalid_label");
+        let mut v = label_body("ann", &round, &s, vec![]);
+        v["round"] = json!(round.as_i64().unwrap() + 7);
+        expect(post(v).await, 400, "invalid_round");
+        let mut v = label_body("ann", &round, &s, vec![]);
+        v["series"] = json!("elsewhere");
+        expect(post(v).await, 404, "not_found");
+        let mut v = label_body("ann", &round, &s, vec![]);
+        v.as_object_mut().unwrap().remove("author");
+        expect(post(v).await, 400, "invalid_body");
+        let mut v = label_body("ann", &round, &s, vec![]);
+        v["suggestion"] = json!(123_456);
+        expect(post(v).await, 404, "not_found");
+
+        // Ann labels; Bob, who saw the same round, labels an overlapping window: stale.
+        let (status, l1) = post(label_body("ann", &round, &s, ranges(&set[0].labels, a as usize, b as usize))).await;
+        assert_eq!(status, 201, "{l1}");
+        let l1 = l1["label"]["id"].as_i64().unwrap();
+        let overlapping = json!({"author": "bob", "round": round, "series": "s0", "start": a + 10, "end": b + 10,
+                                 "anomalies": [[a + 20, a + 30]]});
+        expect(post(overlapping.clone()).await, 409, "stale_round");
+        // Ann edits her label; Bob's edit of the old version is refused.
+        let (status, l2) = app
+            .put(&format!("/v1/labeling/projects/q/labels/{l1}"), &json!({"author": "ann", "anomalies": [[a, a + 3]]}))
+            .await;
+        assert_eq!(status, 200, "{l2}");
+        let l2 = l2["label"]["id"].as_i64().unwrap();
+        expect(
+            app.put(&format!("/v1/labeling/projects/q/labels/{l1}"), &json!({"author": "bob", "anomalies": []})).await,
+            409,
+            "stale_label",
+        );
+        expect(
+            app.put(
+                &format!("/v1/labeling/projects/q/labels/{l2}"),
+                &json!({"author": "ann", "anomalies": [[b, b + 4]]}),
+            )
+            .await,
+            400,
+            "invalid_label",
+        );
+        // Undo once, not twice; nothing to undo for someone without labels.
+        let (status, u) = app.delete(&format!("/v1/labeling/projects/q/labels/{l2}?author=ann")).await;
+        assert_eq!(status, 200, "{u}");
+        expect(app.delete(&format!("/v1/labeling/projects/q/labels/{l2}?author=ann")).await, 409, "stale_label");
+        expect(app.delete("/v1/labeling/projects/q/labels/424242?author=ann").await, 404, "not_found");
+        expect(app.post("/v1/labeling/projects/q/undo", &json!({"author": "carol"})).await, 404, "not_found");
+        // Skips and vetoes.
+        let other = &body["suggestions"][1];
+        let skip = format!("/v1/labeling/projects/q/suggestions/{}/skip", other["id"]);
+        assert_eq!(app.post(&skip, &json!({"author": "ann"})).await.0, 200);
+        expect(app.post(&skip, &json!({"author": "ann"})).await, 409, "suggestion_closed");
+        expect(app.post("/v1/labeling/projects/q/lfs/9999/veto", &json!({"author": "ann"})).await, 404, "not_found");
+        expect(app.get("/v1/labeling/projects/q/window?series=s0&start=10&end=5").await, 400, "invalid_query");
+        expect(app.get("/v1/labeling/projects/q/suggestions?analyst=ann&limit=0").await, 400, "invalid_query");
+
+        // Bob, now up to date, labels his window.
+        let (_, now) = app.get("/v1/labeling/projects/q/progress").await;
+        let mut fresh = overlapping;
+        fresh["round"] = now["round"].clone();
+        let (status, l3) = post(fresh).await;
+        assert_eq!(status, 201, "{l3}");
+
+        // Nothing lost: every accepted label is kept with its history; refused ones left no trace.
+        let (_, labels) = app.get("/v1/labeling/projects/q/labels").await;
+        let labels = labels["labels"].as_array().unwrap();
+        let summary: Vec<(i64, &str, bool, Option<i64>)> = labels
+            .iter()
+            .map(|l| {
+                (
+                    l["id"].as_i64().unwrap(),
+                    l["author"].as_str().unwrap(),
+                    l["in_force"].as_bool().unwrap(),
+                    l["replaces"].as_i64(),
+                )
+            })
+            .collect();
+        let l3 = l3["label"]["id"].as_i64().unwrap();
+        assert_eq!(
+            summary,
+            vec![(l3, "bob", true, None), (l2, "ann", false, Some(l1)), (l1, "ann", false, None)],
+            "{backend}"
+        );
+        assert_eq!(labels[1]["undone_by"], "ann");
+        let (_, p) = app.get("/v1/labeling/projects/q/progress").await;
+        assert_eq!(p["labels_used"], 1, "{p}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_analysts_never_share_a_window_and_keep_both_labels() {
+    let set = driftwatch_testkit::labeled_set(2, 3000, 11);
+    for (backend, s, _guard) in each_backend("labeling_two_analysts", settings()).await {
+        let app = TestApp::spawn(s).await;
+        for (k, ls) in set.iter().enumerate() {
+            ingest(&app, &format!("s{k}"), &ls.values, 0).await;
+        }
+        project(&app, "two", &["s0", "s1"], 20).await;
+        let (ann, bob) = tokio::join!(suggestions(&app, "two", "ann", 5), suggestions(&app, "two", "bob", 5));
+        let windows = |v: &Value| -> Vec<(String, i64, i64, i64)> {
+            v["suggestions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["series"].as_str().unwrap().to_owned(),
+                        s["start"].as_i64().unwrap(),
+                        s["end"].as_i64().unwrap(),
+                        s["id"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let (wa, wb) = (windows(&ann), windows(&bob));
+        assert!(!wa.is_empty() && !wb.is_empty(), "{backend}: {ann} {bob}");
+        for x in &wa {
+            for y in &wb {
+                assert!(x.0 != y.0 || x.2 <= y.1 || y.2 <= x.1, "{backend}: ann and bob share {x:?} / {y:?}");
+            }
+        }
+        // Bob cannot answer Ann's suggestion while she holds it.
+        let steal = label_body("bob", &ann["round"], &ann["suggestions"][0], vec![]);
+        let (status, r) = app.post("/v1/labeling/projects/two/labels", &steal).await;
+        assert_eq!((status, r["error"]["code"].as_str()), (409, Some("suggestion_taken")), "{backend}: {r}");
+        // Both label at once; both labels are kept.
+        let la = label_body("ann", &ann["round"], &ann["suggestions"][0], vec![]);
+        let lb = label_body("bob", &bob["round"], &bob["suggestions"][0], vec![]);
+        let (ra, rb) = tokio::join!(
+            app.post("/v1/labeling/projects/two/labels", &la),
+            app.post("/v1/labeling/projects/two/labels", &lb)
+        );
+        assert_eq!((ra.0, rb.0), (201, 201), "{backend}: {} {}", ra.1, rb.1);
+        let (_, labels) = app.get("/v1/labeling/projects/two/labels").await;
+        let mut authors: Vec<&str> =
+            labels["labels"].as_array().unwrap().iter().map(|l| l["author"].as_str().unwrap()).collect();
+        authors.sort_unstable();
+        assert_eq!(authors, ["ann", "bob"], "{backend}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_project() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv")).unwrap();
+    let xs = driftwatch_testkit::parse_column(&text);
+    for (backend, s, _guard) in each_backend("labeling_feedback", settings()).await {
+        let app = TestApp::spawn(s).await;
+        ingest(&app, "m", &xs, 0).await;
+        let (_, ivs) = app.get("/v1/series/m/intervals").await;
+        let first = ivs["intervals"][0].clone();
+        assert!(first["start"].is_i64(), "{backend}: {ivs}");
+        assert_eq!(first["feedback"], Value::Null);
+        project(&app, "iv", &["m"], 10).await;
+        let path = format!("/v1/series/m/intervals/{}/feedback", first["start"]);
+        let (status, r) = app.post(&path, &json!({"author": "ann", "verdict": "maybe"})).await;
+        assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_verdict")), "{r}");
+        let (status, r) =
+            app.post("/v1/series/m/intervals/1/feedback", &json!({"author": "ann", "verdict": "confirm"})).await;
+        assert_eq!(status, 404, "{r}");
+        let (status, r) = app.post(&path, &json!({"author": "ann", "verdict": "confirm"})).await;
+        assert_eq!(status, 200, "{backend}: {r}");
+        assert_eq!(r["labels"][0]["project"], "iv", "{r}");
+        let (_, ivs) = app.get("/v1/series/m/intervals").await;
+        assert_eq!(ivs["intervals"][0]["feedback"]["verdict"], "confirm");
+        assert_eq!(ivs["intervals"][0]["feedback"]["author"], "ann");
+        let (_, labels) = app.get("/v1/labeling/projects/iv/labels").await;
+        let l = &labels["labels"][0];
+        assert_eq!(
+            (l["source"].as_str(), l["start"].clone(), l["author"].as_str()),
+            (Some("interval"), first["start"].clone(), Some("ann"))
+        );
+        assert_eq!(l["anomalies"], json!([[first["start"], l["end"]]]), "a confirmed interval is anomalous throughout");
+        let (_, p) = app.get("/v1/labeling/projects/iv/progress").await;
+        assert_eq!(p["labels_used"], 1, "{p}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_serve_one_project_and_only_the_lease_holder_refits() {
+    let Some(url) = fresh_pg("labeling_two_instances").await else { return };
+    let mut s = settings();
+    s.storage.url = Some(url);
+    let set = driftwatch_testkit::labeled_set(1, 3000, 5);
+    let a = TestApp::spawn(s.clone()).await;
+    let b = TestApp::spawn(s).await;
+    ingest(&a, "s0", &set[0].values, 0).await;
+    project(&a, "shared", &["s0"], 20).await;
+    wait_ready(&b, "shared").await;
+    for k in 0..5 {
+        let app = if k % 2 == 0 { &a } else { &b };
+        let who = if k % 2 == 0 { "ann" } else { "bob" };
+        let body = suggestions(app, "shared", who, 1).await;
+        let s = &body["suggestions"][0];
+        let (lo, hi) = (s["start"].as_u64().unwrap() as usize, s["end"].as_u64().unwrap() as usize);
+        let (status, r) = app
+            .post(
+                "/v1/labeling/projects/shared/labels",
+                &label_body(who, &body["round"], s, ranges(&set[0].labels, lo, hi)),
+            )
+            .await;
+        assert_eq!(status, 201, "{r}");
+    }
+    // Five labels trigger a refit on whichever instance holds the lease; both then serve it.
+    for app in [&a, &b] {
+        wait_for(app, "/v1/labeling/projects/shared/progress", "model version 1", |p| {
+            p["model_version"] == 1 && p["labels_used"] == 5
+        })
+        .await;
+    }
+    let refits = |m: String| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with("driftwatch_labeling_refits_total{outcome=\"ok\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap()
+    };
+    let (ra, rb) = (refits(a.metrics().await), refits(b.metrics().await));
+    assert!((ra == 0) != (rb == 0), "exactly one instance refits: {ra} / {rb}");
+    // The holder stops (giving its lease back); the other takes over the next refit.
+    let (holder, other) = if ra > 0 { (a, b) } else { (b, a) };
+    holder.stop().await;
+    let (status, r) = other.post("/v1/labeling/projects/shared/refit", &json!({"author": "ann"})).await;
+    assert_eq!(status, 202, "{r}");
+    wait_for(&other, "/v1/labeling/projects/shared/progress", "model version 2", |p| p["model_version"] == 2).await;
+    assert!(refits(other.metrics().await) >= 1);
+    other.stop().await;
+}
