@@ -332,13 +332,16 @@ async fn the_compose_configuration_runs_and_exports_every_metric_the_dashboards_
     let gen_args: Vec<String> = gen_cmd
         .iter()
         .map(|a| a.replace("kafka:9092", &brokers).replace("driftwatch.points", &topic))
-        .chain(["--points", "1500", "--rate", "3000", "--series", "6"].map(String::from))
+        .chain(["--points", "1500", "--rate", "3000", "--series", "3"].map(String::from))
         .collect();
     let gen_out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch")).args(&gen_args).output().unwrap();
     assert!(gen_out.status.success(), "generate {gen_args:?}: {}", String::from_utf8_lossy(&gen_out.stderr));
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
+    // The labeling metrics: watched series demo-003 (not fed by the generator here) comes over
+    // HTTP, a project over it gets labels and a model, and new points are scored live.
+    labeling_session(&client, &base).await;
     let wanted: BTreeSet<String> = dashboards()
         .iter()
         .flat_map(|f| dashboard_exprs(f))
@@ -389,6 +392,72 @@ async fn the_compose_configuration_runs_and_exports_every_metric_the_dashboards_
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Feeds watched series demo-003 over HTTP, labels five suggested windows of a project over it
+/// (one anomaly), waits for its model, and posts new points for the model to score.
+async fn labeling_session(client: &reqwest::Client, base: &str) {
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = client.request(method, format!("{base}{path}"));
+        if let Some(b) = body {
+            r = r.header("content-type", "application/json").body(b.to_string());
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap())
+        }
+    };
+    let ls = driftwatch_testkit::labeled_series(1800, 96, 6, 4);
+    let t0 = 1_795_780_800_000i64;
+    let points = |from: usize, to: usize| -> serde_json::Value {
+        (from..to).map(|i| serde_json::json!([t0 + 60_000 * i as i64, ls.values[i]])).collect()
+    };
+    let (status, r) = call(
+        reqwest::Method::POST,
+        "/v1/points",
+        Some(serde_json::json!({"series": "demo-003", "points": points(0, 1500)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let project = serde_json::json!({"name": "ops", "series": ["demo-003"], "budget": 10, "author": "ops"});
+    let (status, r) = call(reqwest::Method::POST, "/v1/labeling/projects", Some(project)).await;
+    assert_eq!(status, 201, "{r}");
+    let mut labeled = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while labeled < 5 {
+        assert!(Instant::now() < deadline, "the labeling project never took five labels");
+        let (status, body) =
+            call(reqwest::Method::GET, "/v1/labeling/projects/ops/suggestions?analyst=ops&limit=1", None).await;
+        if status == 409 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        assert_eq!(status, 200, "{body}");
+        let s = &body["suggestions"][0];
+        let c = s["centre"].as_i64().unwrap();
+        let anomalies = if labeled == 0 { serde_json::json!([[c, c + 1]]) } else { serde_json::json!([]) };
+        let label = serde_json::json!({"author": "ops", "round": body["round"], "suggestion": s["id"],
+            "series": "demo-003", "start": s["start"], "end": s["end"], "anomalies": anomalies});
+        let (status, r) = call(reqwest::Method::POST, "/v1/labeling/projects/ops/labels", Some(label)).await;
+        assert_eq!(status, 201, "{r}");
+        labeled += 1;
+    }
+    loop {
+        assert!(Instant::now() < deadline, "no model after five labels");
+        let (_, p) = call(reqwest::Method::GET, "/v1/labeling/projects/ops/progress", None).await;
+        if p["model_version"].as_i64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, r) = call(
+        reqwest::Method::POST,
+        "/v1/points",
+        Some(serde_json::json!({"series": "demo-003", "points": points(1500, 1800)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
 }
 
 /// The README's configuration reference names every setting the service reads.
