@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The labeling loop.
     pub labeling: crate::labeling::Labeling,
+    /// Recently validated API tokens.
+    pub tokens: crate::auth::TokenCache,
 }
 
 /// Outcome of one ingest request.
@@ -461,7 +463,14 @@ impl Application {
         let metrics = crate::metrics::Metrics::with_watched(&settings.metrics.watched_series);
         metrics.series.set(storage.counts().await?.series);
         let labeling = crate::labeling::Labeling::new(storage.clone(), metrics.clone(), settings.labeling.clone());
-        let state = AppState { storage, pipeline: Arc::new(pipeline), settings: Arc::new(settings), metrics, labeling };
+        let state = AppState {
+            storage,
+            pipeline: Arc::new(pipeline),
+            settings: Arc::new(settings),
+            metrics,
+            labeling,
+            tokens: crate::auth::TokenCache::default(),
+        };
         // With Kafka, a series' detector is loaded by the partition that carries it, when the
         // partition is assigned here: loading every series now would hold stale copies of series
         // other instances own (and a stale copy must never be checkpointed over a newer one).
@@ -480,8 +489,19 @@ impl Application {
             }
             None => None,
         };
-        tracing::info!(addr = %listener.local_addr()?, admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
-            storage = ?state.storage.backend(), restored, kafka = state.settings.kafka.enabled(), "Listening.");
+        let local = listener.local_addr()?;
+        if !state.settings.auth.tokens() {
+            anyhow::ensure!(
+                local.ip().is_loopback(),
+                "auth.mode = \"open\" serves the API without tokens and is allowed only on a loopback address, \
+                 not {local}: set auth.mode = \"tokens\" (DRIFTWATCH__AUTH__MODE=tokens) and create tokens with \
+                 `driftwatch token create`"
+            );
+            tracing::warn!(addr = %local, "Access control is off (auth.mode = open): any local client may use every route.");
+        }
+        tracing::info!(addr = %local, admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
+            storage = ?state.storage.backend(), restored, kafka = state.settings.kafka.enabled(),
+            auth = %state.settings.auth.mode, "Listening.");
         Ok(Self { listener, admin, state })
     }
 

@@ -45,6 +45,42 @@ pub enum Command {
     /// LEIAD: label-efficient interactive anomaly detection (replays and benchmarks).
     #[command(subcommand)]
     Leiad(LeiadCommand),
+    /// API tokens for `auth.mode = "tokens"`: create (printed once), list, revoke. Works on the
+    /// configured storage directly (the same settings as `serve`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `driftwatch token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (only its hash is stored: keep it now).
+    Create {
+        /// Unique name; writes made with the token are recorded under it.
+        #[arg(long)]
+        name: String,
+        /// What it may do: reader (queries), analyst (queries and labeling), ingest (points),
+        /// admin (everything).
+        #[arg(long, value_enum)]
+        role: crate::auth::Role,
+        /// TOML settings file (environment variables override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List tokens (names, roles, creation and revocation times; never secrets).
+    List {
+        /// TOML settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a token by name (running instances stop accepting it within 10 s).
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// TOML settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `driftwatch leiad ...`.

@@ -45,6 +45,30 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// The labeling loop (LEIAD): suggestions, refits, live anomaly probabilities.
     pub labeling: LabelingSettings,
+    /// Access control.
+    pub auth: AuthSettings,
+}
+
+/// Access control. See `auth`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `open` (no tokens; only on a loopback address) or `tokens` (a bearer token with a role
+    /// on every API route).
+    pub mode: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { mode: "open".into() }
+    }
+}
+
+impl AuthSettings {
+    /// Whether API routes need tokens.
+    pub fn tokens(&self) -> bool {
+        self.mode == "tokens"
+    }
 }
 
 /// The labeling loop. See `labeling`.
@@ -244,6 +268,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             kafka: KafkaSettings::default(),
             labeling: LabelingSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -310,6 +335,9 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.auth.mode.as_str(), "open" | "tokens") {
+            return Err(ConfigError::Invalid(format!("auth.mode must be open or tokens, not {:?}", self.auth.mode)));
+        }
         if self.pipeline.queue == 0 {
             return Err(ConfigError::Invalid("pipeline.queue must be at least 1".into()));
         }

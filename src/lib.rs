@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! * [`app`] — the running service: state, the write path, start-up and shutdown.
+//! * [`auth`] — API tokens, roles, and the role each route needs.
 //! * [`cli`] — the clap command tree.
 //! * [`config`] — settings: defaults, TOML file, environment.
 //! * [`http`] — the axum API and its JSON errors.
@@ -21,6 +22,7 @@
 //! * [`storage`] — SQLite or PostgreSQL behind one interface; the only module with SQL.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -287,6 +287,19 @@ impl Instance {
         Self { child, port, log }
     }
 
+    /// Waits until the instance answers `/readyz` (its migrations have run).
+    async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        while Instant::now() < deadline {
+            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("instance on port {} never became ready\n{}", self.port, self.log_tail());
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
@@ -421,6 +434,9 @@ async fn a_group_with_an_instance_killed_mid_stream_ends_like_one_uninterrupted_
     let solo = Instance::start("solo", dir.path(), &solo_db, &brokers, &topic, &solo_group);
     let a = Instance::start("a", dir.path(), &shared_db, &brokers, &topic, &group);
     let mut b = Instance::start("b", dir.path(), &shared_db, &brokers, &topic, &group);
+    for i in [&solo, &a, &b] {
+        i.ready().await;
+    }
     produce_chunks(&p, &topic, &data, 0..POINTS / CHUNK / 2).await;
 
     // Kill b (SIGKILL) once both members have been working on their partitions for a while.

@@ -341,7 +341,22 @@ async fn the_compose_configuration_runs_and_exports_every_metric_the_dashboards_
     let base = format!("http://127.0.0.1:{port}");
     // The labeling metrics: watched series demo-003 (not fed by the generator here) comes over
     // HTTP, a project over it gets labels and a model, and new points are scored live.
-    labeling_session(&client, &base).await;
+    // The stack runs with auth.mode = tokens: tokens made with the CLI, as the README says.
+    let token = |name: &str, role: &str| -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["token", "create", "--name", name, "--role", role, "--config"])
+            .arg(root().join("deploy/driftwatch.toml"))
+            .env_clear()
+            .env("DATABASE_URL", &db_url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (ingest, analyst) = (token("ops-ingest", "ingest"), token("ops-analyst", "analyst"));
+    let r = client.get(format!("{base}/v1/series")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the stack's API refuses requests without a token");
+    labeling_session(&client, &base, &ingest, &analyst).await;
     let wanted: BTreeSet<String> = dashboards()
         .iter()
         .flat_map(|f| dashboard_exprs(f))
@@ -367,6 +382,7 @@ async fn the_compose_configuration_runs_and_exports_every_metric_the_dashboards_
     // The watched series of the compose config are the generator's, and they were fed.
     let series: serde_json::Value = client
         .get(format!("{base}/v1/series/demo-000"))
+        .header("authorization", format!("Bearer {analyst}"))
         .send()
         .await
         .unwrap()
@@ -396,9 +412,10 @@ async fn the_compose_configuration_runs_and_exports_every_metric_the_dashboards_
 
 /// Feeds watched series demo-003 over HTTP, labels five suggested windows of a project over it
 /// (one anomaly), waits for its model, and posts new points for the model to score.
-async fn labeling_session(client: &reqwest::Client, base: &str) {
+async fn labeling_session(client: &reqwest::Client, base: &str, ingest: &str, analyst: &str) {
     let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
-        let mut r = client.request(method, format!("{base}{path}"));
+        let token = if path == "/v1/points" { ingest } else { analyst };
+        let mut r = client.request(method, format!("{base}{path}")).header("authorization", format!("Bearer {token}"));
         if let Some(b) = body {
             r = r.header("content-type", "application/json").body(b.to_string());
         }

@@ -7,8 +7,9 @@ pub mod detect;
 pub mod generate;
 pub mod leiad;
 pub mod replay;
+pub mod token;
 
-use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, LeiadCommand};
+use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, LeiadCommand, TokenCommand};
 use crate::config::Settings;
 
 /// Runs a parsed command line.
@@ -33,6 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Leiad(LeiadCommand::Simulate(args)) => leiad::simulate(&args),
         Command::Leiad(LeiadCommand::Synth(args)) => leiad::synth(&args),
         Command::Leiad(LeiadCommand::Bench(args)) => leiad::bench(&args),
+        Command::Token(TokenCommand::Create { name, role, config }) => token::create(&name, role, config.as_deref()),
+        Command::Token(TokenCommand::List { config }) => token::list(config.as_deref()),
+        Command::Token(TokenCommand::Revoke { name, config }) => token::revoke(&name, config.as_deref()),
     }
 }
 

@@ -26,6 +26,16 @@ impl ApiError {
         Self { status: StatusCode::NOT_FOUND, code: "not_found", message: what.into() }
     }
 
+    /// 401: no token, or one that is malformed, unknown or revoked.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into() }
+    }
+
+    /// 403: the token's role may not use this route.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
+    }
+
     /// 409: the request conflicts with the current state.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self { status: StatusCode::CONFLICT, code, message: message.into() }

@@ -44,6 +44,7 @@ pub fn routers(state: AppState) -> (Router, Router) {
         .route("/v1/intervals", get(all_intervals))
         .merge(labeling::routes())
         .merge(web::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state.clone());

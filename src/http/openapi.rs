@@ -63,9 +63,46 @@ pub(super) struct ErrorDetail {
 )]
 struct ApiDoc;
 
-/// The document as JSON.
+/// The document as JSON. Every operation states the role it needs (`x-required-role`, a line
+/// in its description, and a bearer `security` requirement), taken from
+/// [`crate::auth::required_role`], the function the middleware enforces.
 pub(super) fn document() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises")
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(ops) = item.as_object_mut() else { continue };
+            for (method, op) in ops.iter_mut() {
+                let Ok(m) = method.to_ascii_uppercase().parse::<axum::http::Method>() else { continue };
+                let role = crate::auth::required_role(&m, path);
+                let name = role.map_or("public", crate::auth::Role::as_str);
+                op["x-required-role"] = serde_json::json!(name);
+                let line = match role {
+                    None => "Role: public (no token).".to_owned(),
+                    Some(r) => format!(
+                        "Role: {} (with auth.mode = tokens; admin may use every route, analyst every reader route).",
+                        r.as_str()
+                    ),
+                };
+                let desc = op["description"].as_str().map_or(line.clone(), |d| format!("{d}\n\n{line}"));
+                op["description"] = serde_json::json!(desc);
+                if role.is_some() {
+                    op["security"] = serde_json::json!([{"bearer": []}]);
+                    if let Some(r) = op["responses"].as_object_mut() {
+                        r.insert(
+                            "401".into(),
+                            serde_json::json!({"description": "No token, or an unknown or revoked one"}),
+                        );
+                        r.insert(
+                            "403".into(),
+                            serde_json::json!({"description": "The token's role may not use this route"}),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    doc["components"]["securitySchemes"] = serde_json::json!({"bearer": {"type": "http", "scheme": "bearer", "description": "dwt_… token from `driftwatch token create`"}});
+    doc
 }
 
 #[cfg(test)]
@@ -107,5 +144,15 @@ mod tests {
             doc["paths"]["/v1/intervals"]["get"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "since")
         );
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+        // Every operation states its role.
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let role = op["x-required-role"].as_str().unwrap_or_else(|| panic!("{method} {path} has no role"));
+                assert!(["public", "reader", "analyst", "ingest", "admin"].contains(&role), "{method} {path}: {role}");
+                assert!(op["description"].as_str().unwrap().contains("Role: "), "{method} {path}");
+            }
+        }
+        assert_eq!(doc["paths"]["/v1/points"]["post"]["x-required-role"], "ingest");
+        assert_eq!(doc["paths"]["/metrics"]["get"]["x-required-role"], "public");
     }
 }

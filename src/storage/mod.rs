@@ -26,6 +26,7 @@
 
 mod codec;
 mod labeling;
+mod tokens;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -33,6 +34,7 @@ use thiserror::Error;
 
 pub use codec::{decode_points, encode_points};
 pub use labeling::{Conflict, LabelRow, LfRow, ModelRow, NewLabel, ProjectRow, RoundRow, SuggestionRow};
+pub use tokens::TokenRow;
 
 const SAVE_CHECKPOINT: &str = "INSERT INTO checkpoints (state, points, series_id) VALUES ($1, $2, $3) \
      ON CONFLICT (series_id) DO UPDATE SET state = excluded.state, points = excluded.points \

@@ -81,6 +81,9 @@
   // ---------------------------------------------------------------- local settings
 
   const analyst = () => (localStorage.getItem(LS_ANALYST) || '').trim();
+  // The API token (auth.mode = tokens) lives in sessionStorage: it leaves with the tab.
+  const LS_TOKEN = 'driftwatch.token';
+  const apiToken = () => (sessionStorage.getItem(LS_TOKEN) || '').trim();
   function setAnalyst(name) {
     localStorage.setItem(LS_ANALYST, name.trim());
     window.dispatchEvent(new CustomEvent('analyst-changed'));
@@ -107,6 +110,7 @@
   /** Calls the service; resolves to the parsed JSON (or null), rejects with ApiError. */
   async function api(path, { method = 'GET', body, signal } = {}) {
     const init = { method, signal, cache: 'no-store', headers: { accept: 'application/json' } };
+    if (apiToken()) init.headers.authorization = `Bearer ${apiToken()}`;
     if (body !== undefined) {
       init.headers['content-type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -122,6 +126,10 @@
     let data = null;
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
+    }
+    if (res.status === 401) {
+      throw new ApiError(401, 'unauthorized',
+        'This service needs an API token: paste yours (from `driftwatch token create`) in the Token field at the top and Save.');
     }
     if (!res.ok) {
       const err = data && data.error;
@@ -329,6 +337,10 @@
       e.preventDefault();
       const name = input.value.trim();
       if (!name) { input.focus(); return; }
+      const token = $('#api-token').value.trim();
+      if (token) sessionStorage.setItem(LS_TOKEN, token);
+      $('#api-token').value = '';
+      $('#api-token').placeholder = apiToken() ? 'token saved' : 'only if required';
       setAnalyst(name);
       toast(`Analyst name saved: ${name}`);
       $('#view').focus({ preventScroll: true }); // leave the form so the page's shortcuts work

@@ -1,0 +1,185 @@
+//! Access control over real HTTP: the service in `auth.mode = "tokens"` with a token of each
+//! role made by `driftwatch token create`, and every route tried with each of them (allowed, or
+//! refused with 403), without a token and with a bad or revoked one (401). Also: open mode is
+//! refused on a non-loopback address.
+
+mod common;
+
+use common::{TestApp, base_settings};
+use serde_json::{Value, json};
+
+fn token_cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .arg("token")
+        .args(args)
+        .env_clear()
+        .env("DRIFTWATCH__STORAGE__DATA_DIR", data)
+        .env("DRIFTWATCH__AUTH__MODE", "tokens")
+        .output()
+        .unwrap()
+}
+
+fn create(data: &std::path::Path, name: &str, role: &str) -> String {
+    let out = token_cli(data, &["create", "--name", name, "--role", role]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn call(app: &TestApp, method: &str, path: &str, body: Option<&Value>, token: Option<&str>) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut r = app.client.request(m, format!("{}{path}", app.base));
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        r = r.header("content-type", "application/json").body(b.to_string());
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Every route with the role it needs (the spec this test holds the service to).
+fn routes(role_tag: &str) -> Vec<(&'static str, String, Option<Value>, &'static str)> {
+    let pts = json!({"series": "s", "points": [[1_795_800_000_000i64 + 1, 1.0]]});
+    let label = json!({"author": "x", "round": 0, "series": "s", "start": 0, "end": 10, "anomalies": []});
+    vec![
+        ("GET", "/v1/series".into(), None, "reader"),
+        ("GET", "/v1/series/s".into(), None, "reader"),
+        ("GET", "/v1/series/s/points".into(), None, "reader"),
+        ("GET", "/v1/series/s/scores".into(), None, "reader"),
+        ("GET", "/v1/series/s/intervals".into(), None, "reader"),
+        ("GET", "/v1/intervals".into(), None, "reader"),
+        ("POST", "/v1/points".into(), Some(pts), "ingest"),
+        ("PUT", "/v1/series/s/config".into(), Some(json!({"alpha": 2.5})), "admin"),
+        ("POST", "/v1/series/s/reset".into(), None, "admin"),
+        ("DELETE", format!("/v1/series/victim-{role_tag}"), None, "admin"),
+        (
+            "POST",
+            "/v1/series/s/intervals/0/feedback".into(),
+            Some(json!({"author": "x", "verdict": "confirm"})),
+            "analyst",
+        ),
+        ("GET", "/v1/labeling/projects".into(), None, "reader"),
+        (
+            "POST",
+            "/v1/labeling/projects".into(),
+            Some(json!({"name": format!("p-{role_tag}"), "series": ["s"], "author": "x"})),
+            "analyst",
+        ),
+        ("GET", "/v1/labeling/projects/p".into(), None, "reader"),
+        ("GET", "/v1/labeling/projects/p/suggestions?analyst=x".into(), None, "analyst"),
+        ("POST", "/v1/labeling/projects/p/suggestions/999/skip".into(), Some(json!({"author": "x"})), "analyst"),
+        ("GET", "/v1/labeling/projects/p/window?series=s&start=0&end=10".into(), None, "reader"),
+        ("GET", "/v1/labeling/projects/p/labels".into(), None, "reader"),
+        ("POST", "/v1/labeling/projects/p/labels".into(), Some(label), "analyst"),
+        ("PUT", "/v1/labeling/projects/p/labels/999".into(), Some(json!({"author": "x", "anomalies": []})), "analyst"),
+        ("DELETE", "/v1/labeling/projects/p/labels/999?author=x".into(), None, "analyst"),
+        ("POST", "/v1/labeling/projects/p/undo".into(), Some(json!({"author": "x"})), "analyst"),
+        ("GET", "/v1/labeling/projects/p/lfs".into(), None, "reader"),
+        ("POST", "/v1/labeling/projects/p/lfs/0/veto".into(), Some(json!({"author": "x", "vetoed": false})), "analyst"),
+        ("POST", "/v1/labeling/projects/p/refit".into(), Some(json!({"author": "x"})), "analyst"),
+        ("GET", "/v1/labeling/projects/p/progress".into(), None, "reader"),
+    ]
+}
+
+fn allows(role: &str, need: &str) -> bool {
+    role == "admin" || role == need || (role == "analyst" && need == "reader")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_admits_exactly_the_roles_it_should() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokens = std::collections::BTreeMap::new();
+    for role in ["reader", "analyst", "ingest", "admin"] {
+        tokens.insert(role, create(dir.path(), &format!("{role}-token"), role));
+    }
+    let spare = create(dir.path(), "spare", "admin");
+    let out = token_cli(dir.path(), &["create", "--name", "spare", "--role", "reader"]);
+    assert!(!out.status.success(), "a taken name is refused");
+    let mut s = base_settings();
+    s.storage.data_dir = dir.path().to_owned();
+    s.auth.mode = "tokens".into();
+    s.labeling.tick_ms = 100;
+    let app = TestApp::spawn(s).await;
+
+    // Data for the routes to find: series s (and one victim per role to delete), project p.
+    let admin = tokens["admin"].clone();
+    let values: Vec<Value> = (0..400).map(|i| json!([1_795_780_800_000i64 + 60_000 * i, (i % 7) as f64])).collect();
+    for name in ["s", "victim-reader", "victim-analyst", "victim-ingest", "victim-admin", "victim-none"] {
+        let (st, b) =
+            call(&app, "POST", "/v1/points", Some(&json!({"series": name, "points": values})), Some(&admin)).await;
+        assert_eq!(st, 200, "{b}");
+    }
+    let (st, b) = call(
+        &app,
+        "POST",
+        "/v1/labeling/projects",
+        Some(&json!({"name": "p", "series": ["s"], "author": "x"})),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    for _ in 0..100 {
+        if call(&app, "GET", "/v1/labeling/projects/p/progress", None, Some(&admin)).await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let mut checked = 0;
+    for (role, token) in &tokens {
+        for (method, path, body, need) in routes(role) {
+            let (status, b) = call(&app, method, &path, body.as_ref(), Some(token)).await;
+            if allows(role, need) {
+                assert!(status != 401 && status != 403, "{role} should be allowed {method} {path}: {status} {b}");
+            } else {
+                assert_eq!(status, 403, "{role} should be refused {method} {path}: {b}");
+                assert_eq!(b["error"]["code"], "forbidden");
+                assert!(b["error"]["message"].as_str().unwrap().contains(need), "{b}");
+            }
+            checked += 1;
+        }
+    }
+    // No token, a malformed one, an unknown one: 401 on every route.
+    let unknown = "dwt_0011223344556677_".to_owned() + &"ab".repeat(32);
+    for (method, path, body, _) in routes("none") {
+        for t in [None, Some("nonsense"), Some(unknown.as_str())] {
+            let (status, b) = call(&app, method, &path, body.as_ref(), t).await;
+            assert_eq!(status, 401, "{method} {path} with {t:?}: {b}");
+            assert_eq!(b["error"]["code"], "unauthorized");
+        }
+    }
+    // Public routes need nothing.
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/ui/", "/ui/app.js"] {
+        assert_eq!(call(&app, "GET", path, None, None).await.0, 200, "{path}");
+    }
+    // The page carries the Content-Security-Policy.
+    let r = app.client.get(format!("{}/ui/", app.base)).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    // A revoked token is refused (it was never used, so no cache holds it).
+    let out = token_cli(dir.path(), &["revoke", "spare"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(call(&app, "GET", "/v1/series", None, Some(&spare)).await.0, 401);
+    assert!(!token_cli(dir.path(), &["revoke", "spare"]).status.success(), "revoking twice is an error");
+    // The listing shows names and roles, never secrets.
+    let list = String::from_utf8(token_cli(dir.path(), &["list"]).stdout).unwrap();
+    assert_eq!(list.lines().count(), 5, "{list}");
+    assert!(!list.contains(&admin[4..20]) && list.contains("\"role\":\"analyst\""), "{list}");
+    println!("{checked} role-route pairs checked");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn open_mode_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = base_settings();
+    s.storage.data_dir = dir.path().to_owned();
+    s.http.addr = "0.0.0.0:0".into();
+    let err = driftwatch::app::Application::build(s.clone()).await.unwrap_err().to_string();
+    assert!(err.contains("auth.mode") && err.contains("loopback"), "{err}");
+    s.auth.mode = "tokens".into();
+    assert!(driftwatch::app::Application::build(s).await.is_ok());
+}
