@@ -48,6 +48,8 @@ pub struct AppState {
     pub labeling: crate::labeling::Labeling,
     /// Recently validated API tokens.
     pub tokens: crate::auth::TokenCache,
+    /// Per-token request buckets.
+    pub limiter: crate::http::RateLimiter,
 }
 
 /// Outcome of one ingest request.
@@ -449,7 +451,11 @@ impl Application {
             std::fs::create_dir_all(&settings.storage.data_dir)
                 .with_context(|| format!("creating the data directory {}", settings.storage.data_dir.display()))?;
         }
-        let storage = Storage::connect(&settings.storage_url(), settings.storage.max_connections)
+        let timeouts = crate::storage::Timeouts {
+            acquire_ms: settings.storage.acquire_timeout_ms,
+            statement_ms: settings.storage.statement_timeout_ms,
+        };
+        let storage = Storage::connect_with(&settings.storage_url(), settings.storage.max_connections, timeouts)
             .await
             .context("opening storage")?;
         let detector = detector_defaults(&settings).map_err(anyhow::Error::msg)?;
@@ -470,6 +476,7 @@ impl Application {
             metrics,
             labeling,
             tokens: crate::auth::TokenCache::default(),
+            limiter: crate::http::RateLimiter::default(),
         };
         // With Kafka, a series' detector is loaded by the partition that carries it, when the
         // partition is assigned here: loading every series now would hold stale copies of series

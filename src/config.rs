@@ -56,11 +56,15 @@ pub struct AuthSettings {
     /// `open` (no tokens; only on a loopback address) or `tokens` (a bearer token with a role
     /// on every API route).
     pub mode: String,
+    /// Requests per second each token may make (0 = no limit); `tokens` mode only.
+    pub rate_per_sec: f64,
+    /// Requests a token may make at once before the rate applies.
+    pub burst: f64,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { mode: "open".into() }
+        Self { mode: "open".into(), rate_per_sec: 0.0, burst: 50.0 }
     }
 }
 
@@ -211,6 +215,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// A separate listener for /metrics, /healthz and /readyz (they then leave the API port).
     pub admin_addr: Option<String>,
+    /// Deadline of one request, milliseconds (answered 503 `timeout` past it).
+    pub request_timeout_ms: u64,
 }
 
 /// Storage settings.
@@ -227,6 +233,10 @@ pub struct StorageSettings {
     pub retention_days_points: u32,
     /// Days of window and anomaly scores kept per series, likewise (0 = all).
     pub retention_days_scores: u32,
+    /// Longest wait for a database connection, milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Longest database statement, milliseconds (PostgreSQL statement_timeout; SQLite lock wait).
+    pub statement_timeout_ms: u64,
 }
 
 /// Pipeline settings.
@@ -275,7 +285,7 @@ impl Default for Settings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { addr: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20, admin_addr: None }
+        Self { addr: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20, admin_addr: None, request_timeout_ms: 30_000 }
     }
 }
 
@@ -287,6 +297,8 @@ impl Default for StorageSettings {
             max_connections: 8,
             retention_days_points: 30,
             retention_days_scores: 7,
+            acquire_timeout_ms: 10_000,
+            statement_timeout_ms: 30_000,
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub kafka_errors: IntCounterVec,
     /// Age of a Kafka message (now − its timestamp) when its results are stored.
     pub kafka_record_age_seconds: Histogram,
+    /// Requests abandoned at `http.request_timeout_ms`.
+    pub http_timeouts: IntCounter,
     /// Labels stored, by source (suggestion, edit, interval).
     pub labeling_labels: IntCounterVec,
     /// End-model refits by outcome (ok, failed).
@@ -257,6 +259,11 @@ impl Metrics {
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             )
             .expect("valid metric"),
+            http_timeouts: IntCounter::new(
+                "driftwatch_http_timeouts_total",
+                "HTTP requests abandoned at http.request_timeout_ms (answered 503 timeout).",
+            )
+            .expect("valid metric"),
             labeling_labels: IntCounterVec::new(
                 Opts::new("driftwatch_labeling_labels_total", "Labels stored, by source (suggestion, edit, interval)."),
                 &["source"],
@@ -349,6 +356,7 @@ impl Metrics {
             Box::new(m.kafka_events.clone()),
             Box::new(m.kafka_errors.clone()),
             Box::new(m.kafka_record_age_seconds.clone()),
+            Box::new(m.http_timeouts.clone()),
             Box::new(m.labeling_labels.clone()),
             Box::new(m.labeling_refits.clone()),
             Box::new(m.labeling_refit_seconds.clone()),

@@ -183,3 +183,54 @@ async fn open_mode_is_refused_off_loopback() {
     s.auth.mode = "tokens".into();
     assert!(driftwatch::app::Application::build(s).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_rate_per_token_deadlines_and_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = create(dir.path(), "a", "reader");
+    let b = create(dir.path(), "b", "admin");
+    let mut s = base_settings();
+    s.storage.data_dir = dir.path().to_owned();
+    s.auth.mode = "tokens".into();
+    s.auth.rate_per_sec = 0.5;
+    s.auth.burst = 2.0;
+    s.http.request_timeout_ms = 100;
+    let app = TestApp::spawn(s).await;
+    // Two requests of burst, then 429 with Retry-After; another token has its own bucket.
+    assert_eq!(call(&app, "GET", "/v1/series", None, Some(&a)).await.0, 200);
+    assert_eq!(call(&app, "GET", "/v1/series", None, Some(&a)).await.0, 200);
+    let r = app.client.get(format!("{}/v1/series", app.base)).bearer_auth(&a).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // A request past the deadline (100 ms for 300,000 points) is abandoned with 503 and counted.
+    let values: Vec<Value> = (0..300_000).map(|i| json!([1_795_780_800_000i64 + 1000 * i, (i % 13) as f64])).collect();
+    let (status, body) =
+        call(&app, "POST", "/v1/points", Some(&json!({"series": "big", "points": values})), Some(&b)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("timeout")), "{body}");
+    // The abandoned request's points are still all stored: the write path is not cut midway.
+    let last = 1_795_780_800_000i64 + 1000 * 299_999;
+    let mut stored = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await; // b's bucket refills at 0.5/s
+        let (status, body) = call(&app, "GET", "/v1/series/big", None, Some(&b)).await;
+        if status == 200 && body["last_ts"] == last {
+            stored = true;
+            break;
+        }
+    }
+    assert!(stored, "the abandoned batch was not stored");
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    let headers = metrics.headers().clone();
+    let text = metrics.text().await.unwrap();
+    assert!(text.lines().any(|l| l.starts_with("driftwatch_http_timeouts_total ") && !l.ends_with(" 0")), "{text}");
+    // Security headers on every answer.
+    for (k, v) in
+        [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("referrer-policy", "no-referrer")]
+    {
+        assert_eq!(headers[k].to_str().unwrap(), v, "{k}");
+    }
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    app.stop().await;
+}

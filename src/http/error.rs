@@ -36,6 +36,16 @@ impl ApiError {
         Self { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
     }
 
+    /// 429: over the token's request rate.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::TOO_MANY_REQUESTS, code: "rate_limited", message: message.into() }
+    }
+
+    /// 503: the request ran past `http.request_timeout_ms`.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "timeout", message: message.into() }
+    }
+
     /// 409: the request conflicts with the current state.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self { status: StatusCode::CONFLICT, code, message: message.into() }

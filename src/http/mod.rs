@@ -4,6 +4,7 @@
 mod downsample;
 mod error;
 mod labeling;
+mod limits;
 mod openapi;
 mod web;
 
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
+pub use limits::RateLimiter;
 
 use crate::app::AppState;
 use crate::storage::{IntervalQuery, IntervalRow, SeriesRow};
@@ -44,14 +46,17 @@ pub fn routers(state: AppState) -> (Router, Router) {
         .route("/v1/intervals", get(all_intervals))
         .merge(labeling::routes())
         .merge(web::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state.clone());
     let ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state);
     (api, ops)
@@ -110,7 +115,13 @@ async fn ingest(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
         BytesRejection::FailedToBufferBody(_) => ApiError::too_large(state.settings.http.max_body_bytes),
         other => ApiError::bad_request("invalid_body", other.body_text()),
     })?;
-    let summary = state.ingest_body(&body).await?;
+    // The write path runs in its own task: a request abandoned at its deadline (or by its
+    // client) must not stop a batch between the detectors and storage, which would lose those
+    // results. A retry of the same points is then counted as duplicates.
+    let worker = state.clone();
+    let summary = tokio::spawn(async move { worker.ingest_body(&body).await })
+        .await
+        .map_err(|e| ApiError::internal(format!("ingest task: {e}")))??;
     if summary.messages == 0 {
         let first = summary.errors.first().map_or_else(|| "the body holds no message".to_string(), |e| e.to_string());
         return Err(ApiError::bad_request("invalid_body", first));

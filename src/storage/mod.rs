@@ -78,6 +78,21 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+/// Time limits of storage calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest wait for a pooled connection, milliseconds.
+    pub acquire_ms: u64,
+    /// Longest statement (PostgreSQL `statement_timeout`; SQLite's lock wait), milliseconds.
+    pub statement_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { acquire_ms: 10_000, statement_ms: 30_000 }
+    }
+}
+
 /// Which back-end a [`Storage`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -231,6 +246,14 @@ impl Storage {
     /// # Errors
     /// An unsupported URL, an unreachable database or a failed migration.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StorageError> {
+        Self::connect_with(url, max_connections, Timeouts::default()).await
+    }
+
+    /// [`Storage::connect`] with explicit time limits.
+    ///
+    /// # Errors
+    /// As [`Storage::connect`].
+    pub async fn connect_with(url: &str, max_connections: u32, timeouts: Timeouts) -> Result<Self, StorageError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite://") {
             let sep = if rest.contains('?') { '&' } else { '?' };
@@ -241,7 +264,25 @@ impl Storage {
             return Err(StorageError::Url(url.split(':').next().unwrap_or("").to_owned()));
         };
         let writers = if backend == Backend::Sqlite { 1 } else { max_connections.max(1) };
-        let pool = AnyPoolOptions::new().max_connections(writers).connect(&url).await?;
+        let options = |max: u32| {
+            let statement_ms = timeouts.statement_ms;
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(std::time::Duration::from_millis(timeouts.acquire_ms.max(1)))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        // Every statement has a deadline on PostgreSQL; SQLite waits at most as
+                        // long for a lock.
+                        let sql = if backend == Backend::Postgres {
+                            format!("SET statement_timeout = {statement_ms}")
+                        } else {
+                            format!("PRAGMA busy_timeout = {statement_ms}")
+                        };
+                        sqlx::Executor::execute(conn, sql.as_str()).await.map(|_| ())
+                    })
+                })
+        };
+        let pool = options(writers).connect(&url).await?;
         if backend == Backend::Sqlite {
             // WAL lets readers run while a batch is written; it is a property of the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
@@ -252,7 +293,7 @@ impl Storage {
         }
         // Reads get their own connections on both back-ends, so a query never waits for a
         // connection behind ingest transactions.
-        let read = AnyPoolOptions::new().max_connections(max_connections.max(1)).connect(&url).await?;
+        let read = options(max_connections.max(1)).connect(&url).await?;
         Ok(Self { pool, read, backend })
     }
 
