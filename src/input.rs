@@ -74,13 +74,18 @@ pub fn parse_csv(bytes: &[u8], path: &Path, columns: Option<&[String]>) -> Resul
     let mut width: Option<usize> = None;
     let mut data = Vec::new();
     let mut n = 0;
-    for (i, rec) in reader.records().enumerate() {
-        let line = i + 1;
-        let rec = rec.map_err(|e| row_err(line, e.to_string()))?;
+    let mut first = true;
+    let mut lines = LineCounter { bytes, at: 0, line: 1 };
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| {
+            let line = lines.line_of(e.position().map_or(bytes.len(), |p| p.byte() as usize));
+            row_err(line, e.to_string())
+        })?;
+        let line = lines.line_of(rec.position().map_or(bytes.len(), |p| p.byte() as usize));
         if rec.len() == 1 && rec[0].is_empty() {
-            continue; // blank line
+            continue; // blank line (only whitespace)
         }
-        if i == 0 && rec.iter().any(|f| f.parse::<f64>().is_err()) {
+        if std::mem::take(&mut first) && rec.iter().any(|f| f.parse::<f64>().is_err()) {
             names = Some(rec.iter().map(str::to_owned).collect());
             width = Some(rec.len());
             continue;
@@ -113,6 +118,30 @@ pub fn parse_csv(bytes: &[u8], path: &Path, columns: Option<&[String]>) -> Resul
     let sel = selected.expect("set with the first data row");
     let names = names.map(|all| sel.iter().map(|&c| all[c].clone()).collect());
     Ok(Table { data, n, d: sel.len(), names })
+}
+
+/// The line a record starts on. The csv reader skips empty lines without counting them as
+/// records, and the position it gives a record is where it started looking (before the empty
+/// lines), so neither a record's index nor its position's line is the line in the file: the
+/// record starts at the first byte from there that is not a line end, and its line is one more
+/// than the `\n`s before that (a lone `\r` ends a record but, as in the csv reader, not a line).
+/// Records come in order, so the count only moves forward.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl LineCounter<'_> {
+    fn line_of(&mut self, byte: usize) -> usize {
+        let mut start = byte.clamp(self.at, self.bytes.len());
+        while start < self.bytes.len() && matches!(self.bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        self.line += self.bytes[self.at..start].iter().filter(|&&b| b == b'\n').count();
+        self.at = start;
+        self.line
+    }
 }
 
 fn select_columns(columns: Option<&[String]>, names: Option<&[String]>, width: usize) -> Result<Vec<usize>, String> {
@@ -151,6 +180,10 @@ mod tests {
         assert_eq!(t.names, Some(vec!["a".into(), "b".into()]));
         let t = parse("1.5\n-2e3\n\n7\n", None).unwrap();
         assert_eq!((t.n, t.d, t.data), (3, 1, vec![1.5, -2000.0, 7.0]));
+        // The header is the first line that is not blank, even when the blank line holds spaces
+        // (found by fuzzing: a whitespace-only first line made the header a data row).
+        let t = parse("  \n\na,b\n1,2\n", None).unwrap();
+        assert_eq!((t.n, t.names), (1, Some(vec!["a".into(), "b".into()])));
     }
 
     #[test]
@@ -175,6 +208,13 @@ mod tests {
             "x.csv: row 3: column 1 is not a number: \"abc\""
         );
         assert_eq!(parse("x,y\n", None).unwrap_err().to_string(), "x.csv: no numeric data rows");
+        // Blank and whitespace-only lines are counted: the row is the line in the file (found by
+        // fuzzing: rows used to count records, and the csv reader skips empty lines).
+        assert_eq!(
+            parse("x\n1\n\n\nabc\n", None).unwrap_err().to_string(),
+            "x.csv: row 5: column 1 is not a number: \"abc\""
+        );
+        assert_eq!(parse("\r\n \n1,2\n3\n", None).unwrap_err().to_string(), "x.csv: row 4: has 1 fields, expected 2");
         assert_eq!(parse("", None).unwrap_err().to_string(), "x.csv: no numeric data rows");
     }
 }

@@ -49,7 +49,7 @@ pub fn minmax_scale(data: &[f64], d: usize) -> Result<Scaled, IcidError> {
     let n = validate(data, d)?;
     let (lo, span) = column_range(data, d);
     let values =
-        data.chunks_exact(d).flat_map(|row| (0..d).map(|j| scale_one(row[j], lo[j], span[j]) as f32)).collect();
+        data.chunks_exact(d).flat_map(|row| (0..d).map(|j| to_f32(scale_one(row[j], lo[j], span[j])))).collect();
     Ok(Scaled { values, n, d })
 }
 
@@ -63,15 +63,32 @@ pub fn column_range(data: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
             *h = h.max(v);
         }
     }
-    let span = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+    // A range wider than f64 holds (values of both signs near f64::MAX) saturates: the span is
+    // part of a detector's checkpoint, and JSON has no infinity.
+    let span = lo.iter().zip(&hi).map(|(l, h)| (h - l).min(f64::MAX)).collect();
     (lo, span)
 }
 
 /// One value scaled by its column's `lo` and `span`: `(v − lo) / span`, 0.5 for a constant
-/// column.
+/// column. Always finite for finite input: where `v − lo` overflows it is computed as
+/// `v/span − lo/span`, and a quotient beyond f64 saturates (only a value far outside a tiny
+/// reference range gets there).
 #[inline]
 pub fn scale_one(v: f64, lo: f64, span: f64) -> f64 {
-    if span > 0.0 { (v - lo) / span } else { 0.5 }
+    if span > 0.0 {
+        let diff = v - lo;
+        let x = if diff.is_finite() { diff / span } else { v / span - lo / span };
+        x.clamp(-f64::MAX, f64::MAX)
+    } else {
+        0.5
+    }
+}
+
+/// A scaled value as the f32 the kernels read, saturating instead of becoming infinite (a
+/// streaming point far outside the warm-up range can scale beyond f32).
+#[inline]
+pub fn to_f32(x: f64) -> f32 {
+    (x as f32).clamp(-f32::MAX, f32::MAX)
 }
 
 #[cfg(test)]
@@ -83,6 +100,23 @@ mod tests {
         let s = minmax_scale(&[1.0, 5.0, 3.0, 5.0, 2.0, 5.0], 2).unwrap();
         assert_eq!(s.n, 3);
         assert_eq!(s.values, vec![0.0, 0.5, 1.0, 0.5, 0.5, 0.5]);
+    }
+
+    #[test]
+    fn extreme_finite_values_scale_to_finite_values() {
+        // Found by the streaming property tests: a range wider than f64 (span = inf) made every
+        // scaled value 0 or NaN, and the infinite span could not be checkpointed.
+        let s = minmax_scale(&[-f64::MAX, 0.0, f64::MAX], 1).unwrap();
+        assert!(s.values.iter().all(|v| v.is_finite()), "{:?}", s.values);
+        assert!(s.values[0] < s.values[1] && s.values[1] < s.values[2], "{:?}", s.values);
+        let (lo, span) = column_range(&[-f64::MAX, f64::MAX], 1);
+        assert_eq!((lo[0], span[0]), (-f64::MAX, f64::MAX));
+        // Far outside a tiny range: saturates instead of overflowing.
+        assert_eq!(scale_one(1e300, 0.0, 1e-300), f64::MAX);
+        assert_eq!(to_f32(scale_one(1e10, 0.0, 1e-30)), f32::MAX);
+        assert_eq!(to_f32(scale_one(-1e10, 0.0, 1e-30)), -f32::MAX);
+        // Ordinary values are unchanged.
+        assert_eq!(scale_one(3.0, 1.0, 4.0), 0.5);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use crate::apen::approximate_entropy_default;
 use crate::kernel::{IsolationKernel, NearestPath};
 use crate::offline::{Params, lowest_apen, normalise, score_candidate};
-use crate::scale::{column_range, scale_one};
+use crate::scale::{column_range, scale_one, to_f32};
 use crate::score::histogram;
 use crate::{IcidError, Layout, Scaled, Windows};
 
@@ -417,10 +417,19 @@ impl Accumulator {
 
     fn add(&mut self, row: &[f64]) {
         self.count += 1;
+        let n = self.count as f64;
         for ((&v, mean), m2) in row.iter().zip(&mut self.mean).zip(&mut self.m2) {
             let delta = v - *mean;
-            *mean += delta / self.count as f64;
-            *m2 += delta * (v - *mean);
+            if delta.is_finite() {
+                *mean += delta / n;
+                // Saturates for values beyond about 1e154 (their squares overflow): the state is
+                // checkpointed as JSON, which has no infinity.
+                *m2 = (*m2 + delta * (v - *mean)).min(f64::MAX);
+            } else {
+                // v and the mean lie more than f64::MAX apart.
+                *mean += v / n - *mean / n;
+                *m2 = f64::MAX;
+            }
         }
         if (self.count - 1).is_multiple_of(self.stride) {
             self.sample.extend_from_slice(row);
@@ -913,7 +922,7 @@ impl StreamDetector {
         for ((&v, &lo), &span) in values.iter().zip(&r.lo).zip(&r.span) {
             let x = scale_one(v, lo, span);
             out |= !(0.0..=1.0).contains(&x);
-            r.block_scaled.push(x as f32);
+            r.block_scaled.push(to_f32(x));
         }
         r.out_of_range_in_block += usize::from(out);
         r.block_ts.push(ts);
@@ -1169,7 +1178,7 @@ fn close_interval(open: OpenInterval, d: usize) -> ClosedInterval {
 
 fn scale_rows(raw: &[f64], lo: &[f64], span: &[f64]) -> Vec<f32> {
     let d = lo.len();
-    raw.chunks_exact(d).flat_map(|r| (0..d).map(move |j| scale_one(r[j], lo[j], span[j]) as f32)).collect()
+    raw.chunks_exact(d).flat_map(|r| (0..d).map(move |j| to_f32(scale_one(r[j], lo[j], span[j])))).collect()
 }
 
 /// The sum of the ring's blocks in `range` plus `extra`: borrowed when it is a single block

@@ -366,3 +366,47 @@ fn the_nearest_centre_path_survives_a_checkpoint_and_nonsense_refresh_settings_a
         assert!(StreamDetector::new(c.clone(), 1).is_err(), "{bad:?} accepted");
     }
 }
+
+#[test]
+fn a_checkpoint_of_a_series_with_extreme_values_restores() {
+    // Found by `stream_properties.rs`: values of both signs near f64::MAX made the warm-up
+    // span infinite, and values beyond 1e154 overflowed an open interval's running variance;
+    // JSON has no infinity, so the checkpoint was written with `null` and could not be read back
+    // (the service then re-warmed the series on every restart).
+    let check = |x: &[f64], cuts: &[usize]| {
+        let mut c = cfg(50);
+        c.explain = true;
+        let mut a = StreamDetector::new(c, 1).unwrap();
+        let mut ev = Vec::new();
+        for (i, v) in x.iter().enumerate() {
+            a.push(i as i64, &[*v], &mut ev);
+            if cuts.contains(&(i + 1)) {
+                let json = serde_json::to_string(&a).unwrap();
+                let mut b: StreamDetector =
+                    serde_json::from_str(&json).unwrap_or_else(|e| panic!("after {} points: {e}", i + 1));
+                assert_eq!(serde_json::to_string(&b).unwrap(), json);
+                let (mut ea, mut eb) = (Vec::new(), Vec::new());
+                let mut a2 = a.clone();
+                for (j, v) in x[i + 1..].iter().enumerate() {
+                    let ts = (i + 1 + j) as i64;
+                    a2.push(ts, &[*v], &mut ea);
+                    b.push(ts, &[*v], &mut eb);
+                }
+                assert_eq!(ea, eb);
+            }
+        }
+        ev
+    };
+    // The warm-up range is wider than f64.
+    let mut x = gaussian_segments(&[(0.0, 1.0, 1300)], 3);
+    x[100] = f64::MAX;
+    x[200] = -f64::MAX;
+    check(&x, &[1000, 1150]);
+    // An interval open over values whose squares overflow.
+    let mut x = gaussian_segments(&[(0.0, 1.0, 1300)], 3);
+    for v in &mut x[1100..1150] {
+        *v = 1e200 * v.signum();
+    }
+    let ev = check(&x, &[1120, 1150, 1170, 1250]);
+    assert!(ev.iter().any(|e| matches!(e, Event::Opened { start: 1100, .. })), "{ev:?}");
+}
