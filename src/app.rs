@@ -69,6 +69,8 @@ pub struct IngestSummary {
     pub rejected: Rejected,
     /// Messages that could not be decoded.
     pub errors: Vec<LineError>,
+    /// Series not created because the token is at `auth.max_series_per_token`.
+    pub refused_series: Vec<String>,
 }
 
 impl IngestSummary {
@@ -80,6 +82,7 @@ impl IngestSummary {
             "messages": self.messages, "accepted": self.accepted, "duplicate": self.duplicate, "late": self.late,
             "dimension_mismatch": self.dimension_mismatch, "rejected": rejected,
             "errors": self.errors.iter().map(|e| json!({"line": e.line, "message": e.error.to_string()})).collect::<Vec<_>>(),
+            "refused_series": self.refused_series,
         })
     }
 }
@@ -126,13 +129,35 @@ impl AppState {
     /// # Errors
     /// Storage or pipeline failures (decode problems are counted in the summary).
     pub async fn ingest_body(&self, body: &[u8]) -> Result<IngestSummary, crate::http::ApiError> {
+        self.ingest_body_as(body, &self.settings.principal, 0).await
+    }
+
+    /// [`AppState::ingest_body`] on behalf of `who` (recorded as the creator of new series),
+    /// who may have created at most `max_series` series (0 = no limit): messages for further
+    /// new series are refused and listed in `refused_series`.
+    ///
+    /// # Errors
+    /// Storage or pipeline failures.
+    pub async fn ingest_body_as(
+        &self,
+        body: &[u8],
+        who: &str,
+        max_series: usize,
+    ) -> Result<IngestSummary, crate::http::ApiError> {
         let mut summary = IngestSummary::default();
         for decoded in decode_body(body) {
             match decoded {
                 Ok(message) => {
                     summary.messages += 1;
                     summary.rejected.merge(&message.rejected);
-                    self.ingest_message(message, &mut summary).await?;
+                    if max_series > 0
+                        && self.storage.series(&message.series).await?.is_none()
+                        && self.storage.series_created_by(who).await? >= max_series as i64
+                    {
+                        summary.refused_series.push(message.series);
+                        continue;
+                    }
+                    self.ingest_message_as(message, who, &mut summary).await?;
                 }
                 Err(e) => summary.errors.push(e),
             }
@@ -195,10 +220,18 @@ impl AppState {
         m: Message,
         summary: &mut IngestSummary,
     ) -> Result<Option<(i64, Report)>, IngestError> {
+        self.ingest_message_as(m, &self.settings.principal, summary).await
+    }
+
+    async fn ingest_message_as(
+        &self,
+        m: Message,
+        who: &str,
+        summary: &mut IngestSummary,
+    ) -> Result<Option<(i64, Report)>, IngestError> {
         let Some(first) = m.points.first() else { return Ok(None) };
         let now = now_ms();
-        let series =
-            self.storage.ensure_series(&m.series, first.values.len() as i64, &self.settings.principal, now).await?;
+        let series = self.storage.ensure_series(&m.series, first.values.len() as i64, who, now).await?;
         let report = self.ingest_into(series.id, m, summary).await?;
         Ok(Some((series.id, report)))
     }

@@ -60,11 +60,13 @@ pub struct AuthSettings {
     pub rate_per_sec: f64,
     /// Requests a token may make at once before the rate applies.
     pub burst: f64,
+    /// Series one token may create through HTTP ingest (0 = no limit); `tokens` mode only.
+    pub max_series_per_token: usize,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { mode: "open".into(), rate_per_sec: 0.0, burst: 50.0 }
+        Self { mode: "open".into(), rate_per_sec: 0.0, burst: 50.0, max_series_per_token: 0 }
     }
 }
 

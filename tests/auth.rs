@@ -234,3 +234,51 @@ async fn limits_rate_per_token_deadlines_and_security_headers() {
     assert!(headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_creates_at_most_its_series_and_they_are_recorded_as_its() {
+    let dir = tempfile::tempdir().unwrap();
+    let feeder = create(dir.path(), "feeder", "ingest");
+    let other = create(dir.path(), "other", "ingest");
+    let admin = create(dir.path(), "root", "admin");
+    let mut s = base_settings();
+    s.storage.data_dir = dir.path().to_owned();
+    s.auth.mode = "tokens".into();
+    s.auth.max_series_per_token = 2;
+    let app = TestApp::spawn(s).await;
+    let msg = |series: &str, t: i64| json!({"series": series, "points": [[1_795_780_800_000i64 + t, 1.0]]}).to_string();
+    let body = [msg("a", 0), msg("b", 0), msg("c", 0)].join("\n");
+    let (status, r) = call(&app, "POST", "/v1/points", None, Some(&feeder)).await;
+    assert_eq!(status, 400, "an empty body is still a 400: {r}");
+    let post = |token: &str, body: String| {
+        let r = app.client.post(format!("{}/v1/points", app.base)).bearer_auth(token).body(body);
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap())
+        }
+    };
+    let (status, r) = post(&feeder, body).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["refused_series"], json!(["c"]), "{r}");
+    assert_eq!(r["accepted"], 2);
+    // Existing series take more points; a new one alone is refused outright.
+    assert_eq!(post(&feeder, msg("a", 1000)).await.0, 200);
+    let (status, r) = post(&feeder, msg("d", 0)).await;
+    assert_eq!((status, r["error"]["code"].as_str()), (403, Some("forbidden")), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("at most 2 series"), "{r}");
+    // Another token has its own allowance; series record who created them.
+    assert_eq!(post(&other, msg("c", 0)).await.0, 200);
+    let (_, series) = call(&app, "GET", "/v1/series", None, Some(&admin)).await;
+    let creators: Vec<(String, String)> = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_owned(), s["created_by"].as_str().unwrap().to_owned()))
+        .collect();
+    let expect: Vec<(String, String)> = [("a", "feeder"), ("b", "feeder"), ("c", "other")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(creators, expect);
+    app.stop().await;
+}

@@ -110,7 +110,11 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 /// Ingest points: one JSON message (a point or a batch for one series) or NDJSON lines.
 #[utoipa::path(post, path = "/v1/points", tag = "ingest", request_body(content = String, description = "`{\"series\", \"ts\", \"value\"|\"values\"}` or `{\"series\", \"points\": [[ts, x], ...]}`; JSON or NDJSON", content_type = "application/json"),
     responses((status = 200, description = "Counts by outcome: accepted, duplicate, late, dimension_mismatch, rejected by reason, undecodable lines"), (status = 400, description = "No message could be decoded", body = openapi::ErrorBody), (status = 413, description = "Body over the limit", body = openapi::ErrorBody)))]
-async fn ingest(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn ingest(
+    State(state): State<AppState>,
+    principal: Option<axum::Extension<crate::auth::Principal>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => ApiError::too_large(state.settings.http.max_body_bytes),
         other => ApiError::bad_request("invalid_body", other.body_text()),
@@ -119,9 +123,21 @@ async fn ingest(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
     // client) must not stop a batch between the detectors and storage, which would lose those
     // results. A retry of the same points is then counted as duplicates.
     let worker = state.clone();
-    let summary = tokio::spawn(async move { worker.ingest_body(&body).await })
+    // With tokens, new series are recorded as the token's and counted against its cap.
+    let (who, cap) = match principal {
+        Some(axum::Extension(p)) if state.settings.auth.tokens() => (p.name, state.settings.auth.max_series_per_token),
+        _ => (state.settings.principal.clone(), 0),
+    };
+    let summary = tokio::spawn(async move { worker.ingest_body_as(&body, &who, cap).await })
         .await
         .map_err(|e| ApiError::internal(format!("ingest task: {e}")))??;
+    if summary.messages > 0 && summary.refused_series.len() == summary.messages {
+        return Err(ApiError::forbidden(format!(
+            "this token may create at most {} series (auth.max_series_per_token); refused: {}",
+            state.settings.auth.max_series_per_token,
+            summary.refused_series.join(", ")
+        )));
+    }
     if summary.messages == 0 {
         let first = summary.errors.first().map_or_else(|| "the body holds no message".to_string(), |e| e.to_string());
         return Err(ApiError::bad_request("invalid_body", first));

@@ -77,6 +77,16 @@ impl Storage {
         rows.iter().map(row).collect()
     }
 
+    /// Series created by `who`.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn series_created_by(&self, who: &str) -> Result<i64, StorageError> {
+        let r =
+            sqlx::query("SELECT COUNT(*) FROM series WHERE created_by = $1").bind(who).fetch_one(&self.read).await?;
+        Ok(r.try_get(0)?)
+    }
+
     /// Revokes the token named `name`; `false` when there is no such token in force.
     ///
     /// # Errors
