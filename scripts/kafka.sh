@@ -6,6 +6,8 @@
 #                            stdout: 127.0.0.1:PORT. Everything else goes to stderr.
 #   scripts/kafka.sh stop    Stop the broker this script started (never another one).
 #   scripts/kafka.sh path    Install tansu if needed and print the binary's path.
+#   scripts/kafka.sh pid     Print the pid of the broker this script started on $PORT (the fault
+#                            tests pause it with SIGSTOP).
 #
 # Environment:
 #   DRIFTWATCH_KAFKA_PORT    TCP port (default 59092).
@@ -92,5 +94,6 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     path) install; echo "$BIN" >&3 ;;
-    *) log "usage: $0 start|stop|path   (env: DRIFTWATCH_KAFKA_PORT, DRIFTWATCH_KAFKA_DIR)"; exit 2 ;;
+    pid) [[ -f "$PIDFILE" ]] || die "no broker started by this script on port $PORT"; cat "$PIDFILE" >&3 ;;
+    *) log "usage: $0 start|stop|path|pid   (env: DRIFTWATCH_KAFKA_PORT, DRIFTWATCH_KAFKA_DIR)"; exit 2 ;;
 esac

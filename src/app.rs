@@ -50,6 +50,67 @@ pub struct AppState {
     pub tokens: crate::auth::TokenCache,
     /// Per-token request buckets.
     pub limiter: crate::http::RateLimiter,
+    /// Order and recovery of the HTTP write path, per series.
+    pub guards: SeriesGuards,
+}
+
+/// Keeps the HTTP write path of each series in order and its detector consistent with storage.
+///
+/// * A series' batches are fed and stored one at a time (a striped async lock held from the
+///   detector to the commit), so stored point blocks are contiguous and a checkpoint taken
+///   under the lock reflects exactly the stored points.
+/// * A series whose results could not be stored is *stale*: its detector has seen points that
+///   storage has not. Before its next batch the detector is rebuilt from storage
+///   ([`AppState::recover_detector`]), so the client's retry of those points is accepted again
+///   instead of being counted as duplicates, and no result is lost.
+/// * Series that took points since their last checkpoint are *dirty*; the checkpointer
+///   ([`run_checkpoints`]) stores them every `pipeline.checkpoint_interval_ms`.
+#[derive(Debug, Clone)]
+pub struct SeriesGuards {
+    stripes: Arc<[tokio::sync::Mutex<()>]>,
+    stale: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    dirty: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Default for SeriesGuards {
+    fn default() -> Self {
+        // 1,024 stripes: two series share a lock with probability 1/1024, and then only wait
+        // for each other's commit.
+        Self {
+            stripes: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect(),
+            stale: Arc::default(),
+            dirty: Arc::default(),
+        }
+    }
+}
+
+impl SeriesGuards {
+    /// The write lock of a series.
+    pub async fn lock(&self, series: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(series);
+        self.stripes[(h % self.stripes.len() as u64) as usize].lock().await
+    }
+
+    fn mark_stale(&self, series: &str) {
+        self.stale.lock().expect("not poisoned").insert(series.to_owned());
+    }
+
+    fn is_stale(&self, series: &str) -> bool {
+        self.stale.lock().expect("not poisoned").contains(series)
+    }
+
+    fn clear_stale(&self, series: &str) {
+        self.stale.lock().expect("not poisoned").remove(series);
+    }
+
+    fn mark_dirty(&self, series: &str) {
+        self.dirty.lock().expect("not poisoned").insert(series.to_owned());
+    }
+
+    fn take_dirty(&self) -> Vec<String> {
+        self.dirty.lock().expect("not poisoned").drain().collect()
+    }
 }
 
 /// Outcome of one ingest request.
@@ -210,6 +271,116 @@ impl AppState {
         Ok(false)
     }
 
+    /// Rebuilds a series' detector from storage alone: the checkpoint, then every stored point
+    /// it has not seen, fed again in order (results are upserts, so storing them again leaves
+    /// the same rows). A checkpoint that has seen points storage does not hold (its last point
+    /// is not the stored point at its index) is dropped and the series is replayed from its
+    /// first stored point. Returns (checkpoint used, points replayed).
+    ///
+    /// Replay stops at the first hole in the stored indices (points retention removed, or blocks
+    /// left over from before a reset), so it never feeds points out of order.
+    ///
+    /// # Errors
+    /// Storage or pipeline failures; the series is left without a detector then.
+    pub async fn recover_detector(&self, s: &crate::storage::SeriesRow) -> Result<(bool, u64), IngestError> {
+        let mut from_checkpoint = self.load_detector(s).await?;
+        let mut seen = 0i64;
+        if from_checkpoint {
+            let det = self.pipeline.snapshot(s.name.clone()).await?;
+            let (points, last) = det.map_or((0, None), |d| (d.stats().points as i64, d.last_ts()));
+            // The checkpoint's last point must be the stored point at its index.
+            let stored_last = if points == 0 {
+                None
+            } else {
+                self.storage
+                    .chunks_from(s.id, s.dim as usize, points - 1)
+                    .await?
+                    .first()
+                    .and_then(|(first, pts)| pts.get((points - 1 - first) as usize).map(|p| p.0))
+            };
+            if points > 0 && stored_last != last {
+                tracing::warn!(series = %s.name, points, "The checkpoint has seen points storage does not hold; replaying from the first stored point.");
+                self.pipeline.remove(s.name.clone()).await?;
+                let fresh = crate::storage::SeriesRow { checkpoint_points: 0, ..s.clone() };
+                self.storage.clear_checkpoint(s.id, &self.settings.principal, now_ms()).await?;
+                self.load_detector(&fresh).await?;
+                from_checkpoint = false;
+            } else {
+                seen = points;
+            }
+        }
+        let mut replayed = 0u64;
+        let mut next = seen;
+        for (first, points) in self.storage.chunks_from(s.id, s.dim as usize, seen).await? {
+            if first > next {
+                tracing::warn!(series = %s.name, at = next, "Stored points have a hole; replay stops there.");
+                break;
+            }
+            let skip = (next - first) as usize;
+            let points: Vec<crate::ingest::decode::Point> = points
+                .into_iter()
+                .skip(skip)
+                .map(|(ts_ms, values)| crate::ingest::decode::Point { ts_ms, values })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let n = points.len() as u64;
+            // Straight to the pipeline: these points were counted when they first arrived.
+            let report = self.pipeline.ingest(s.name.clone(), points).await?;
+            if report.accepted != n {
+                tracing::warn!(series = %s.name, at = next, "Stored points out of order; replay stops there.");
+                break;
+            }
+            self.store(s.id, &report).await?;
+            replayed += n;
+            next += n as i64;
+        }
+        if replayed > 0 {
+            self.guards.mark_dirty(&s.name);
+        }
+        Ok((from_checkpoint, replayed))
+    }
+
+    /// Stores the checkpoints of the series fed over HTTP since the last call. Each is taken
+    /// under the series' write lock, so it reflects exactly the stored points. Returns how many
+    /// were stored.
+    ///
+    /// # Errors
+    /// A storage failure (the series stay dirty for the next call).
+    pub async fn checkpoint_dirty(&self) -> Result<usize, IngestError> {
+        let dirty = self.guards.take_dirty();
+        let mut saved = 0;
+        for (k, name) in dirty.iter().enumerate() {
+            let _order = self.guards.lock(name).await;
+            let saving = async {
+                if self.guards.is_stale(name) {
+                    return Ok(false);
+                }
+                let Some(s) = self.storage.series(name).await? else { return Ok(false) };
+                let Some(det) = self.pipeline.snapshot(name.clone()).await? else { return Ok(false) };
+                self.storage
+                    .save_checkpoint(
+                        s.id,
+                        &serde_json::to_vec(&det).map_err(|e| IngestError::Config(e.to_string()))?,
+                        det.stats().points as i64,
+                    )
+                    .await?;
+                Ok::<_, IngestError>(true)
+            };
+            match saving.await {
+                Ok(stored) => saved += usize::from(stored),
+                Err(e) => {
+                    for rest in &dirty[k..] {
+                        self.guards.mark_dirty(rest);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(saved)
+    }
+
     /// Feeds one decoded message to its series' detector and stores the results durably
     /// (one transaction) before returning the series' id and the detector's report.
     ///
@@ -232,7 +403,25 @@ impl AppState {
         let Some(first) = m.points.first() else { return Ok(None) };
         let now = now_ms();
         let series = self.storage.ensure_series(&m.series, first.values.len() as i64, who, now).await?;
-        let report = self.ingest_into(series.id, m, summary).await?;
+        let _order = self.guards.lock(&series.name).await;
+        if self.guards.is_stale(&series.name) {
+            let outcome = self.recover_detector(&series).await;
+            self.metrics.recoveries.with_label_values(&[if outcome.is_ok() { "ok" } else { "failed" }]).inc();
+            let (_, replayed) = outcome?;
+            tracing::info!(series = %series.name, replayed, "Detector rebuilt from storage after a failed write.");
+            self.guards.clear_stale(&series.name);
+        }
+        let name = series.name.clone();
+        let report = self.feed(m, summary).await?;
+        if let Err(e) = self.store(series.id, &report).await {
+            // The detector is ahead of storage now; rebuild it before the series' next batch.
+            self.guards.mark_stale(&name);
+            tracing::warn!(series = %name, error = %e, "Results not stored; the client's retry will be accepted.");
+            return Err(e);
+        }
+        if report.accepted > 0 {
+            self.guards.mark_dirty(&name);
+        }
         Ok(Some((series.id, report)))
     }
 
@@ -289,6 +478,17 @@ impl AppState {
         Ok(report)
     }
 
+    fn count_failure(&self, e: &crate::storage::StorageError) {
+        use crate::storage::ErrorKind;
+        self.metrics.storage_errors.inc();
+        let kind = match e.kind() {
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Full => "full",
+            ErrorKind::Other => "other",
+        };
+        self.metrics.storage_failures.with_label_values(&[kind]).inc();
+    }
+
     /// Stores what many series' reports produced in one transaction (see
     /// [`Storage::write_many`]); like [`AppState::store`], safe to retry.
     ///
@@ -300,7 +500,7 @@ impl AppState {
         let started = std::time::Instant::now();
         let written = self.storage.write_many(&refs).await;
         self.metrics.storage_write_seconds.observe(started.elapsed().as_secs_f64());
-        written.inspect_err(|_| self.metrics.storage_errors.inc())?;
+        written.inspect_err(|e| self.count_failure(e))?;
         Ok(())
     }
 
@@ -315,7 +515,7 @@ impl AppState {
             let started = std::time::Instant::now();
             let written = self.storage.write(series_id, &batch).await;
             self.metrics.storage_write_seconds.observe(started.elapsed().as_secs_f64());
-            written.inspect_err(|_| self.metrics.storage_errors.inc())?;
+            written.inspect_err(|e| self.count_failure(e))?;
         }
         Ok(())
     }
@@ -464,6 +664,29 @@ async fn run_retention(storage: Storage, settings: Arc<Settings>, metrics: crate
     }
 }
 
+/// Stores the checkpoints of series fed over HTTP every `pipeline.checkpoint_interval_ms`
+/// (not with Kafka on: partitions persist their own series with their offsets).
+pub async fn run_checkpoints(state: AppState) {
+    let every = state.settings.pipeline.checkpoint_interval_ms;
+    if every == 0 || state.settings.kafka.enabled() {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match state.checkpoint_dirty().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(saved = n, "Checkpoints stored."),
+            Err(e) => {
+                state.metrics.storage_errors.inc();
+                tracing::warn!(error = %e, "Storing checkpoints failed; retrying at the next interval.");
+            }
+        }
+    }
+}
+
 /// A built, not yet serving, application.
 #[derive(Debug)]
 pub struct Application {
@@ -487,6 +710,7 @@ impl Application {
         let timeouts = crate::storage::Timeouts {
             acquire_ms: settings.storage.acquire_timeout_ms,
             statement_ms: settings.storage.statement_timeout_ms,
+            sqlite_max_bytes: settings.storage.max_bytes,
         };
         let storage = Storage::connect_with(&settings.storage_url(), settings.storage.max_connections, timeouts)
             .await
@@ -510,6 +734,7 @@ impl Application {
             labeling,
             tokens: crate::auth::TokenCache::default(),
             limiter: crate::http::RateLimiter::default(),
+            guards: SeriesGuards::default(),
         };
         // With Kafka, a series' detector is loaded by the partition that carries it, when the
         // partition is assigned here: loading every series now would hold stale copies of series
@@ -517,7 +742,11 @@ impl Application {
         let mut restored = 0;
         if !state.settings.kafka.enabled() {
             for s in state.storage.list_series().await? {
-                restored += usize::from(state.load_detector(&s).await?);
+                let (from_checkpoint, replayed) = state.recover_detector(&s).await?;
+                restored += usize::from(from_checkpoint);
+                if replayed > 0 {
+                    tracing::info!(series = %s.name, replayed, "Replayed stored points the checkpoint had not seen.");
+                }
             }
         }
         let listener = TcpListener::bind(&state.settings.http.addr)
@@ -573,6 +802,7 @@ impl Application {
             self.state.settings.clone(),
             self.state.metrics.clone(),
         ));
+        let checkpoints = tokio::spawn(run_checkpoints(self.state.clone()));
         let source = if self.state.settings.kafka.enabled() {
             Some(crate::ingest::kafka::KafkaSource::start(self.state.clone()).await?)
         } else {
@@ -603,16 +833,22 @@ impl Application {
             }
         }
         retention.abort();
+        checkpoints.abort();
         // The labeling worker gives its leases back, so another instance takes over at once.
         let _ = labeling.await;
         if let Some(source) = source {
             // Kafka partitions drain and persist first; their detectors leave the pipeline.
             tokio::task::spawn_blocking(move || source.stop()).await?;
         }
-        let AppState { storage, pipeline, .. } = self.state;
+        let AppState { storage, pipeline, guards, .. } = self.state;
         let detectors = tokio::task::spawn_blocking(move || pipeline.shutdown()).await?;
         let mut saved = 0;
         for (name, det) in detectors {
+            // A stale detector has seen points storage has not: its stored checkpoint and the
+            // stored points rebuild it at the next start.
+            if guards.is_stale(&name) {
+                continue;
+            }
             if let Some(s) = storage.series(&name).await? {
                 storage.save_checkpoint(s.id, &serde_json::to_vec(&det)?, det.stats().points as i64).await?;
                 saved += 1;

@@ -239,6 +239,9 @@ pub struct StorageSettings {
     pub acquire_timeout_ms: u64,
     /// Longest database statement, milliseconds (PostgreSQL statement_timeout; SQLite lock wait).
     pub statement_timeout_ms: u64,
+    /// SQLite only: the database file's quota in bytes (`PRAGMA max_page_count`); a write past
+    /// it fails as "storage full" (HTTP 507) and loses nothing already stored. 0 = no quota.
+    pub max_bytes: u64,
 }
 
 /// Pipeline settings.
@@ -249,6 +252,10 @@ pub struct PipelineSettings {
     pub shards: usize,
     /// Batches queued per detector thread before ingest waits.
     pub queue: usize,
+    /// How often detectors that took points over HTTP are checkpointed, milliseconds (0 = only
+    /// at shutdown). A crash loses no results either way: a restart replays the stored points
+    /// after the newest checkpoint; this bounds how many.
+    pub checkpoint_interval_ms: u64,
 }
 
 /// Detector defaults.
@@ -301,13 +308,14 @@ impl Default for StorageSettings {
             retention_days_scores: 7,
             acquire_timeout_ms: 10_000,
             statement_timeout_ms: 30_000,
+            max_bytes: 0,
         }
     }
 }
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        Self { shards: 0, queue: 64 }
+        Self { shards: 0, queue: 64, checkpoint_interval_ms: 30_000 }
     }
 }
 
@@ -380,6 +388,17 @@ impl Settings {
         }
         if self.http.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("http.max_body_bytes must be at least 1".into()));
+        }
+        if self.storage.max_bytes > 0 {
+            if self.storage.url.as_deref().is_some_and(|u| !u.starts_with("sqlite:")) {
+                return Err(ConfigError::Invalid(
+                    "storage.max_bytes is a quota on the embedded SQLite file; give PostgreSQL its own (tablespace or disk quota)"
+                        .into(),
+                ));
+            }
+            if self.storage.max_bytes < 1 << 20 {
+                return Err(ConfigError::Invalid("storage.max_bytes must be 0 (no quota) or at least 1 MiB".into()));
+            }
         }
         Ok(())
     }

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub storage_write_seconds: Histogram,
     /// Failed storage writes.
     pub storage_errors: IntCounter,
+    /// Failed result writes by kind (unavailable, full, other).
+    pub storage_failures: IntCounterVec,
+    /// Detectors rebuilt from storage after a failed write, by outcome (ok, failed).
+    pub recoveries: IntCounterVec,
     /// Batches waiting per detector thread.
     pub queue_depth: IntGaugeVec,
     /// HTTP responses by route template, method and status.
@@ -134,6 +138,22 @@ impl Metrics {
             .expect("valid metric"),
             storage_errors: IntCounter::new("driftwatch_storage_errors_total", "Storage operations that failed.")
                 .expect("valid metric"),
+            storage_failures: IntCounterVec::new(
+                Opts::new(
+                    "driftwatch_storage_write_failures_total",
+                    "Result writes that failed, by kind: unavailable (database unreachable), full (quota or disk), other.",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            recoveries: IntCounterVec::new(
+                Opts::new(
+                    "driftwatch_detector_recoveries_total",
+                    "Detectors rebuilt from storage (checkpoint + stored points) after a failed write, by outcome.",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             queue_depth: IntGaugeVec::new(
                 Opts::new("driftwatch_pipeline_queue_depth", "Batches waiting per detector thread."),
                 &["shard"],
@@ -336,6 +356,8 @@ impl Metrics {
             Box::new(m.series.clone()),
             Box::new(m.storage_write_seconds.clone()),
             Box::new(m.storage_errors.clone()),
+            Box::new(m.storage_failures.clone()),
+            Box::new(m.recoveries.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.http_seconds.clone()),
@@ -399,6 +421,12 @@ impl Metrics {
         }
         for o in ["consume", "produce", "commit", "storage"] {
             m.kafka_errors.with_label_values(&[o]);
+        }
+        for k in ["unavailable", "full", "other"] {
+            m.storage_failures.with_label_values(&[k]);
+        }
+        for o in ["ok", "failed"] {
+            m.recoveries.with_label_values(&[o]);
         }
         m
     }

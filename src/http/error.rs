@@ -74,13 +74,36 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        if self.code == "storage_unavailable" {
+            return (self.status, [(axum::http::header::RETRY_AFTER, "1")], body).into_response();
+        }
+        (self.status, body).into_response()
     }
 }
 
 impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
-        ApiError::internal(e)
+        use crate::storage::ErrorKind;
+        match e.kind() {
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %e, "Storage unavailable.");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "storage_unavailable",
+                    message: "storage is not reachable right now; retry the request (points already stored count as duplicates)".into(),
+                }
+            }
+            ErrorKind::Full => {
+                tracing::error!(error = %e, "Storage full.");
+                Self {
+                    status: StatusCode::INSUFFICIENT_STORAGE,
+                    code: "storage_full",
+                    message: "storage is full (quota or disk); retry the request once space is freed (points already stored count as duplicates)".into(),
+                }
+            }
+            ErrorKind::Other => ApiError::internal(e),
+        }
     }
 }
 
@@ -97,6 +120,7 @@ impl From<crate::app::IngestError> for ApiError {
     fn from(e: crate::app::IngestError) -> Self {
         match e {
             crate::app::IngestError::Pipeline(p) => p.into(),
+            crate::app::IngestError::Storage(s) => s.into(),
             other => ApiError::internal(other),
         }
     }

@@ -78,18 +78,62 @@ pub enum StorageError {
     Corrupt(String),
 }
 
-/// Time limits of storage calls.
+/// What kind of failure a [`StorageError`] is, for callers that answer differently: a client
+/// may retry `Unavailable` at once, `Full` only after space is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The database cannot be reached right now (connection refused or lost, server shutting
+    /// down or starting up, no pooled connection within the acquire timeout).
+    Unavailable,
+    /// The database is out of space (SQLite quota or disk full, PostgreSQL `disk_full`).
+    Full,
+    /// Anything else.
+    Other,
+}
+
+impl StorageError {
+    /// Classifies the failure.
+    pub fn kind(&self) -> ErrorKind {
+        let StorageError::Db(e) = self else { return ErrorKind::Other };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                ErrorKind::Unavailable
+            }
+            sqlx::Error::Database(d) => {
+                let code = d.code().unwrap_or_default();
+                let message = d.message();
+                // SQLite: SQLITE_FULL (13) "database or disk is full"; PostgreSQL: 53100 disk_full,
+                // 53xxx insufficient resources.
+                if code == "13" || code == "53100" || message.contains("database or disk is full") {
+                    ErrorKind::Full
+                // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, class 08
+                // connection exceptions.
+                } else if code.starts_with("57P") || code.starts_with("08") {
+                    ErrorKind::Unavailable
+                } else {
+                    ErrorKind::Other
+                }
+            }
+            sqlx::Error::Protocol(m) if m.contains("closed") || m.contains("terminat") => ErrorKind::Unavailable,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// Limits of storage calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Longest wait for a pooled connection, milliseconds.
     pub acquire_ms: u64,
     /// Longest statement (PostgreSQL `statement_timeout`; SQLite's lock wait), milliseconds.
     pub statement_ms: u64,
+    /// SQLite only: the database file's quota in bytes (`PRAGMA max_page_count`), 0 = none.
+    pub sqlite_max_bytes: u64,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { acquire_ms: 10_000, statement_ms: 30_000 }
+        Self { acquire_ms: 10_000, statement_ms: 30_000, sqlite_max_bytes: 0 }
     }
 }
 
@@ -266,6 +310,8 @@ impl Storage {
         let writers = if backend == Backend::Sqlite { 1 } else { max_connections.max(1) };
         let options = |max: u32| {
             let statement_ms = timeouts.statement_ms;
+            // Pages of 4096 bytes (SQLite's default page size, which the migrations keep).
+            let max_pages = timeouts.sqlite_max_bytes.div_ceil(4096);
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(std::time::Duration::from_millis(timeouts.acquire_ms.max(1)))
@@ -278,7 +324,12 @@ impl Storage {
                         } else {
                             format!("PRAGMA busy_timeout = {statement_ms}")
                         };
-                        sqlx::Executor::execute(conn, sql.as_str()).await.map(|_| ())
+                        sqlx::Executor::execute(&mut *conn, sql.as_str()).await?;
+                        if backend == Backend::Sqlite && max_pages > 0 {
+                            let sql = format!("PRAGMA max_page_count = {max_pages}");
+                            sqlx::Executor::execute(&mut *conn, sql.as_str()).await?;
+                        }
+                        Ok(())
                     })
                 })
         };
@@ -500,107 +551,120 @@ impl Storage {
         if chunks.is_empty() && intervals.is_empty() && scores.is_empty() && last.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for part in chunks.chunks(ROWS) {
-            // A replay after a restore may cut the same points into other blocks: drop stored
-            // blocks that start inside a new one, so no point is stored twice. Their later
-            // points come back with the replay's next blocks.
-            let cond = (0..part.len())
-                .map(|i| {
-                    format!(
-                        "(series_id = ${} AND first_index > ${} AND first_index < ${})",
-                        3 * i + 1,
-                        3 * i + 2,
-                        3 * i + 3
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            let sql = format!("DELETE FROM point_chunks WHERE {cond}");
-            let mut q = sqlx::query(&sql);
-            for (id, c) in part {
-                q = q.bind(*id).bind(c.first_index).bind(c.first_index + c.points.len() as i64);
+        // A connection whose write failed is closed instead of going back to the pool. SQLite
+        // rolls a transaction back by itself on some errors (SQLITE_FULL among them); the
+        // driver's ROLLBACK then fails and, we suspect, leaves its transaction count at one, so
+        // the connection's next BEGIN would be a SAVEPOINT inside a transaction nobody commits.
+        // (A storage-quota fault test once lost points this way; it has not since.)
+        let mut conn = self.pool.acquire().await?;
+        let written = async {
+            let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+            for part in chunks.chunks(ROWS) {
+                // A replay after a restore may cut the same points into other blocks: drop stored
+                // blocks that start inside a new one, so no point is stored twice. Their later
+                // points come back with the replay's next blocks.
+                let cond = (0..part.len())
+                    .map(|i| {
+                        format!(
+                            "(series_id = ${} AND first_index > ${} AND first_index < ${})",
+                            3 * i + 1,
+                            3 * i + 2,
+                            3 * i + 3
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                let sql = format!("DELETE FROM point_chunks WHERE {cond}");
+                let mut q = sqlx::query(&sql);
+                for (id, c) in part {
+                    q = q.bind(*id).bind(c.first_index).bind(c.first_index + c.points.len() as i64);
+                }
+                q.execute(&mut *tx).await?;
+                let sql = format!(
+                    "INSERT INTO point_chunks (series_id, first_index, n, first_ts, last_ts, data) VALUES {} \
+                     ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, first_ts = excluded.first_ts, \
+                     last_ts = excluded.last_ts, data = excluded.data",
+                    placeholders(part.len(), 6)
+                );
+                let mut q = sqlx::query(&sql);
+                for (id, c) in part {
+                    let (first, last) = (c.points[0].0, c.points[c.points.len() - 1].0);
+                    q = q
+                        .bind(*id)
+                        .bind(c.first_index)
+                        .bind(c.points.len() as i64)
+                        .bind(first)
+                        .bind(last)
+                        .bind(encode_points(&c.points));
+                }
+                q.execute(&mut *tx).await?;
             }
-            q.execute(&mut *tx).await?;
-            let sql = format!(
-                "INSERT INTO point_chunks (series_id, first_index, n, first_ts, last_ts, data) VALUES {} \
-                 ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, first_ts = excluded.first_ts, \
-                 last_ts = excluded.last_ts, data = excluded.data",
-                placeholders(part.len(), 6)
-            );
-            let mut q = sqlx::query(&sql);
-            for (id, c) in part {
-                let (first, last) = (c.points[0].0, c.points[c.points.len() - 1].0);
-                q = q
-                    .bind(*id)
-                    .bind(c.first_index)
-                    .bind(c.points.len() as i64)
-                    .bind(first)
-                    .bind(last)
-                    .bind(encode_points(&c.points));
+            for part in intervals.chunks(ROWS) {
+                let sql = format!(
+                    "INSERT INTO intervals ({INTERVAL_COLUMNS}) VALUES {} \
+                     ON CONFLICT (series_id, start_index) DO UPDATE SET end_index = excluded.end_index, \
+                     end_ts = excluded.end_ts, peak_score = excluded.peak_score, status = excluded.status, \
+                     explanation = excluded.explanation",
+                    placeholders(part.len(), 10)
+                );
+                let mut q = sqlx::query(&sql);
+                for iv in part {
+                    q = q
+                        .bind(iv.series_id)
+                        .bind(iv.start_index)
+                        .bind(iv.end_index)
+                        .bind(iv.start_ts)
+                        .bind(iv.end_ts)
+                        .bind(iv.detected_at)
+                        .bind(iv.peak_score)
+                        .bind(iv.psi)
+                        .bind(if iv.open { "open" } else { "closed" })
+                        .bind(iv.explanation.clone());
+                }
+                q.execute(&mut *tx).await?;
             }
-            q.execute(&mut *tx).await?;
+            for part in scores.chunks(ROWS) {
+                let sql = format!(
+                    "INSERT INTO score_chunks (series_id, first_index, n, end_ts, score, threshold, anomaly) VALUES {} \
+                     ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, end_ts = excluded.end_ts, \
+                     score = excluded.score, threshold = excluded.threshold, anomaly = excluded.anomaly",
+                    placeholders(part.len(), 7)
+                );
+                let mut q = sqlx::query(&sql);
+                for (id, s) in part {
+                    let anomaly: Vec<u8> = s.anomaly.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    q = q
+                        .bind(*id)
+                        .bind(s.first_index)
+                        .bind(s.anomaly.len() as i64)
+                        .bind(s.end_ts)
+                        .bind(s.score)
+                        .bind(s.threshold)
+                        .bind(anomaly);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for part in last.chunks(ROWS) {
+                // Never move backwards (a replayed batch carries an older last timestamp).
+                let sql = format!(
+                    "WITH v (id, ts) AS (VALUES {}) UPDATE series SET last_ts = v.ts FROM v \
+                     WHERE series.id = v.id AND (series.last_ts IS NULL OR series.last_ts < v.ts)",
+                    placeholders(part.len(), 2)
+                );
+                let mut q = sqlx::query(&sql);
+                for (id, ts) in part {
+                    q = q.bind(*id).bind(*ts);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StorageError>(())
         }
-        for part in intervals.chunks(ROWS) {
-            let sql = format!(
-                "INSERT INTO intervals ({INTERVAL_COLUMNS}) VALUES {} \
-                 ON CONFLICT (series_id, start_index) DO UPDATE SET end_index = excluded.end_index, \
-                 end_ts = excluded.end_ts, peak_score = excluded.peak_score, status = excluded.status, \
-                 explanation = excluded.explanation",
-                placeholders(part.len(), 10)
-            );
-            let mut q = sqlx::query(&sql);
-            for iv in part {
-                q = q
-                    .bind(iv.series_id)
-                    .bind(iv.start_index)
-                    .bind(iv.end_index)
-                    .bind(iv.start_ts)
-                    .bind(iv.end_ts)
-                    .bind(iv.detected_at)
-                    .bind(iv.peak_score)
-                    .bind(iv.psi)
-                    .bind(if iv.open { "open" } else { "closed" })
-                    .bind(iv.explanation.clone());
-            }
-            q.execute(&mut *tx).await?;
+        .await;
+        if written.is_err() {
+            let _ = conn.close().await;
         }
-        for part in scores.chunks(ROWS) {
-            let sql = format!(
-                "INSERT INTO score_chunks (series_id, first_index, n, end_ts, score, threshold, anomaly) VALUES {} \
-                 ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, end_ts = excluded.end_ts, \
-                 score = excluded.score, threshold = excluded.threshold, anomaly = excluded.anomaly",
-                placeholders(part.len(), 7)
-            );
-            let mut q = sqlx::query(&sql);
-            for (id, s) in part {
-                let anomaly: Vec<u8> = s.anomaly.iter().flat_map(|v| v.to_le_bytes()).collect();
-                q = q
-                    .bind(*id)
-                    .bind(s.first_index)
-                    .bind(s.anomaly.len() as i64)
-                    .bind(s.end_ts)
-                    .bind(s.score)
-                    .bind(s.threshold)
-                    .bind(anomaly);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for part in last.chunks(ROWS) {
-            // Never move backwards (a replayed batch carries an older last timestamp).
-            let sql = format!(
-                "WITH v (id, ts) AS (VALUES {}) UPDATE series SET last_ts = v.ts FROM v \
-                 WHERE series.id = v.id AND (series.last_ts IS NULL OR series.last_ts < v.ts)",
-                placeholders(part.len(), 2)
-            );
-            let mut q = sqlx::query(&sql);
-            for (id, ts) in part {
-                q = q.bind(*id).bind(*ts);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        written
     }
 
     /// Intervals matching `q`, ordered by (series id, start index).
@@ -608,25 +672,82 @@ impl Storage {
     /// # Errors
     /// A database failure or a corrupt row.
     pub async fn intervals(&self, q: &IntervalQuery) -> Result<Vec<IntervalRow>, StorageError> {
-        // Every filter is always bound; a NULL parameter switches it off. Parameters appear in
-        // ascending order (SQLite numbers them by first appearance).
-        let rows = sqlx::query(&format!(
-            "SELECT {INTERVAL_COLUMNS} FROM intervals WHERE ($1 IS NULL OR series_id = $1) \
-             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR end_ts >= $3) AND ($4 IS NULL OR start_ts < $4) \
-             AND ($5 IS NULL OR series_id > $5 OR (series_id = $5 AND start_index > $6)) \
-             AND ($7 IS NULL OR start_ts >= $7) ORDER BY series_id, start_index LIMIT $8"
-        ))
-        .bind(q.series_id)
-        .bind(q.open.map(|o| if o { "open" } else { "closed" }))
-        .bind(q.from_ts)
-        .bind(q.to_ts)
-        .bind(q.after.map(|a| a.0))
-        .bind(q.after.map_or(0, |a| a.1))
-        .bind(q.since)
-        .bind(q.limit.max(0))
+        // Only the filters given appear in the statement, so both planners use the
+        // (series_id, start_index) key and the time indexes. (An earlier `$1 IS NULL OR
+        // series_id = $1` form kept SQLite on a scan of the whole table in key order: a series'
+        // intervals query slowed down as every series' intervals accumulated, from 2 ms to
+        // seconds within a minute of `bench soak`.)
+        enum Arg<'a> {
+            Int(i64),
+            Text(&'a str),
+        }
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<Arg<'_>> = Vec::new();
+        let mut push = |sql: &str, values: Vec<Arg<'static>>| {
+            let mut sql = sql.to_owned();
+            for v in values {
+                args.push(v);
+                sql = sql.replacen('?', &format!("${}", args.len()), 1);
+            }
+            conds.push(sql);
+        };
+        if let Some(id) = q.series_id {
+            push("series_id = ?", vec![Arg::Int(id)]);
+        }
+        if let Some(open) = q.open {
+            push("status = ?", vec![Arg::Text(if open { "open" } else { "closed" })]);
+        }
+        if let Some(t) = q.from_ts {
+            push("end_ts >= ?", vec![Arg::Int(t)]);
+        }
+        if let Some(t) = q.to_ts {
+            push("start_ts < ?", vec![Arg::Int(t)]);
+        }
+        if let Some((sid, start)) = q.after {
+            push(
+                "(series_id > ? OR (series_id = ? AND start_index > ?))",
+                vec![Arg::Int(sid), Arg::Int(sid), Arg::Int(start)],
+            );
+        }
+        if let Some(t) = q.since {
+            push("start_ts >= ?", vec![Arg::Int(t)]);
+        }
+        let filter = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let sql = format!(
+            "SELECT {INTERVAL_COLUMNS} FROM intervals {filter} ORDER BY series_id, start_index LIMIT ${}",
+            args.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for a in args {
+            query = match a {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        let rows = query.bind(q.limit.max(0)).fetch_all(&self.read).await?;
+        rows.iter().map(interval_row).collect()
+    }
+
+    /// The stored point blocks of a series holding stream indices at or after `from_index`,
+    /// as (first index, points), in index order. Crash recovery replays them through the
+    /// detector restored from the checkpoint.
+    ///
+    /// # Errors
+    /// A database failure or a corrupt chunk.
+    pub async fn chunks_from(
+        &self,
+        id: i64,
+        dim: usize,
+        from_index: i64,
+    ) -> Result<Vec<(i64, Vec<(i64, Vec<f64>)>)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT first_index, data FROM point_chunks WHERE series_id = $1 AND first_index + n > $2 ORDER BY first_index",
+        )
+        .bind(id)
+        .bind(from_index)
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(interval_row).collect()
+        rows.iter().map(|r| Ok((r.try_get(0)?, decode_points(&r.try_get::<Vec<u8>, _>(1)?, dim)?))).collect()
     }
 
     /// Raw points of a series with `from_ts <= ts < to_ts`, in order.

@@ -120,3 +120,78 @@ pub async fn each_backend(test: &str, settings: Settings) -> Vec<(&'static str, 
     }
     out
 }
+
+/// A `driftwatch serve` process configured only through the environment, as an operator would
+/// run it, logging to a file (appended, so restarts share one log). Killed when dropped.
+pub struct Service {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Service {
+    pub fn start(log: &std::path::Path, env: &[(&str, String)]) -> Self {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .arg("serve")
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stderr(out)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, log: log.to_owned() }
+    }
+
+    /// Waits until the service answers `/readyz` on `port`.
+    pub async fn ready(&mut self, port: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        while std::time::Instant::now() < deadline {
+            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the service exited with {status}:\n{}", self.log_tail());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the service on port {port} never became ready:\n{}", self.log_tail());
+    }
+
+    /// SIGKILL: no shutdown work at all.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit (drain, checkpoints).
+    pub fn terminate(mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "the service exited with {status}:\n{}", self.log_tail());
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.kill();
+        panic!("the service did not stop within 60 s:\n{}", self.log_tail());
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
