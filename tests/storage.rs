@@ -178,6 +178,16 @@ async fn interval_queries_filter_by_series_status_and_time_and_page_in_key_order
             seen.extend(page);
         }
         assert_eq!(seen, vec![(a, 100), (a, 300), (a, 500), (c, 200), (c, 400)]);
+        // Filters combine (each appears in the statement only when given).
+        let combined = IntervalQuery {
+            series_id: Some(a),
+            open: Some(false),
+            after: Some((a, 100)),
+            since: Some(0),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(all(combined).await, vec![(a, 300)], "{}", b.name);
     }
 }
 

@@ -223,8 +223,10 @@ fn query_of(p: &IntervalParams, series_id: Option<i64>) -> Result<IntervalQuery,
 
 async fn render_intervals(state: &AppState, q: IntervalQuery) -> Result<Json<Value>, ApiError> {
     let rows = state.storage.intervals(&q).await?;
-    let names: std::collections::HashMap<i64, String> =
-        state.storage.list_series().await?.into_iter().map(|s| (s.id, s.name)).collect();
+    // Only the names on this page (a query must not cost more as series are added).
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.series_id).collect();
+    ids.dedup();
+    let names = state.storage.series_names(&ids).await?;
     let next = (rows.len() as i64 == q.limit)
         .then(|| rows.last().map(|r| format!("{}:{}", r.series_id, r.start_index)))
         .flatten();
