@@ -366,6 +366,42 @@ pub enum BenchCommand {
     /// fixed rate while ingest goes on. Runs the service in-process (SQLite in a temp folder, or
     /// DATABASE_URL) unless --url names a running one.
     Http(BenchHttpArgs),
+    /// A long run (10 minutes by default) of a `serve` child process at half its measured
+    /// maximum ingest rate, with interval queries and an analyst labeling meanwhile; prints
+    /// memory and p50/p99 latencies per period and a summary (SQLite, or DATABASE_URL).
+    Soak(BenchSoakArgs),
+}
+
+/// `driftwatch bench soak`.
+#[derive(Debug, clap::Args)]
+pub struct BenchSoakArgs {
+    /// Length of the run, seconds.
+    #[arg(long, default_value_t = 600)]
+    pub seconds: u64,
+    /// Ingest rate, points/s; measured (for --max-secs) and taken at --fraction when absent.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Seconds of the maximum-rate measurement.
+    #[arg(long, default_value_t = 20)]
+    pub max_secs: u64,
+    /// Fraction of the measured maximum to run at.
+    #[arg(long, default_value_t = 0.5)]
+    pub fraction: f64,
+    /// Series the points are spread over (batches of 1,000 points).
+    #[arg(long, default_value_t = 64)]
+    pub series: usize,
+    /// Interval queries per second (a dashboard fleet; `bench http` measures 1,000/s for 10 s).
+    #[arg(long, default_value_t = 200)]
+    pub query_rate: u64,
+    /// Milliseconds between the analyst's labels.
+    #[arg(long, default_value_t = 2000)]
+    pub label_every_ms: u64,
+    /// Leave labeling out (ingest and queries only).
+    #[arg(long)]
+    pub no_labeling: bool,
+    /// Seconds per reported period.
+    #[arg(long, default_value_t = 30)]
+    pub report_secs: u64,
 }
 
 /// `driftwatch bench kafka`.

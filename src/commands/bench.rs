@@ -490,7 +490,7 @@ async fn http_async(args: &BenchHttpArgs) -> anyhow::Result<()> {
 }
 
 /// Batch `b`: 1,000 consecutive points of one series; the series take turns.
-fn batch_body(b: usize, series: usize, data: &[f64]) -> String {
+pub(crate) fn batch_body(b: usize, series: usize, data: &[f64]) -> String {
     let (s, round) = (b % series, b / series);
     let pts: Vec<String> = (0..1000)
         .map(|i| {

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod generate;
 pub mod leiad;
 pub mod replay;
+pub mod soak;
 pub mod token;
 
 use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, LeiadCommand, TokenCommand};
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Offline(args)) => bench::offline(&args),
         Command::Bench(BenchCommand::Engine(args)) => bench::engine(&args),
         Command::Bench(BenchCommand::Http(args)) => bench::http(&args),
+        Command::Bench(BenchCommand::Soak(args)) => soak::run(&args),
         Command::Bench(BenchCommand::Kafka(args)) => bench_kafka::run(&args),
         Command::Config(ConfigCommand::Show { config }) => {
             print!("{}", Settings::load(config.as_deref(), std::env::vars())?.show());
