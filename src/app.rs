@@ -52,6 +52,9 @@ pub struct AppState {
     pub limiter: crate::http::RateLimiter,
     /// Order and recovery of the HTTP write path, per series.
     pub guards: SeriesGuards,
+    /// The Kafka consumer thread's last poll (epoch ms): 0 before it starts, -1 once it has
+    /// stopped. `/readyz` reads it.
+    pub kafka_heartbeat: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Keeps the HTTP write path of each series in order and its detector consistent with storage.
@@ -735,6 +738,7 @@ impl Application {
             tokens: crate::auth::TokenCache::default(),
             limiter: crate::http::RateLimiter::default(),
             guards: SeriesGuards::default(),
+            kafka_heartbeat: Arc::default(),
         };
         // With Kafka, a series' detector is loaded by the partition that carries it, when the
         // partition is assigned here: loading every series now would hold stale copies of series

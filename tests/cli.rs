@@ -219,3 +219,38 @@ fn replay_embedded_twice_stores_once_and_counts_the_second_pass_as_repeats() {
     );
     assert!(dir.path().join("driftwatch.db").is_file());
 }
+
+#[test]
+fn bench_soak_smoke_runs_the_service_with_queries_and_labeling_and_prints_figures() {
+    // The 10-minute soak is a separate command; this is its smoke size (12 s, fixed rate).
+    let out = driftwatch(&[
+        "bench",
+        "soak",
+        "--seconds",
+        "12",
+        "--rate",
+        "20000",
+        "--query-rate",
+        "50",
+        "--label-every-ms",
+        "500",
+        "--report-secs",
+        "4",
+    ]);
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON lines")).collect();
+    let periods = lines.iter().filter(|l| l["bench"] == "soak_period").count();
+    assert!(periods >= 2, "{lines:?}");
+    let summary = lines.iter().find(|l| l["bench"] == "soak").expect("a summary line");
+    // The service took the load: every batch acknowledged, at about the rate asked for.
+    assert_eq!(summary["ingest_failed"], 0, "{summary}");
+    let achieved = summary["achieved_points_per_sec"].as_f64().unwrap();
+    assert!(achieved > 10_000.0, "{summary}");
+    assert!(summary["rss_mib_end"].as_f64().unwrap() > 1.0, "{summary}");
+    assert_eq!(summary["query_failed"], 0, "{summary}");
+    assert!(summary["query"]["n"].as_u64().unwrap() > 100, "{summary}");
+    // The analyst's requests ran (project creation, suggestions, labels, progress).
+    assert!(summary["labeling"]["n"].as_u64().unwrap() > 3, "{summary}");
+    assert_eq!(summary["labeling_failed"], 0, "{summary}");
+}

@@ -445,7 +445,10 @@ async fn storage_quota_reached_mid_stream_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings();
     s.storage.data_dir = dir.path().to_owned();
-    s.storage.max_bytes = 4 << 20;
+    // Room for the data several times over (about 25 bytes a point with its scores), so the
+    // bulky series is what fills it.
+    let quota = ((sz.series * sz.points * 64) as u64).next_multiple_of(1 << 20).max(4 << 20);
+    s.storage.max_bytes = quota;
     let app = common::TestApp::spawn(s).await;
 
     // The clients stream (paced, about 10 s); a quarter of the way in, a bulky series fills the
@@ -465,7 +468,7 @@ async fn storage_quota_reached_mid_stream_loses_and_duplicates_nothing() {
             break;
         }
         assert_eq!(status, 200, "{body}");
-        assert!(k < 1000, "4 MiB never filled");
+        assert!(k < 10_000, "the quota was never reached");
     }
     // Streaming stalls: every client is told storage_full, and retries.
     wait_for("clients told storage_full", Some(&seen), async || seen.count("storage_full") >= 2 * sz.series as u64)
@@ -483,8 +486,9 @@ async fn storage_quota_reached_mid_stream_loses_and_duplicates_nothing() {
     let full = metric(&metrics, "driftwatch_storage_write_failures_total{kind=\"full\"}");
     let rebuilt = metric(&metrics, "driftwatch_detector_recoveries_total{outcome=\"ok\"}");
     println!(
-        "fault storage quota: 4 MiB filled after {} filler batches; {full} writes refused as full, \
+        "fault storage quota: {} MiB filled after {} filler batches; {full} writes refused as full, \
          {rebuilt} detectors rebuilt from storage; first write acknowledged {:?} after space was freed; clients: {}",
+        quota >> 20,
         filled_at + 1,
         recovered,
         seen.summary()

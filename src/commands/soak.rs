@@ -191,10 +191,15 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
             let _ = slots.acquire_many(64).await;
         })
     };
-    // Interval queries at a fixed rate.
+    // Interval queries at a fixed rate, once every series exists (a query for a series that
+    // has no points yet is a 404, not a latency).
     let query_task = {
         let (client, base, queries, rate) = (client.clone(), base.clone(), queries.clone(), args.query_rate.max(1));
+        let acked = acked.clone();
         tokio::spawn(async move {
+            while acked.load(Ordering::Relaxed) < series as u64 && Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut q = 0usize;

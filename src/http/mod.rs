@@ -98,13 +98,32 @@ async fn metrics(State(state): State<AppState>) -> Result<impl axum::response::I
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Storage reachable"), (status = 503, description = "Storage unreachable", body = openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Storage reachable and, with Kafka on, the consumer polling"), (status = 503, description = "Storage unreachable, or the Kafka consumer stopped or stalled (30 s)", body = openapi::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if state.storage.ping().await {
-        Ok(Json(json!({"status": "ready"})))
-    } else {
-        Err(ApiError::unavailable("storage is not reachable"))
+    if !state.storage.ping().await {
+        return Err(ApiError::unavailable("storage is not reachable"));
     }
+    if state.settings.kafka.enabled() {
+        // The consumer thread beats on every poll; a rebalance may hold it for a few seconds
+        // while revoked partitions drain, never for half a minute.
+        const STALL_MS: i64 = 30_000;
+        let beat = state.kafka_heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        if beat == 0 {
+            return Err(ApiError::unavailable("the Kafka consumer has not started"));
+        }
+        if beat < 0 {
+            return Err(ApiError::unavailable("the Kafka consumer has stopped"));
+        }
+        if now - beat > STALL_MS {
+            return Err(ApiError::unavailable(format!(
+                "the Kafka consumer has not polled for {} s",
+                (now - beat) / 1000
+            )));
+        }
+    }
+    Ok(Json(json!({"status": "ready"})))
 }
 
 /// Ingest points: one JSON message (a point or a batch for one series) or NDJSON lines.

@@ -472,9 +472,28 @@ async fn ensure_topics(state: &AppState, k: &crate::config::KafkaSettings) -> Re
 }
 
 /// The consumer thread: polls, dispatches, commits, and on stop drains everything.
+/// Marks the consumer thread stopped for `/readyz` when it ends, by return or by panic.
+struct Heartbeat(Arc<std::sync::atomic::AtomicI64>);
+
+impl Heartbeat {
+    fn beat(&self) {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_millis() as i64);
+        self.0.store(now, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.store(-1, Ordering::Relaxed);
+    }
+}
+
 fn consume(consumer: BaseConsumer<Ctx>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut last_commit = Instant::now();
+    let heartbeat = Heartbeat(shared.state.kafka_heartbeat.clone());
     while !stop.load(Ordering::SeqCst) {
+        heartbeat.beat();
         shared.deliver_pending(&consumer);
         match consumer.poll(Duration::from_millis(50)) {
             None => {}
