@@ -393,12 +393,16 @@ pub struct BenchSoakArgs {
     /// Interval queries per second (a dashboard fleet; `bench http` measures 1,000/s for 10 s).
     #[arg(long, default_value_t = 200)]
     pub query_rate: u64,
-    /// Milliseconds between the analyst's labels.
-    #[arg(long, default_value_t = 2000)]
+    /// Milliseconds between the analyst's labels (a brisk human: one window every 5 s).
+    #[arg(long, default_value_t = 5000)]
     pub label_every_ms: u64,
     /// Leave labeling out (ingest and queries only).
     #[arg(long)]
     pub no_labeling: bool,
+    /// Seconds into the run when the analyst creates the project: its pool is the four series'
+    /// points by then (about 47,000 each at 200,000 points/s over 64 series after 15 s).
+    #[arg(long, default_value_t = 15)]
+    pub project_after_secs: u64,
     /// Seconds per reported period.
     #[arg(long, default_value_t = 30)]
     pub report_secs: u64,

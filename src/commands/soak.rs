@@ -109,17 +109,21 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
     let series = args.series.max(1);
     let data = Arc::new(driftwatch_testkit::piecewise_gaussian(20, 5000, 1, 5));
     let next_batch = Arc::new(AtomicU64::new(0));
+    // The maximum-rate measurement writes series of its own (`max-*`), so the soak's series
+    // start empty and the analyst's project holds only what the soak itself ingested.
+    let max_phase = Arc::new(std::sync::atomic::AtomicBool::new(args.rate.is_none()));
     let post_batch = {
         let (client, base, data, next_batch) = (client.clone(), base.clone(), data.clone(), next_batch.clone());
+        let max_phase = max_phase.clone();
         move || {
             let (client, base, data) = (client.clone(), base.clone(), data.clone());
             let b = next_batch.fetch_add(1, Ordering::Relaxed) as usize;
+            let mut body = super::bench::batch_body(b, series, &data);
+            if max_phase.load(Ordering::Relaxed) {
+                body = body.replacen("\"series\":\"bench-", "\"series\":\"max-", 1);
+            }
             async move {
-                let r = client
-                    .post(format!("{base}/v1/points"))
-                    .body(super::bench::batch_body(b, series, &data))
-                    .send()
-                    .await;
+                let r = client.post(format!("{base}/v1/points")).body(body).send().await;
                 r.is_ok_and(|r| r.status().is_success())
             }
         }
@@ -152,6 +156,8 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
                 "{}",
                 json!({"bench": "soak_max_ingest", "points_per_sec": max.round(), "seconds": args.max_secs})
             );
+            max_phase.store(false, Ordering::Relaxed);
+            next_batch.store(0, Ordering::Relaxed);
             (max * args.fraction) as u64
         }
     };
@@ -223,12 +229,12 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
     // `label_every_ms` (a refit every `labeling.refit_every` labels), reading progress each time.
     let labeling_task = {
         let (client, base, labeling, every) = (client.clone(), base.clone(), labeling.clone(), args.label_every_ms);
-        let off = args.no_labeling;
+        let (off, after) = (args.no_labeling, Duration::from_secs(args.project_after_secs));
         tokio::spawn(async move {
             if off {
-                return 0;
+                return (0, 0);
             }
-            tokio::time::sleep(duration / 10).await;
+            tokio::time::sleep(after.min(duration / 2)).await;
             let names: Vec<String> = (0..series.min(4)).map(|k| format!("bench-{k}")).collect();
             let t = Instant::now();
             let created = client
@@ -237,7 +243,17 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
                 .body(json!({"name": "soak", "series": names, "author": "soak", "budget": 10_000}).to_string())
                 .send()
                 .await;
-            labeling.record(t, created.is_ok_and(|r| r.status().is_success()));
+            let pool = match created {
+                Ok(r) if r.status().is_success() => {
+                    labeling.record(t, true);
+                    let v: Value = r.text().await.ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+                    v["series"].as_array().map_or(0, |a| a.iter().filter_map(|s| s["points"].as_u64()).sum())
+                }
+                _ => {
+                    labeling.record(t, false);
+                    0
+                }
+            };
             let mut labels = 0u64;
             while Instant::now() < end {
                 tokio::time::sleep(Duration::from_millis(every)).await;
@@ -274,7 +290,7 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
                 let r = client.get(format!("{base}/v1/labeling/projects/soak/progress")).send().await;
                 labeling.record(t, r.is_ok_and(|r| r.status().is_success()));
             }
-            labels
+            (labels, pool)
         })
     };
 
@@ -301,7 +317,7 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
     }
     ingest_task.await?;
     query_task.await?;
-    let labels = labeling_task.await?;
+    let (labels, pool_points) = labeling_task.await?;
     let elapsed = started.elapsed().as_secs_f64();
 
     // Memory after the first fifth (caches, pools and detectors warm) against the end.
@@ -330,7 +346,7 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
                "query": query_all, "query_failed": queries.failed.load(Ordering::Relaxed),
                "query_p99_bound_ms": QUERY_P99_BOUND_MS, "query_within_bound": query_p99 < QUERY_P99_BOUND_MS,
                "labeling": all(&labeling), "labeling_failed": labeling.failed.load(Ordering::Relaxed),
-               "labels": labels, "refits": refits})
+               "labels": labels, "refits": refits, "project_pool_points": pool_points})
     );
     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let stopping = Instant::now();
