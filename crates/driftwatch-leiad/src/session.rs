@@ -22,7 +22,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::active::{self, AlScores, AlWeights, Breakdown};
 use crate::detectors::Detector;
-use crate::end_model::{EndModel, EndModelConfig};
+use crate::end_model::{Backend, EndModel, EndModelConfig};
+use crate::eval::average_precision;
 use crate::label_model::{LabelModel, LabelModelConfig};
 use crate::lfgen::{LfGenConfig, golden_votes, prototype_votes};
 use crate::prepared::Prepared;
@@ -579,8 +580,37 @@ impl Leiad {
             y: self.train.iter().map(|t| t.1).collect(),
             w: rows.iter().map(|&i| if self.golden[i] >= 0 { self.cfg.human_weight } else { 1.0 }).collect(),
             rows,
-            cfg: self.cfg.end_model,
+            cfg: self.end_model_config(),
         }
+    }
+
+    /// The end-model settings of the next fit: the configured ones with the anchor column
+    /// (anchored back-end) set to the seed detector whose raw score ranks the analyst's labels
+    /// best (average precision over the human-labeled points; before both classes are labeled,
+    /// over the current training set). Ties go to the earlier detector.
+    fn end_model_config(&self) -> EndModelConfig {
+        let mut cfg = self.cfg.end_model;
+        if cfg.backend != Backend::Anchored || cfg.anchor.is_some() {
+            return cfg;
+        }
+        let human: Vec<(usize, bool)> =
+            (0..self.golden.len()).filter(|&i| self.golden[i] >= 0).map(|i| (i, self.golden[i] == 1)).collect();
+        let both = |set: &[(usize, bool)]| set.iter().any(|t| t.1) && set.iter().any(|t| !t.1);
+        let graded: &[(usize, bool)] = if both(&human) { &human } else { &self.train };
+        if !both(graded) {
+            return cfg;
+        }
+        let truth: Vec<bool> = graded.iter().map(|t| t.1).collect();
+        let mut best: Option<(f64, usize)> = None;
+        for (k, &d) in Detector::ALL.iter().enumerate() {
+            let s = self.prep.detector_scores(d);
+            let ap = average_precision(&graded.iter().map(|t| s[t.0]).collect::<Vec<f64>>(), &truth);
+            if best.is_none_or(|(b, _)| ap > b) {
+                best = Some((ap, k));
+            }
+        }
+        cfg.anchor = best.map(|(_, k)| self.prep.seed_column(Detector::ALL[k]));
+        cfg
     }
 
     /// Anomaly and normal votes of the active LFs at pooled point `i` (as of the last label-model
@@ -616,7 +646,7 @@ impl Leiad {
     pub fn labels_only_model(&self) -> Result<EndModel, LeiadError> {
         let rows: Vec<usize> = (0..self.golden.len()).filter(|&i| self.golden[i] >= 0).collect();
         let y: Vec<bool> = rows.iter().map(|&i| self.golden[i] == 1).collect();
-        EndModel::fit(&self.prep.features().take(&rows), &y, &self.cfg.end_model)
+        EndModel::fit(&self.prep.features().take(&rows), &y, &self.end_model_config())
     }
 
     /// Anomaly probabilities of a series outside the pool, from the installed end model.
