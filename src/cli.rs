@@ -152,6 +152,8 @@ pub struct LeiadSimulateArgs {
 pub enum EndModelArg {
     /// forust-ml gradient-boosted trees (the default).
     Forust,
+    /// Per refit, the trees or the anchored model, by cross-validation on the labeled windows.
+    Select,
     /// The seed-anchored logistic regression.
     Anchored,
     /// perpetual (needs the `leiad-perpetual` feature).

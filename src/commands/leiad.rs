@@ -25,6 +25,7 @@ fn backend(arg: EndModelArg) -> Backend {
         EndModelArg::Forust => Backend::Forust,
         EndModelArg::Perpetual => Backend::Perpetual,
         EndModelArg::Anchored => Backend::Anchored,
+        EndModelArg::Select => Backend::Select,
     }
 }
 
@@ -147,6 +148,7 @@ fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
         "iterations" => cfg.end_model.iterations = whole()?,
         "learning_rate" => cfg.end_model.learning_rate = v as f32,
         "max_depth" => cfg.end_model.max_depth = whole()?,
+        "select_margin" => cfg.end_model.select_margin = v,
         "anchor_weight" => cfg.end_model.anchor_weight = v,
         "anchor_ridge" => cfg.end_model.anchor_ridge = v,
         "candidates" => cfg.candidates = whole()?,
