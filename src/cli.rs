@@ -142,7 +142,7 @@ pub struct LeiadSimulateArgs {
     pub show_lfs: bool,
     /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
     /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
-    /// em_steps).
+    /// em_steps, anchor_weight, anchor_ridge).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<String>,
 }
@@ -150,8 +150,12 @@ pub struct LeiadSimulateArgs {
 /// GBDT crate of the end model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EndModelArg {
-    /// forust-ml (the default).
+    /// forust-ml gradient-boosted trees (the default).
     Forust,
+    /// Per refit, the trees or the anchored model, by cross-validation on the labeled windows.
+    Select,
+    /// The seed-anchored logistic regression.
+    Anchored,
     /// perpetual (needs the `leiad-perpetual` feature).
     Perpetual,
 }

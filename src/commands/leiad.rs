@@ -24,6 +24,8 @@ fn backend(arg: EndModelArg) -> Backend {
     match arg {
         EndModelArg::Forust => Backend::Forust,
         EndModelArg::Perpetual => Backend::Perpetual,
+        EndModelArg::Anchored => Backend::Anchored,
+        EndModelArg::Select => Backend::Select,
     }
 }
 
@@ -146,6 +148,9 @@ fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
         "iterations" => cfg.end_model.iterations = whole()?,
         "learning_rate" => cfg.end_model.learning_rate = v as f32,
         "max_depth" => cfg.end_model.max_depth = whole()?,
+        "select_margin" => cfg.end_model.select_margin = v,
+        "anchor_weight" => cfg.end_model.anchor_weight = v,
+        "anchor_ridge" => cfg.end_model.anchor_ridge = v,
         "candidates" => cfg.candidates = whole()?,
         "em_steps" => cfg.label_model.em_steps = whole()?,
         other => bail!("--set: unknown setting {other:?}"),

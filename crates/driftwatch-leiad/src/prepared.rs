@@ -106,6 +106,11 @@ impl Prepared {
         names
     }
 
+    /// The feature column holding detector `d`'s (scaled, z-scored) score.
+    pub fn seed_column(&self, d: Detector) -> usize {
+        BASE_FEATURES + d as usize
+    }
+
     /// Z of the pool.
     pub fn repr(&self) -> &Representation {
         &self.repr

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use driftwatch_leiad::simulation::{SimConfig, Simulation};
 use driftwatch_leiad::votes::LfKind;
-use driftwatch_leiad::{Detector, Leiad, LeiadConfig, LeiadError, Pool, Prepared, SeriesInput, Window};
+use driftwatch_leiad::{Backend, Detector, Leiad, LeiadConfig, LeiadError, Pool, Prepared, SeriesInput, Window};
 use driftwatch_testkit::{AnomalyKind, LabeledSeries, labeled_set};
 
 fn prepared(set: &[LabeledSeries]) -> (Arc<Prepared>, Vec<bool>) {
@@ -253,4 +253,38 @@ fn the_shortest_accepted_series_runs_through_a_whole_round() {
     let m = s.refit_end_model().unwrap();
     s.install_end_model(m);
     assert_eq!(s.end_scores().unwrap().len(), 16);
+}
+
+#[test]
+fn select_keeps_the_anchored_model_without_two_usable_folds_and_both_opt_ins_fit() {
+    let set = labeled_set(3, 3000, 8);
+    let (prep, truth) = prepared(&set);
+    let mut cfg = LeiadConfig::default();
+    cfg.end_model.backend = Backend::Select;
+    let mut s = Leiad::new(prep.clone(), cfg).unwrap();
+    let (t0, _) = set[0].events[0];
+    let w = Window { series: 0, start: t0.saturating_sub(100), end: (t0 + 100).min(3000) };
+    s.add_labels(w, &answer(&prep, &truth, &w)).unwrap();
+    s.step();
+    // One labeled window: one fold with both classes, so no evidence against the anchor.
+    assert_eq!(s.refit_job().select().unwrap(), Backend::Anchored);
+    for backend in [Backend::Select, Backend::Anchored] {
+        let mut cfg = LeiadConfig::default();
+        cfg.end_model.backend = backend;
+        let mut s = Leiad::new(prep.clone(), cfg).unwrap();
+        for (k, series) in set.iter().enumerate() {
+            for &(t0, _) in &series.events[..3] {
+                let w = Window { series: k, start: t0.saturating_sub(100), end: (t0 + 100).min(3000) };
+                s.add_labels(w, &answer(&prep, &truth, &w)).unwrap();
+            }
+        }
+        s.step();
+        let model = s.refit_end_model().unwrap();
+        let bytes = model.to_bytes().unwrap();
+        s.install_end_model(model);
+        let p = s.end_scores().unwrap().to_vec();
+        assert!(p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        let back = driftwatch_leiad::EndModel::from_bytes(&bytes).unwrap();
+        assert_eq!(back.predict(prep.features()), p);
+    }
 }
