@@ -55,6 +55,8 @@ pub struct AppState {
     /// The Kafka consumer thread's last poll (epoch ms): 0 before it starts, -1 once it has
     /// stopped. `/readyz` reads it.
     pub kafka_heartbeat: Arc<std::sync::atomic::AtomicI64>,
+    /// API requests in progress, at most `http.max_in_flight`.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Keeps the HTTP write path of each series in order and its detector consistent with storage.
@@ -209,7 +211,14 @@ impl AppState {
         max_series: usize,
     ) -> Result<IngestSummary, crate::http::ApiError> {
         let mut summary = IngestSummary::default();
-        for decoded in decode_body(body) {
+        let decoded = decode_body(body);
+        // The whole request is refused before any of it reaches a detector.
+        let points: usize =
+            decoded.iter().filter_map(|m| m.as_ref().ok()).map(|m| m.points.len() + m.rejected.total() as usize).sum();
+        if points > self.settings.http.max_batch_points {
+            return Err(crate::http::ApiError::batch_too_large(points, self.settings.http.max_batch_points));
+        }
+        for decoded in decoded {
             match decoded {
                 Ok(message) => {
                     summary.messages += 1;
@@ -729,6 +738,7 @@ impl Application {
         let metrics = crate::metrics::Metrics::with_watched(&settings.metrics.watched_series);
         metrics.series.set(storage.counts().await?.series);
         let labeling = crate::labeling::Labeling::new(storage.clone(), metrics.clone(), settings.labeling.clone());
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight));
         let state = AppState {
             storage,
             pipeline: Arc::new(pipeline),
@@ -739,6 +749,7 @@ impl Application {
             limiter: crate::http::RateLimiter::default(),
             guards: SeriesGuards::default(),
             kafka_heartbeat: Arc::default(),
+            in_flight,
         };
         // With Kafka, a series' detector is loaded by the partition that carries it, when the
         // partition is assigned here: loading every series now would hold stale copies of series

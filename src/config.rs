@@ -215,6 +215,11 @@ pub struct HttpSettings {
     pub addr: String,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
+    /// Most points one ingest request may carry, over all its messages (413 past it).
+    pub max_batch_points: usize,
+    /// Most API requests served at once; more are refused at once with 503 `overloaded`
+    /// (Retry-After: 1) instead of queueing without bound.
+    pub max_in_flight: usize,
     /// A separate listener for /metrics, /healthz and /readyz (they then leave the API port).
     pub admin_addr: Option<String>,
     /// Deadline of one request, milliseconds (answered 503 `timeout` past it).
@@ -294,7 +299,14 @@ impl Default for Settings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { addr: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20, admin_addr: None, request_timeout_ms: 30_000 }
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 << 20,
+            max_batch_points: 100_000,
+            max_in_flight: 512,
+            admin_addr: None,
+            request_timeout_ms: 30_000,
+        }
     }
 }
 
@@ -386,8 +398,10 @@ impl Settings {
                 ));
             }
         }
-        if self.http.max_body_bytes == 0 {
-            return Err(ConfigError::Invalid("http.max_body_bytes must be at least 1".into()));
+        if self.http.max_body_bytes == 0 || self.http.max_batch_points == 0 {
+            return Err(ConfigError::Invalid(
+                "http.max_body_bytes and http.max_batch_points must be at least 1".into(),
+            ));
         }
         if self.storage.max_bytes > 0 {
             if self.storage.url.as_deref().is_some_and(|u| !u.starts_with("sqlite:")) {

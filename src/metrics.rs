@@ -74,6 +74,8 @@ pub struct Metrics {
     pub kafka_record_age_seconds: Histogram,
     /// Requests abandoned at `http.request_timeout_ms`.
     pub http_timeouts: IntCounter,
+    /// API requests refused because `http.max_in_flight` were already being served.
+    pub http_shed: IntCounter,
     /// Labels stored, by source (suggestion, edit, interval).
     pub labeling_labels: IntCounterVec,
     /// End-model refits by outcome (ok, failed).
@@ -284,6 +286,11 @@ impl Metrics {
                 "HTTP requests abandoned at http.request_timeout_ms (answered 503 timeout).",
             )
             .expect("valid metric"),
+            http_shed: IntCounter::new(
+                "driftwatch_http_shed_total",
+                "API requests refused with 503 overloaded because http.max_in_flight were in progress.",
+            )
+            .expect("valid metric"),
             labeling_labels: IntCounterVec::new(
                 Opts::new("driftwatch_labeling_labels_total", "Labels stored, by source (suggestion, edit, interval)."),
                 &["source"],
@@ -379,6 +386,7 @@ impl Metrics {
             Box::new(m.kafka_errors.clone()),
             Box::new(m.kafka_record_age_seconds.clone()),
             Box::new(m.http_timeouts.clone()),
+            Box::new(m.http_shed.clone()),
             Box::new(m.labeling_labels.clone()),
             Box::new(m.labeling_refits.clone()),
             Box::new(m.labeling_refit_seconds.clone()),

@@ -195,6 +195,7 @@ async fn limits_rate_per_token_deadlines_and_security_headers() {
     s.auth.rate_per_sec = 0.5;
     s.auth.burst = 2.0;
     s.http.request_timeout_ms = 100;
+    s.http.max_batch_points = 300_000;
     let app = TestApp::spawn(s).await;
     // Two requests of burst, then 429 with Retry-After; another token has its own bucket.
     assert_eq!(call(&app, "GET", "/v1/series", None, Some(&a)).await.0, 200);
@@ -280,5 +281,84 @@ async fn a_token_creates_at_most_its_series_and_they_are_recorded_as_its() {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
     assert_eq!(creators, expect);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_batch_limit_is_refused_whole() {
+    let mut s = base_settings();
+    let dir = tempfile::tempdir().unwrap();
+    s.storage.data_dir = dir.path().to_owned();
+    s.http.max_batch_points = 1000;
+    let app = TestApp::spawn(s).await;
+    let batch = |series: &str, n: i64| {
+        let pts: Vec<Value> = (0..n).map(|i| json!([1_795_780_800_000i64 + 1000 * i, 1.0])).collect();
+        json!({"series": series, "points": pts}).to_string()
+    };
+    // 1,000 points pass; 1,001 do not, and neither do two NDJSON messages of 600.
+    assert_eq!(app.post_raw("/v1/points", batch("ok", 1000)).await.0, 200);
+    let (status, body) = app.post_raw("/v1/points", batch("big", 1001)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("batch_too_large")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("1001 points"), "{body}");
+    let (status, _) = app.post_raw("/v1/points", format!("{}\n{}", batch("a", 600), batch("b", 600))).await;
+    assert_eq!(status, 413);
+    // Nothing of a refused request was stored.
+    let (_, series) = app.get("/v1/series").await;
+    let names: Vec<&str> = series["series"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["ok"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_in_flight_limit_are_shed_with_503_not_queued() {
+    let mut s = base_settings();
+    let dir = tempfile::tempdir().unwrap();
+    s.storage.data_dir = dir.path().to_owned();
+    s.http.max_in_flight = 1;
+    let app = TestApp::spawn(s).await;
+    // Keep one request in progress (a large batch) and ask for the series meanwhile; repeat
+    // with fresh batches until a query lands while the batch is being served.
+    let mut shed = None;
+    for round in 0..20i64 {
+        let pts: Vec<Value> = (0..100_000)
+            .map(|i| json!([1_795_780_800_000i64 + 1000 * (round * 100_000 + i), (i % 7) as f64]))
+            .collect();
+        let body = json!({"series": "big", "points": pts}).to_string();
+        let (client, url) = (app.client.clone(), format!("{}/v1/points", app.base));
+        // The batch itself may find the slot taken by a query and be shed: it retries.
+        let big = tokio::spawn(async move {
+            loop {
+                let status = client.post(&url).body(body.clone()).send().await.unwrap().status().as_u16();
+                if status != 503 {
+                    return status;
+                }
+            }
+        });
+        while !big.is_finished() {
+            let r = app.client.get(format!("{}/v1/series", app.base)).send().await.unwrap();
+            if r.status().as_u16() == 503 {
+                let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+                shed = Some((body, retry));
+                break;
+            }
+        }
+        // The request in progress is not disturbed.
+        assert_eq!(big.await.unwrap(), 200);
+        if shed.is_some() {
+            break;
+        }
+    }
+    let (body, retry) = shed.expect("no request was shed while one was in progress");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    // Once the slot is free, requests are served again, and the refusals are counted.
+    assert_eq!(app.get("/v1/series").await.0, 200);
+    let metrics = app.metrics().await;
+    let shed_total: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("driftwatch_http_shed_total ").and_then(|v| v.parse().ok()))
+        .unwrap();
+    assert!(shed_total >= 1.0, "{shed_total}");
     app.stop().await;
 }

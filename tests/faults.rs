@@ -366,6 +366,21 @@ fn script(script: &str, cmd: &str, env: &[(&str, String)]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Whether `scripts/test.sh` provides the service (`DRIFTWATCH_TEST_<what>` set); false when the
+/// suite is told to skip it (`DRIFTWATCH_SKIP_<what>=1`); panics otherwise.
+fn service_available(what: &str) -> bool {
+    if std::env::var(format!("DRIFTWATCH_TEST_{what}")).is_ok() {
+        return true;
+    }
+    let skip = std::env::var(format!("DRIFTWATCH_SKIP_{what}"));
+    assert_eq!(
+        skip.as_deref(),
+        Ok("1"),
+        "DRIFTWATCH_TEST_{what} is not set: run ./scripts/test.sh or set DRIFTWATCH_SKIP_{what}=1"
+    );
+    false
+}
+
 /// Stops a server a test started when the test ends, failed or not.
 struct StopOnDrop(&'static str, Vec<(&'static str, String)>);
 
@@ -381,12 +396,7 @@ impl Drop for StopOnDrop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restart_mid_stream_loses_and_duplicates_nothing() {
-    if std::env::var("DRIFTWATCH_TEST_PG").is_err() {
-        assert_eq!(
-            std::env::var("DRIFTWATCH_SKIP_PG").as_deref(),
-            Ok("1"),
-            "DRIFTWATCH_TEST_PG is not set: run ./scripts/test.sh or set DRIFTWATCH_SKIP_PG=1"
-        );
+    if !service_available("PG") {
         return;
     }
     let sz = size();
@@ -503,12 +513,7 @@ async fn storage_quota_reached_mid_stream_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_paused_mid_stream_loses_and_duplicates_nothing() {
-    if std::env::var("DRIFTWATCH_TEST_KAFKA").is_err() {
-        assert_eq!(
-            std::env::var("DRIFTWATCH_SKIP_KAFKA").as_deref(),
-            Ok("1"),
-            "DRIFTWATCH_TEST_KAFKA is not set: run ./scripts/test.sh or set DRIFTWATCH_SKIP_KAFKA=1"
-        );
+    if !service_available("KAFKA") {
         return;
     }
     use rdkafka::config::ClientConfig;

@@ -262,11 +262,15 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
                     .get(format!("{base}/v1/labeling/projects/soak/suggestions?analyst=soak&limit=1"))
                     .send()
                     .await;
-                let body: Option<Value> = match r {
-                    Ok(r) if r.status().is_success() => r.text().await.ok().and_then(|t| serde_json::from_str(&t).ok()),
-                    _ => None,
+                let (ok, body): (bool, Option<Value>) = match r {
+                    Ok(r) if r.status().is_success() => {
+                        (true, r.text().await.ok().and_then(|t| serde_json::from_str(&t).ok()))
+                    }
+                    // 409 not_ready: the pool is still being prepared; the API working, not a failure.
+                    Ok(r) if r.status().as_u16() == 409 => (true, None),
+                    _ => (false, None),
                 };
-                labeling.record(t, body.is_some());
+                labeling.record(t, ok);
                 let Some(body) = body else { continue };
                 if let Some(s) = body["suggestions"].as_array().and_then(|a| a.first()) {
                     // Alternate: the window's first tenth anomalous, or all normal.

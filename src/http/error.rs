@@ -60,6 +60,26 @@ impl ApiError {
         }
     }
 
+    /// 413: more points in one request than `http.max_batch_points`.
+    pub fn batch_too_large(points: usize, limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "batch_too_large",
+            message: format!(
+                "{points} points in one request; the limit is {limit} (http.max_batch_points): split the batch"
+            ),
+        }
+    }
+
+    /// 503: `http.max_in_flight` requests are being served already.
+    pub fn overloaded(limit: usize) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "overloaded",
+            message: format!("{limit} requests are in progress (http.max_in_flight); retry shortly"),
+        }
+    }
+
     /// 503 while a dependency is down.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: message.into() }
@@ -75,7 +95,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        if self.code == "storage_unavailable" {
+        if self.code == "storage_unavailable" || self.code == "overloaded" {
             return (self.status, [(axum::http::header::RETRY_AFTER, "1")], body).into_response();
         }
         (self.status, body).into_response()

@@ -49,6 +49,7 @@ pub fn routers(state: AppState) -> (Router, Router) {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::admit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record))
         .with_state(state.clone());
