@@ -262,7 +262,9 @@ impl AppState {
     /// # Errors
     /// Storage or pipeline failures, or a stored configuration that no longer parses.
     pub async fn load_detector(&self, s: &crate::storage::SeriesRow) -> Result<bool, IngestError> {
-        if let Some((state, _)) = self.storage.checkpoint(s.id).await? {
+        if let Some((state, _)) = self.storage.checkpoint(s.id).await?
+            && !state.is_empty()
+        {
             match serde_json::from_slice::<StreamDetector>(&state) {
                 Ok(det) if det.check_version().is_ok() => {
                     self.pipeline.restore(s.name.clone(), det).await?;
@@ -290,11 +292,18 @@ impl AppState {
     /// first stored point. Returns (checkpoint used, points replayed).
     ///
     /// Replay stops at the first hole in the stored indices (points retention removed, or blocks
-    /// left over from before a reset), so it never feeds points out of order.
+    /// left over from before a reset), so it never feeds points out of order. A series reset
+    /// since its last checkpoint (an empty checkpoint marks it) starts afresh without replay.
     ///
     /// # Errors
     /// Storage or pipeline failures; the series is left without a detector then.
     pub async fn recover_detector(&self, s: &crate::storage::SeriesRow) -> Result<(bool, u64), IngestError> {
+        // Reset (or reconfigured) since its last checkpoint: it starts afresh, its stored
+        // history is not fed to the new detector.
+        if self.storage.checkpoint(s.id).await?.is_some_and(|(state, _)| state.is_empty()) {
+            self.load_detector(s).await?;
+            return Ok((false, 0));
+        }
         let mut from_checkpoint = self.load_detector(s).await?;
         let mut seen = 0i64;
         if from_checkpoint {
@@ -314,7 +323,7 @@ impl AppState {
                 tracing::warn!(series = %s.name, points, "The checkpoint has seen points storage does not hold; replaying from the first stored point.");
                 self.pipeline.remove(s.name.clone()).await?;
                 let fresh = crate::storage::SeriesRow { checkpoint_points: 0, ..s.clone() };
-                self.storage.clear_checkpoint(s.id, &self.settings.principal, now_ms()).await?;
+                self.storage.drop_checkpoint(s.id).await?;
                 self.load_detector(&fresh).await?;
                 from_checkpoint = false;
             } else {

@@ -129,7 +129,7 @@ async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_w
         );
         app.stop().await;
         // A new process on the same storage continues the series where it stopped.
-        let app = TestApp::spawn(settings).await;
+        let app = TestApp::spawn(settings.clone()).await;
         let (_, s) = app.get("/v1/series/mean").await;
         assert_eq!(s["points"].as_u64(), Some(1500), "{name}: checkpoint after 1500 points");
         let (_, r) = app.post(batch("mean", &xs, 1500, 3000)).await;
@@ -138,6 +138,15 @@ async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_w
         let starts: Vec<u64> =
             body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
         assert_eq!(starts, vec![1000, 2000], "{name}: the change at 2000 is found without a new warm-up");
+        // A reset detector stays reset across restarts: its stored history is not replayed
+        // into it (restarts replay stored points only after a checkpoint).
+        assert_eq!(app.client.post(format!("{}/v1/series/mean/reset", app.base)).send().await.unwrap().status(), 200);
+        app.stop().await;
+        let app = TestApp::spawn(settings.clone()).await;
+        app.stop().await;
+        let app = TestApp::spawn(settings).await;
+        let (_, s) = app.get("/v1/series/mean").await;
+        assert_eq!(s["points"].as_u64(), Some(0), "{name}: the reset detector has seen no points: {s}");
         app.stop().await;
     }
 }

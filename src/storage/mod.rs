@@ -811,13 +811,30 @@ impl Storage {
             .collect()
     }
 
-    /// Forgets a series' detector checkpoint (its detector re-warms).
+    /// Deletes a series' checkpoint (one that has seen points storage lacks): the series is
+    /// then rebuilt from its stored points.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn drop_checkpoint(&self, id: i64) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM checkpoints WHERE series_id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Forgets a series' detector state (reset, new configuration), recording who did it.
     ///
     /// # Errors
     /// A database failure.
     pub async fn clear_checkpoint(&self, id: i64, principal: &str, now_ms: i64) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM checkpoints WHERE series_id = $1").bind(id).execute(&mut *tx).await?;
+        // An empty state marks the reset: a restart starts the series' detector afresh instead
+        // of replaying its stored points (see `AppState::recover_detector`).
+        sqlx::query("INSERT INTO checkpoints (state, points, series_id) VALUES ($1, 0, $2)")
+            .bind(Vec::<u8>::new())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE series SET updated_at = $1, updated_by = $2 WHERE id = $3")
             .bind(now_ms)
             .bind(principal)
