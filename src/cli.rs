@@ -127,8 +127,8 @@ pub struct LeiadSimulateArgs {
     /// Half-width of a suggested window, in points.
     #[arg(long, default_value_t = 200)]
     pub half_window: usize,
-    /// End-model library.
-    #[arg(long, value_enum, default_value_t = EndModelArg::Forust)]
+    /// End model: the gate between trees and the seed-anchored regression (default), or one of them.
+    #[arg(long, value_enum, default_value_t = EndModelArg::Gate)]
     pub end_model: EndModelArg,
     /// Active-learning weights: LF disagreement, LF abstention, end-model uncertainty, novelty,
     /// seed-detector prior (default: the session's defaults).
@@ -142,18 +142,21 @@ pub struct LeiadSimulateArgs {
     pub show_lfs: bool,
     /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
     /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
-    /// em_steps, anchor_weight, anchor_ridge).
+    /// em_steps, anchor_weight, anchor_ridge, gate_margin).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<String>,
 }
 
-/// GBDT crate of the end model.
+/// The end model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EndModelArg {
-    /// forust-ml gradient-boosted trees (the default).
+    /// forust-ml gradient-boosted trees alone.
     Forust,
     /// Per refit, the trees or the anchored model, by cross-validation on the labeled windows.
     Select,
+    /// Both the trees and the anchored model per refit; the one that ranked the analyst's later
+    /// anomalies higher in the pool answers (the default).
+    Gate,
     /// The seed-anchored logistic regression.
     Anchored,
     /// perpetual (needs the `leiad-perpetual` feature).
@@ -191,8 +194,8 @@ pub struct LeiadBenchArgs {
     /// End-model refits timed.
     #[arg(long, default_value_t = 3)]
     pub refits: usize,
-    /// End-model library.
-    #[arg(long, value_enum, default_value_t = EndModelArg::Forust)]
+    /// End model: the gate between trees and the seed-anchored regression (default), or one of them.
+    #[arg(long, value_enum, default_value_t = EndModelArg::Gate)]
     pub end_model: EndModelArg,
 }
 

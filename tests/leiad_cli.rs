@@ -46,6 +46,7 @@ fn simulate_prints_one_json_line_per_round_and_a_summary_at_the_checkpoints() {
             "leiad",
             "leiad_random",
             "labels_only",
+            "labels_prior",
             "icid_change",
             "idk_point",
             "robust_z",

@@ -26,6 +26,7 @@ fn backend(arg: EndModelArg) -> Backend {
         EndModelArg::Perpetual => Backend::Perpetual,
         EndModelArg::Anchored => Backend::Anchored,
         EndModelArg::Select => Backend::Select,
+        EndModelArg::Gate => Backend::Gate,
     }
 }
 
@@ -89,8 +90,12 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
                 let fmt = |m: &BTreeMap<String, f64>| {
                     m.iter().map(|(k, v)| format!("{k}={v:.3}")).collect::<Vec<_>>().join(" ")
                 };
+                let gate = sim.session().gate_evidence().map_or_else(
+                    || "-".to_string(),
+                    |e| format!("trees {:.4} anchored {:.4} ({} points)", e.trees_top, e.anchored_top, e.anomalies),
+                );
                 println!(
-                    "seed {seed} round {:>2} windows {:>2} (anomalous {:>2}) {:>6.0} ms | AP {} | ROC-AUC {}",
+                    "seed {seed} round {:>2} windows {:>2} (anomalous {:>2}) {:>6.0} ms | AP {} | ROC-AUC {} | gate {gate}",
                     r.round,
                     r.windows_labeled,
                     r.anomalous_windows,
@@ -151,6 +156,7 @@ fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
         "select_margin" => cfg.end_model.select_margin = v,
         "anchor_weight" => cfg.end_model.anchor_weight = v,
         "anchor_ridge" => cfg.end_model.anchor_ridge = v,
+        "gate_margin" => cfg.end_model.gate_margin = v,
         "candidates" => cfg.candidates = whole()?,
         "em_steps" => cfg.label_model.em_steps = whole()?,
         other => bail!("--set: unknown setting {other:?}"),

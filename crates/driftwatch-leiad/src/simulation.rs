@@ -10,7 +10,11 @@
 //! label budgets. Methods scored:
 //! * `leiad`: the end model of the active run;
 //! * `leiad_random`: the end model of the random-selection run;
-//! * `labels_only`: the GBDT trained only on the active run's human labels;
+//! * `labels_only`: the GBDT (forust) trained only on the active run's human labels, whatever
+//!   the end model's back-end (the spec's "model trained only on the analyst's labels");
+//! * `labels_prior`: the seed-anchored logistic regression trained only on those labels, that
+//!   is the labels plus the best seed detector as a prior: a stricter baseline, which shows what
+//!   the LFs and pseudo-labels add beyond the seed detector the anchored end model leans on;
 //! * `label_model`: the active run's label-model probabilities (for insight);
 //! * one entry per seed detector (raw score).
 
@@ -161,8 +165,10 @@ impl Simulation {
         let pick = |s: &[f64]| mask.iter().map(|&i| s[i]).collect::<Vec<f64>>();
         methods.push(("leiad".into(), pick(self.active.end_scores().unwrap_or(&[]))));
         methods.push(("leiad_random".into(), pick(self.random.end_scores().unwrap_or(&[]))));
-        let lo = self.active.labels_only_model()?.predict(self.prep.features());
+        let lo = self.active.labels_only_trees()?.predict(self.prep.features());
         methods.push(("labels_only".into(), pick(&lo)));
+        let lp = self.active.labels_prior_model()?.predict(self.prep.features());
+        methods.push(("labels_prior".into(), pick(&lp)));
         methods.push(("label_model".into(), pick(self.active.label_model_scores())));
         for d in Detector::ALL {
             methods.push((d.name().to_string(), pick(self.prep.detector_scores(d))));
