@@ -114,7 +114,7 @@ async fn a_labeling_session_ends_with_a_model_that_beats_the_seed_detectors_on_h
     let mut settings = settings();
     settings.labeling.refit_every = 0;
     for (backend, s, _guard) in each_backend("labeling_session", settings).await {
-        let app = TestApp::spawn(s).await;
+        let app = TestApp::spawn(s.clone()).await;
         for (name, ls) in names.iter().zip(&set) {
             ingest_every(&app, name, &ls.values, 0, 300_000).await;
         }
@@ -213,6 +213,32 @@ async fn a_labeling_session_ends_with_a_model_that_beats_the_seed_detectors_on_h
         assert!(metrics.contains("driftwatch_labeling_labels_total{source=\"suggestion\"} 10"));
         assert!(metrics.contains("driftwatch_labeling_budget_remaining{project=\"p\"} 20"));
         app.stop().await;
+
+        // The end model's gate kept the trees on this set, and says why: they ranked the
+        // analyst's anomalies higher in the pool, before each was labeled, than the anchored
+        // model did.
+        let curve = progress["curve"].as_array().unwrap().clone();
+        let last = curve.last().unwrap().clone();
+        println!("{backend}: gate after {rounds} windows: {}", last["gate"]);
+        assert_eq!(last["end_model"], "trees", "{backend}: {last}");
+        let (trees, anchored) =
+            (last["gate"]["trees_top"].as_f64().unwrap(), last["gate"]["anchored_top"].as_f64().unwrap());
+        assert!(trees < anchored, "{backend}: {last}");
+        // A restart replays the stored labels and model versions in the order the lease holder
+        // saw them, so the gate weighs the same evidence: a refit right after the restart records
+        // it unchanged (a replay of the labels alone would leave it empty).
+        let again = TestApp::spawn(s).await;
+        wait_ready(&again, "p").await;
+        let (status, r) = again.post("/v1/labeling/projects/p/refit", &json!({"author": "ann"})).await;
+        assert_eq!(status, 202, "{r}");
+        let after = wait_for(&again, "/v1/labeling/projects/p/progress", "a refit after the restart", |p| {
+            p["refit"] == "idle" && p["curve"].as_array().unwrap().len() == curve.len() + 1
+        })
+        .await;
+        let relast = after["curve"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(relast["gate"], last["gate"], "{backend}: the evidence after a restart");
+        assert_eq!(relast["end_model"], "trees");
+        again.stop().await;
     }
 }
 

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use driftwatch_leiad::eval::average_precision;
-use driftwatch_leiad::{Detector, EndModel, Leiad, LeiadConfig, Pool, Prepared, SeriesInput, Window};
+use driftwatch_leiad::{Backend, Detector, EndModel, Leiad, LeiadConfig, Pool, Prepared, SeriesInput, Window};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -515,33 +515,34 @@ impl Labeling {
                 labels.insert(l.id, l);
             }
         }
-        let model = self.storage().newest_model(s.project.id, version).await?;
-        if rounds.is_empty() && model.is_none() {
+        // Every newer model, installed between the rounds as the lease holder installed it (the
+        // round it had applied then, `installed_round` in the metrics): labels record how the
+        // installed models ranked them, the evidence of the end model's gate, so a replay
+        // (restart, another instance) rebuilds the same evidence.
+        let models = self.storage().models_after(s.project.id, version).await?;
+        if rounds.is_empty() && models.is_empty() {
             return Ok(());
         }
         let s2 = Arc::clone(s);
         blocking(move || {
             let mut st = lock(&s2.state);
+            let mut models = models.into_iter().peekable();
             for r in rounds {
                 if r.round <= st.applied {
                     continue; // another request applied it meanwhile
                 }
+                let mut due = None;
+                while let Some(m) = models.next_if(|(row, _)| installed_round(row) < r.round) {
+                    due = Some(m);
+                }
+                if let Some((row, bytes)) = due {
+                    install_stored(&mut st, &row, &bytes);
+                }
                 apply_round(&s2, &mut st, &r, &labels);
                 st.applied = r.round;
             }
-            if let Some((row, bytes)) = model
-                && row.version > st.version
-            {
-                match EndModel::from_bytes(&bytes) {
-                    Ok(m) => {
-                        st.leiad.install_end_model(m);
-                        st.live_model = EndModel::from_bytes(&bytes).ok().map(Arc::new);
-                        st.version = row.version;
-                        st.version_round = row.round;
-                        st.fit_started = st.fit_started.max(row.created_at);
-                    }
-                    Err(e) => tracing::error!(version = row.version, error = %e, "A stored model does not load."),
-                }
+            if let Some((row, bytes)) = models.last() {
+                install_stored(&mut st, &row, &bytes);
             }
         })
         .await
@@ -624,7 +625,7 @@ impl Labeling {
         if stop != Some("budget") {
             let blocked = self.storage().blocked_windows(s.project.id, analyst, now).await?;
             let until = now + self.inner.settings.claim_secs as i64 * 1000;
-            for row in self.storage().suggestions(s.project.id, round).await? {
+            for row in self.storage().suggestions(s.project.id, round, now).await? {
                 if out.len() >= limit {
                     break;
                 }
@@ -1197,7 +1198,8 @@ impl Labeling {
             (
                 json!({"ap_labels": ap_labels, "ap_new_labels": ap_prev_fresh, "new_label_version": prev_version,
                        "ap_seed_best": seeds.iter().copied().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))),
-                       "ap_label_model": ap_label_model}),
+                       "ap_label_model": ap_label_model, "installed_round": st.applied,
+                       "end_model": end_model_kind(&st.leiad), "gate": gate_json(&st.leiad)}),
                 st.leiad.labels().len() as i64,
                 golden.iter().filter(|&&g| g == 1).count() as i64,
             )
@@ -1331,6 +1333,49 @@ fn conflict(c: Conflict) -> LabelingError {
             LabelingError::Conflict("stale_label", format!("label {id} is no longer in force (undone or replaced)"))
         }
         Conflict::Missing(m) => LabelingError::NotFound(format!("no {m}")),
+    }
+}
+
+/// Which learner answers in the installed end model: "trees", "anchored" or "constant".
+fn end_model_kind(leiad: &Leiad) -> &'static str {
+    match leiad.end_model().and_then(EndModel::backend) {
+        Some(Backend::Anchored) => "anchored",
+        Some(_) => "trees",
+        None => "constant",
+    }
+}
+
+/// The end model gate's evidence (see `driftwatch_leiad::GateEvidence`), or null before any.
+fn gate_json(leiad: &Leiad) -> Value {
+    leiad.gate_evidence().map_or(Value::Null, |e| {
+        json!({"trees_top": e.trees_top, "anchored_top": e.anchored_top, "anomalies": e.anomalies,
+               "serve_trees_next": leiad.gate_serves_trees()})
+    })
+}
+
+/// The round after which the lease holder installed a stored model (its metrics'
+/// `installed_round`; the round it was trained at for models stored before that was recorded).
+fn installed_round(row: &ModelRow) -> i64 {
+    serde_json::from_str::<Value>(&row.metrics)
+        .ok()
+        .and_then(|m| m.get("installed_round").and_then(Value::as_i64))
+        .unwrap_or(row.round)
+}
+
+/// Installs a stored model version newer than the installed one.
+fn install_stored(st: &mut SessionState, row: &ModelRow, bytes: &[u8]) {
+    if row.version <= st.version {
+        return;
+    }
+    match EndModel::from_bytes(bytes) {
+        Ok(m) => {
+            st.leiad.install_end_model(m);
+            st.live_model = EndModel::from_bytes(bytes).ok().map(Arc::new);
+            st.version = row.version;
+            st.version_round = row.round;
+            st.fit_started = st.fit_started.max(row.created_at);
+        }
+        Err(e) => tracing::error!(version = row.version, error = %e, "A stored model does not load."),
     }
 }
 

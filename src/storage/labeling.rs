@@ -650,8 +650,9 @@ impl Storage {
         Ok(Some(round))
     }
 
-    /// Stores a round's suggestions (a round's suggestions are stored once; a second writer's
-    /// identical rows are ignored).
+    /// Stores a round's suggestions. A window already suggested in this round keeps its row (id,
+    /// status, claim) and takes the new rank, figures and time, so a round's suggestions after a
+    /// refit are the new model's (see [`Storage::suggestions`]).
     ///
     /// # Errors
     /// A database failure.
@@ -664,7 +665,11 @@ impl Storage {
             sqlx::query(
                 "INSERT INTO labeling_suggestions (project_id, round, rank, series_id, start_index, end_index, centre, \
                  score, probability, breakdown, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (project_id, round, series_id, start_index) DO NOTHING",
+                 ON CONFLICT (project_id, round, series_id, start_index) DO UPDATE SET rank = excluded.rank, \
+                 end_index = excluded.end_index, centre = excluded.centre, score = excluded.score, \
+                 probability = excluded.probability, breakdown = excluded.breakdown, \
+                 created_at = CASE WHEN excluded.created_at > labeling_suggestions.created_at \
+                 THEN excluded.created_at ELSE labeling_suggestions.created_at END",
             )
             .bind(project)
             .bind(s.round)
@@ -684,16 +689,21 @@ impl Storage {
         Ok(())
     }
 
-    /// The suggestions of a round, by rank.
+    /// The suggestions of a round saved (or saved again) at `since` or later, by rank: a round's
+    /// suggestions are saved again by every request, so this is the newest model's list, without
+    /// the windows an older model of the same round suggested. (Without the filter those came
+    /// back interleaved at equal ranks, in an order PostgreSQL does not keep stable.)
     ///
     /// # Errors
     /// A database failure.
-    pub async fn suggestions(&self, project: i64, round: i64) -> Result<Vec<SuggestionRow>, StorageError> {
+    pub async fn suggestions(&self, project: i64, round: i64, since: i64) -> Result<Vec<SuggestionRow>, StorageError> {
         let rows = sqlx::query(&format!(
-            "SELECT {SUGGESTION_COLUMNS} FROM labeling_suggestions WHERE project_id = $1 AND round = $2 ORDER BY rank"
+            "SELECT {SUGGESTION_COLUMNS} FROM labeling_suggestions WHERE project_id = $1 AND round = $2 \
+             AND created_at >= $3 ORDER BY rank, id"
         ))
         .bind(project)
         .bind(round)
+        .bind(since)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(suggestion_row).collect()
@@ -851,6 +861,22 @@ impl Storage {
         .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some((model_row(&r)?, r.try_get(6)?)))
+    }
+
+    /// Every model version newer than `after`, with its bytes, oldest first.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn models_after(&self, project: i64, after: i64) -> Result<Vec<(ModelRow, Vec<u8>)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT version, round, labels, anomalies, metrics, created_at, model FROM labeling_models \
+             WHERE project_id = $1 AND version > $2 ORDER BY version",
+        )
+        .bind(project)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((model_row(r)?, r.try_get(6)?))).collect()
     }
 
     /// Every model version's figures, oldest first.
