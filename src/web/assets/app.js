@@ -1239,7 +1239,7 @@
           axis(colors, { size: 46 }),
         ],
         series: [
-          { label: 'model', value: (u, v) => { const c = byVersion.get(v); return c ? `v${v} · ${c.labels} labels · ${c.anomalies} anomalies` : '—'; } },
+          { label: 'model', value: (u, v) => { const c = byVersion.get(v); return c ? `v${v} · ${c.labels} labels · ${c.anomalies} anomalies${c.end_model ? ` · ${c.end_model}` : ''}` : '—'; } },
           { label: 'AP (labels)', stroke: colors.value, width: 2, points: { show: true }, value: val },
           { label: 'AP (new labels)', stroke: colors.probability, width: 2, points: { show: true }, value: val },
           { label: 'AP best seed', stroke: colors.seeds[2], width: 1, dash: [5, 4], points: { show: true }, value: val },
