@@ -92,7 +92,12 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
                 };
                 let gate = sim.session().gate_evidence().map_or_else(
                     || "-".to_string(),
-                    |e| format!("trees {:.4} anchored {:.4} ({} points)", e.trees_top, e.anchored_top, e.anomalies),
+                    |e| {
+                        format!(
+                            "trees {:.4} anchored {:.4} supervised {:.4} ({} points)",
+                            e.top[0], e.top[1], e.top[2], e.anomalies
+                        )
+                    },
                 );
                 println!(
                     "seed {seed} round {:>2} windows {:>2} (anomalous {:>2}) {:>6.0} ms | AP {} | ROC-AUC {} | gate {gate}",

@@ -23,7 +23,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use driftwatch_leiad::eval::average_precision;
-use driftwatch_leiad::{Backend, Detector, EndModel, Leiad, LeiadConfig, Pool, Prepared, SeriesInput, Window};
+use driftwatch_leiad::{
+    Backend, Detector, EndModel, GATE_CANDIDATES, Leiad, LeiadConfig, Pool, Prepared, SeriesInput, Window,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -1336,9 +1338,14 @@ fn conflict(c: Conflict) -> LabelingError {
     }
 }
 
-/// Which learner answers in the installed end model: "trees", "anchored" or "constant".
+/// Which learner answers in the installed end model: one of `driftwatch_leiad::GATE_CANDIDATES`
+/// ("trees", "anchored", "supervised") for the gate, else "trees", "anchored" or "constant".
 fn end_model_kind(leiad: &Leiad) -> &'static str {
-    match leiad.end_model().and_then(EndModel::backend) {
+    let Some(m) = leiad.end_model() else { return "constant" };
+    if let Some(k) = m.gate_choice() {
+        return GATE_CANDIDATES[k];
+    }
+    match m.backend() {
         Some(Backend::Anchored) => "anchored",
         Some(_) => "trees",
         None => "constant",
@@ -1348,8 +1355,8 @@ fn end_model_kind(leiad: &Leiad) -> &'static str {
 /// The end model gate's evidence (see `driftwatch_leiad::GateEvidence`), or null before any.
 fn gate_json(leiad: &Leiad) -> Value {
     leiad.gate_evidence().map_or(Value::Null, |e| {
-        json!({"trees_top": e.trees_top, "anchored_top": e.anchored_top, "anomalies": e.anomalies,
-               "serve_trees_next": leiad.gate_serves_trees()})
+        json!({"trees_top": e.top[0], "anchored_top": e.top[1], "supervised_top": e.top[2],
+               "anomalies": e.anomalies, "next": GATE_CANDIDATES[leiad.gate_choice()]})
     })
 }
 

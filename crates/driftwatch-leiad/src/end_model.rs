@@ -27,12 +27,20 @@ pub enum Backend {
     /// `Forust`. Not the default: on the synthetic set (10 seeds) it fell from the trees' AP
     /// 0.244 / 0.259 to 0.098 / 0.094 after 10 / 20 windows.
     Select,
-    /// The default. Per refit, both the trees and the anchored model, stored as a pair; the
-    /// trees answer unless the anchored model ranked the analyst's anomalies (before each was
-    /// labeled) clearly higher in the pool (see [`crate::GateEvidence`]). The other model keeps
-    /// being scored, so the evidence keeps growing for both. Fitted directly, as `Forust`.
+    /// The default. Per refit, the [`GATE_CANDIDATES`]: the trees on pseudo-labels and human
+    /// labels, the anchored model, and the trees on the human labels alone, stored together; the
+    /// first answers unless another ranked the analyst's anomalies (before each was labeled)
+    /// clearly higher in the pool (see [`crate::GateEvidence`]). The others keep being scored,
+    /// so the evidence keeps growing for all. Fitted directly, as `Forust`.
     Gate,
 }
+
+/// The candidates of [`Backend::Gate`], in their stored order: the trees on pseudo-labels and
+/// human labels (LEIAD's end model proper, the default choice), the seed-anchored regression
+/// (for pools where the label model is at chance but a seed detector is not), and the trees on
+/// the human labels alone (for pools where the pseudo-labels mislead the trees and no seed
+/// helps).
+pub const GATE_CANDIDATES: [&str; 3] = ["trees", "anchored", "supervised"];
 
 /// End-model settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,7 +109,7 @@ impl std::fmt::Debug for EndModel {
             Inner::Constant(_) => "constant",
             Inner::Forust(_) => "forust",
             Inner::Anchored(_) => "anchored",
-            Inner::Pair { .. } => "pair",
+            Inner::Gated { .. } => "gated",
             #[cfg(feature = "perpetual")]
             Inner::Perpetual(_) => "perpetual",
         };
@@ -115,10 +123,10 @@ enum Inner {
     /// Weights of the transformed columns, then the intercept.
     Anchored(Vec<f64>),
     /// The trees and the anchored model, and which one answers ([`Backend::Gate`]).
-    Pair {
-        trees: Box<EndModel>,
-        anchored: Box<EndModel>,
-        serve_trees: bool,
+    /// The [`GATE_CANDIDATES`] and the index of the one that answers ([`Backend::Gate`]).
+    Gated {
+        models: Vec<EndModel>,
+        serve: usize,
     },
     #[cfg(feature = "perpetual")]
     Perpetual(Box<perpetual::PerpetualBooster>),
@@ -245,14 +253,15 @@ impl EndModel {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
             }
-            Inner::Pair { trees, anchored, serve_trees } => {
+            Inner::Gated { models, serve } => {
                 out.push(3u8);
                 out.extend_from_slice(&(self.trained_rows as u64).to_le_bytes());
-                out.push(u8::from(*serve_trees));
-                let a = trees.to_bytes()?;
-                out.extend_from_slice(&(a.len() as u64).to_le_bytes());
-                out.extend_from_slice(&a);
-                out.extend_from_slice(&anchored.to_bytes()?);
+                out.push(u8::try_from(*serve).map_err(|_| LeiadError::EndModel("gate index".into()))?);
+                for m in models {
+                    let b = m.to_bytes()?;
+                    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    out.extend_from_slice(&b);
+                }
             }
             #[cfg(feature = "perpetual")]
             Inner::Perpetual(_) => return Err(LeiadError::EndModel("perpetual models are not serialisable".into())),
@@ -282,33 +291,49 @@ impl EndModel {
             ),
             2 => return Err(bad("anchored weights")),
             3 => {
-                let (&serve, rest) = rest.split_first().ok_or_else(|| bad("pair header"))?;
-                let len = rest.get(..8).ok_or_else(|| bad("pair header"))?;
-                let len = usize::try_from(u64::from_le_bytes(len.try_into().map_err(|_| bad("pair header"))?))
-                    .map_err(|_| bad("pair length"))?;
-                let trees = rest.get(8..8usize.saturating_add(len)).ok_or_else(|| bad("pair length"))?;
-                let anchored = &rest[8 + len..];
-                Inner::Pair {
-                    trees: Box::new(Self::from_bytes(trees)?),
-                    anchored: Box::new(Self::from_bytes(anchored)?),
-                    serve_trees: serve == 1,
+                let (&serve, mut rest) = rest.split_first().ok_or_else(|| bad("gate header"))?;
+                let mut models = Vec::new();
+                while !rest.is_empty() {
+                    let len = rest.get(..8).ok_or_else(|| bad("gate model header"))?;
+                    let len =
+                        usize::try_from(u64::from_le_bytes(len.try_into().map_err(|_| bad("gate model header"))?))
+                            .map_err(|_| bad("gate model length"))?;
+                    let body = rest.get(8..8usize.saturating_add(len)).ok_or_else(|| bad("gate model length"))?;
+                    models.push(Self::from_bytes(body)?);
+                    rest = &rest[8 + len..];
                 }
+                if usize::from(serve) >= models.len() {
+                    return Err(bad("gate index"));
+                }
+                Inner::Gated { models, serve: usize::from(serve) }
             }
             t => return Err(bad(&format!("unknown tag {t}"))),
         };
         Ok(Self { inner, trained_rows: rows })
     }
 
-    /// The trees and the anchored model of [`Backend::Gate`], one of them answering.
-    pub fn pair(trees: EndModel, anchored: EndModel, serve_trees: bool) -> Self {
-        let trained_rows = if serve_trees { trees.trained_rows } else { anchored.trained_rows };
-        Self { inner: Inner::Pair { trees: Box::new(trees), anchored: Box::new(anchored), serve_trees }, trained_rows }
+    /// The [`GATE_CANDIDATES`] of [`Backend::Gate`] (in that order), `serve` answering.
+    ///
+    /// # Panics
+    /// When `serve` is not an index into `models`.
+    pub fn gated(models: Vec<EndModel>, serve: usize) -> Self {
+        assert!(serve < models.len(), "gate index {serve} of {}", models.len());
+        let trained_rows = models[serve].trained_rows;
+        Self { inner: Inner::Gated { models, serve }, trained_rows }
     }
 
-    /// A pair's trees and anchored model.
-    pub fn candidates(&self) -> Option<(&EndModel, &EndModel)> {
+    /// A gated model's candidates, in [`GATE_CANDIDATES`] order.
+    pub fn candidates(&self) -> Option<&[EndModel]> {
         match &self.inner {
-            Inner::Pair { trees, anchored, .. } => Some((trees, anchored)),
+            Inner::Gated { models, .. } => Some(models),
+            _ => None,
+        }
+    }
+
+    /// Which of a gated model's candidates answers.
+    pub fn gate_choice(&self) -> Option<usize> {
+        match &self.inner {
+            Inner::Gated { serve, .. } => Some(*serve),
             _ => None,
         }
     }
@@ -320,8 +345,7 @@ impl EndModel {
             Inner::Constant(_) => None,
             Inner::Forust(_) => Some(Backend::Forust),
             Inner::Anchored(_) => Some(Backend::Anchored),
-            Inner::Pair { trees, serve_trees: true, .. } => trees.backend(),
-            Inner::Pair { anchored, .. } => anchored.backend(),
+            Inner::Gated { models, serve } => models[*serve].backend(),
             #[cfg(feature = "perpetual")]
             Inner::Perpetual(_) => Some(Backend::Perpetual),
         }
@@ -333,8 +357,7 @@ impl EndModel {
         match &self.inner {
             Inner::Constant(c) => vec![*c; x.rows],
             Inner::Anchored(w) => anchored::predict(w, x).into_iter().map(sigmoid).collect(),
-            Inner::Pair { trees, serve_trees: true, .. } => trees.predict(x),
-            Inner::Pair { anchored, .. } => anchored.predict(x),
+            Inner::Gated { models, serve } => models[*serve].predict(x),
             Inner::Forust(b) => {
                 b.predict(&forust_ml::Matrix::new(&x.data, x.rows, x.cols), false).into_iter().map(sigmoid).collect()
             }
@@ -513,22 +536,23 @@ mod tests {
         let back = EndModel::from_bytes(&a.to_bytes().unwrap()).unwrap();
         assert_eq!(a.predict(&x), back.predict(&x));
         assert!(EndModel::from_bytes(&[2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]).is_err());
-        // A gate pair: both models survive, and so does which one answers.
-        for serve_trees in [true, false] {
-            let pair = EndModel::pair(
-                EndModel::from_bytes(&m.to_bytes().unwrap()).unwrap(),
-                EndModel::from_bytes(&a.to_bytes().unwrap()).unwrap(),
-                serve_trees,
-            );
-            let bytes = pair.to_bytes().unwrap();
+        // A gated model: every candidate survives, and so does which one answers.
+        for serve in 0..3 {
+            let copy = |e: &EndModel| EndModel::from_bytes(&e.to_bytes().unwrap()).unwrap();
+            let gated = EndModel::gated(vec![copy(&m), copy(&a), copy(&c)], serve);
+            let bytes = gated.to_bytes().unwrap();
             let back = EndModel::from_bytes(&bytes).unwrap();
-            assert_eq!(back.predict(&x), if serve_trees { m.predict(&x) } else { a.predict(&x) });
-            assert_eq!(back.backend(), Some(if serve_trees { Backend::Forust } else { Backend::Anchored }));
-            let (t, an) = back.candidates().unwrap();
-            assert_eq!((t.predict(&x), an.predict(&x)), (m.predict(&x), a.predict(&x)));
+            let want = [m.predict(&x), a.predict(&x), c.predict(&x)];
+            assert_eq!(back.predict(&x), want[serve]);
+            assert_eq!(back.gate_choice(), Some(serve));
+            let got: Vec<Vec<f64>> = back.candidates().unwrap().iter().map(|e| e.predict(&x)).collect();
+            assert_eq!(got, want.to_vec());
             assert!(EndModel::from_bytes(&bytes[..bytes.len() - 3]).is_err(), "truncated");
             assert!(EndModel::from_bytes(&bytes[..12]).is_err(), "truncated header");
         }
+        let mut bad_index = EndModel::gated(vec![m], 0).to_bytes().unwrap();
+        bad_index[9] = 1;
+        assert!(EndModel::from_bytes(&bad_index).is_err(), "index past the candidates");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! project adapts it (`shared/spec/leiad.md` part A): streaming seed detectors become labeling
 //! functions (LFs), each labeled window generates prototype LFs, a Snorkel-style label model
 //! turns the LF votes into pseudo-labels, gradient-boosted trees learn from them and the human
-//! labels (or, when the labels show the trees ranking the analyst's anomalies clearly lower, a
-//! logistic regression anchored on the best seed detector answers instead), and active learning
-//! picks the next windows to show.
+//! labels (or, when the labels show them ranking the analyst's anomalies clearly lower, a
+//! logistic regression anchored on the best seed detector or trees on the labels alone answer
+//! instead), and active learning picks the next windows to show.
 //!
 //! Pure: no I/O, no async, no clock, no logging. Slices in, plain data out, deterministic given
 //! the seed.
@@ -21,7 +21,7 @@
 //! * [`lfgen`]: prototype LFs from a labeled window; the golden-model LF.
 //! * [`label_model`]: the conditional-independence label model and majority vote.
 //! * [`end_model`]: the end model: GBDT (forust-ml; perpetual behind a feature for comparison),
-//!   the seed-anchored regression, and the gated pair of both (the default).
+//!   the seed-anchored regression, and the gate over both trees and the regression (the default).
 //! * [`active`]: the five-term active-learning score and candidate windows.
 //! * [`session`]: the round API (`add_labels`, `step`, `lfs`, `undo`, `veto`, `predict`,
 //!   `refit_end_model` / `install_end_model`).
@@ -47,7 +47,7 @@ pub mod votes;
 
 pub use active::{AlWeights, Breakdown};
 pub use detectors::Detector;
-pub use end_model::{Backend, EndModel, EndModelConfig};
+pub use end_model::{Backend, EndModel, EndModelConfig, GATE_CANDIDATES};
 pub use error::LeiadError;
 pub use pool::{Pool, SeriesInput, Window};
 pub use prepared::Prepared;

@@ -11,7 +11,7 @@
 //!   uncertainty term and the stopping rule).
 //!
 //! Invariants: the state is a function of (pool, config, the sequence of label / undo / veto /
-//! install calls, in order: a label records how the installed gate pair ranked it): no hidden RNG
+//! install calls, in order: a label records how the installed gated model ranked it): no hidden RNG
 //! advances between calls (LF generation seeds its RNG from the session seed and the label id).
 //! Undoing a label removes it and every LF built from it, so the state equals the state before
 //! the label.
@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::active::{self, AlScores, AlWeights, Breakdown};
 use crate::detectors::Detector;
-use crate::end_model::{Backend, EndModel, EndModelConfig};
+use crate::end_model::{Backend, EndModel, EndModelConfig, GATE_CANDIDATES};
 use crate::eval::average_precision;
 use crate::label_model::{LabelModel, LabelModelConfig};
 use crate::lfgen::{LfGenConfig, golden_votes, prototype_votes};
@@ -157,9 +157,9 @@ pub struct Label {
     /// `true` = anomaly, per point of the window.
     pub labels: Vec<bool>,
     /// [`Backend::Gate`]'s evidence: per anomalous point of the window, the share of the pool
-    /// ranked above it by the trees and by the anchored model installed when the label arrived
-    /// (predictions made without this label). Empty when no pair was installed.
-    pub gate_shares: Vec<(f64, f64)>,
+    /// ranked above it by each of the [`GATE_CANDIDATES`] installed when the label arrived
+    /// (predictions made without this label). Empty when no gated model was installed.
+    pub gate_shares: Vec<[f64; 3]>,
 }
 
 /// What [`Backend::Gate`] weighs: where the analyst's anomalous points sat in the pool's ranking
@@ -172,23 +172,26 @@ pub struct Label {
 /// the end models and not the label model the trees learn from: on the synthetic set the label
 /// model ranks labeled anomalies below the best seed detector (geometric mean share 0.29 against
 /// 0.23 after 10 windows) although the trees built on its pseudo-labels rank the pool five times
-/// better than any seed (AP 0.24 against 0.05).
+/// better than any seed (AP 0.24 against 0.05). What it cannot see: false alarms ranked above
+/// the anomalies (precision); see ARCHITECTURE.md, "the open problem".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GateEvidence {
-    /// Trees: geometric mean share of the pool above a labeled anomaly.
-    pub trees_top: f64,
-    /// The anchored model's.
-    pub anchored_top: f64,
+    /// Per candidate ([`GATE_CANDIDATES`] order): geometric mean share of the pool ranked above a
+    /// labeled anomaly.
+    pub top: [f64; 3],
     /// Labeled anomalous points weighed.
     pub anomalies: usize,
 }
 
 impl GateEvidence {
-    /// Whether the trees (the default learner) keep answering: unless the anchored model ranked
-    /// the analyst's anomalies `margin` times higher (its share of the pool above them that many
-    /// times smaller). See [`crate::EndModelConfig::gate_margin`].
-    pub fn serve_trees(&self, margin: f64) -> bool {
-        self.anchored_top * margin >= self.trees_top
+    /// Which candidate answers: the first (the trees on pseudo-labels, LEIAD's end model
+    /// proper) unless the candidate that ranked the analyst's anomalies highest did so `margin`
+    /// times higher (its share of the pool above them that many times smaller). See
+    /// [`crate::EndModelConfig::gate_margin`].
+    pub fn choice(&self, margin: f64) -> usize {
+        let best =
+            (0..self.top.len()).min_by(|&a, &b| self.top[a].total_cmp(&self.top[b]).then(a.cmp(&b))).unwrap_or(0);
+        if best != 0 && self.top[best] * margin < self.top[0] { best } else { 0 }
     }
 }
 
@@ -280,8 +283,8 @@ pub struct LfStats {
 struct Installed {
     model: EndModel,
     scores: Vec<f64>,
-    /// A pair's trees' and anchored model's scores ([`Backend::Gate`]).
-    candidates: Option<(Vec<f64>, Vec<f64>)>,
+    /// A gated model's candidates' scores ([`Backend::Gate`]).
+    candidates: Option<Vec<Vec<f64>>>,
 }
 
 /// A detached end-model fit: see [`Leiad::refit_job`].
@@ -294,8 +297,8 @@ pub struct RefitJob {
     /// Per row: the cross-validation fold of the label covering it; `None` for pseudo-labels.
     fold: Vec<Option<usize>>,
     cfg: EndModelConfig,
-    /// [`Backend::Gate`]: whether the pair's trees answer.
-    serve_trees: bool,
+    /// [`Backend::Gate`]: which candidate answers.
+    serve: usize,
 }
 
 /// Folds of [`RefitJob::select`].
@@ -312,7 +315,9 @@ impl RefitJob {
             Backend::Select => self.select()?,
             Backend::Gate => {
                 let trees = self.fit_with(Backend::Forust, None)?;
-                return Ok(EndModel::pair(trees, self.fit_with(Backend::Anchored, None)?, self.serve_trees));
+                let anchored = self.fit_with(Backend::Anchored, None)?;
+                let supervised = self.fit_supervised()?;
+                return Ok(EndModel::gated(vec![trees, anchored, supervised], self.serve));
             }
             b => b,
         };
@@ -332,6 +337,17 @@ impl RefitJob {
         let y: Vec<bool> = keep.iter().map(|&k| self.y[k]).collect();
         let w: Vec<f64> = keep.iter().map(|&k| self.w[k]).collect();
         EndModel::fit_weighted(&self.prep.features().take(&rows), &y, &w, &EndModelConfig { backend, ..self.cfg })
+    }
+
+    /// The trees on the job's human-labeled rows alone (equal weights: the class balancing
+    /// makes the human weight irrelevant there).
+    fn fit_supervised(&self) -> Result<EndModel, LeiadError> {
+        let keep: Vec<usize> = (0..self.rows.len()).filter(|&k| self.fold[k].is_some()).collect();
+        let rows: Vec<usize> = keep.iter().map(|&k| self.rows[k]).collect();
+        let y: Vec<bool> = keep.iter().map(|&k| self.y[k]).collect();
+        let w = vec![1.0; rows.len()];
+        let cfg = EndModelConfig { backend: Backend::Forust, ..self.cfg };
+        EndModel::fit_weighted(&self.prep.features().take(&rows), &y, &w, &cfg)
     }
 
     fn pseudo_positive(&self, k: usize) -> bool {
@@ -464,11 +480,12 @@ impl Leiad {
         self.next_label += 1;
         let range = self.prep.pool().global(&window);
         let gate_shares = match self.end.as_ref().and_then(|e| e.candidates.as_ref()) {
-            Some((trees, anchored)) => {
+            Some(c) if c.len() == GATE_CANDIDATES.len() => {
                 let at = || range.clone().zip(labels).filter(|(_, l)| **l).map(|(i, _)| i);
-                share_above(trees, at()).into_iter().zip(share_above(anchored, at())).collect()
+                let per: Vec<Vec<f64>> = c.iter().map(|scores| share_above(scores, at())).collect();
+                (0..per[0].len()).map(|k| [per[0][k], per[1][k], per[2][k]]).collect()
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         self.labels.push(Label { id, window, labels: labels.to_vec(), gate_shares });
         for (i, &l) in range.clone().zip(labels) {
@@ -718,7 +735,7 @@ impl Leiad {
             fold: rows.iter().map(|&i| point_fold[i]).collect(),
             rows,
             cfg: self.end_model_config(),
-            serve_trees: self.gate_serves_trees(),
+            serve: self.gate_choice(),
         }
     }
 
@@ -757,34 +774,27 @@ impl Leiad {
         best.map(|(_, k)| self.prep.seed_column(Detector::ALL[k]))
     }
 
-    /// Whether the next [`Backend::Gate`] fit serves its trees: by the evidence; without any (no
-    /// label holding an anomaly arrived while a pair was installed, as after a service restart
-    /// that replayed its labels before installing the stored model), the installed pair's choice;
-    /// before any pair, the trees.
-    pub fn gate_serves_trees(&self) -> bool {
+    /// Which candidate the next [`Backend::Gate`] fit serves (index into [`GATE_CANDIDATES`]): by
+    /// the evidence; without any (no label holding an anomaly arrived while a gated model was
+    /// installed, as after a service restart that replayed its labels before installing the
+    /// stored model), the installed model's choice; before any, the first.
+    pub fn gate_choice(&self) -> usize {
         match self.gate_evidence() {
-            Some(e) => e.serve_trees(self.cfg.end_model.gate_margin),
-            None => {
-                self.end.as_ref().is_none_or(|e| e.candidates.is_none() || e.model.backend() != Some(Backend::Anchored))
-            }
+            Some(e) => e.choice(self.cfg.end_model.gate_margin),
+            None => self.end.as_ref().and_then(|e| e.model.gate_choice()).unwrap_or(0),
         }
     }
 
     /// The evidence [`Backend::Gate`] decides on: `None` until a label holding an anomaly arrived
-    /// while a pair was installed.
+    /// while a gated model was installed.
     pub fn gate_evidence(&self) -> Option<GateEvidence> {
-        let shares: Vec<(f64, f64)> = self.labels.iter().flat_map(|l| l.gate_shares.iter().copied()).collect();
+        let shares: Vec<[f64; 3]> = self.labels.iter().flat_map(|l| l.gate_shares.iter().copied()).collect();
         if shares.is_empty() {
             return None;
         }
         let n = self.golden.len();
-        let trees: Vec<f64> = shares.iter().map(|s| s.0).collect();
-        let anchored: Vec<f64> = shares.iter().map(|s| s.1).collect();
-        Some(GateEvidence {
-            trees_top: geometric_mean(&trees, n),
-            anchored_top: geometric_mean(&anchored, n),
-            anomalies: shares.len(),
-        })
+        let top = [0, 1, 2].map(|c| geometric_mean(&shares.iter().map(|s| s[c]).collect::<Vec<f64>>(), n));
+        Some(GateEvidence { top, anomalies: shares.len() })
     }
 
     /// Anomaly and normal votes of the active LFs at pooled point `i` (as of the last label-model
@@ -796,10 +806,9 @@ impl Leiad {
     /// Installs a fitted end model: predicts the pool and updates the stability count.
     pub fn install_end_model(&mut self, model: EndModel) {
         let x = self.prep.features();
-        let candidates = model.candidates().map(|(t, a)| (t.predict(x), a.predict(x)));
-        let scores = match (&candidates, model.backend()) {
-            (Some((trees, _)), Some(Backend::Forust)) => trees.clone(),
-            (Some((_, anchored)), Some(Backend::Anchored)) => anchored.clone(),
+        let candidates: Option<Vec<Vec<f64>>> = model.candidates().map(|c| c.iter().map(|m| m.predict(x)).collect());
+        let scores = match (&candidates, model.gate_choice()) {
+            (Some(c), Some(k)) => c[k].clone(),
             _ => model.predict(x),
         };
         if let Some(old) = &self.end {

@@ -81,7 +81,7 @@ fn undo_restores_the_state_before_the_label() {
         let w = Window { series: k, start: t0 - 100, end: t0 + 100 };
         s.add_labels(w, &answer(&prep, &truth, &w)).unwrap();
     }
-    // A gate pair installed, so the third label records how both candidates ranked it.
+    // A gated model installed, so the third label records how its candidates ranked it.
     let m = s.refit_end_model().unwrap();
     s.install_end_model(m);
     let before = digest(&mut s);
@@ -212,11 +212,11 @@ fn after_ten_windows_leiad_beats_every_seed_detector_and_the_labels_only_model()
             "seed {seed}: LEIAD AP {leiad:.3} ≤ labels-only {:.3}",
             r.ap["labels_only"]
         );
-        // The end model's gate weighed the labeled anomalies and kept the trees, which ranked
-        // them higher in the pool than the seed-anchored regression did.
-        let gate = sim.session().gate_evidence().expect("anomalies were labeled while a pair was installed");
-        assert!(gate.trees_top < gate.anchored_top, "seed {seed}: {gate:?}");
-        assert_eq!(sim.session().end_model().and_then(|m| m.backend()), Some(Backend::Forust));
+        // The end model's gate weighed the labeled anomalies and kept the trees on pseudo-labels,
+        // which ranked them higher in the pool than the seed-anchored regression did.
+        let gate = sim.session().gate_evidence().expect("anomalies were labeled while a gated model was installed");
+        assert!(gate.top[0] < gate.top[1], "seed {seed}: {gate:?}");
+        assert_eq!(sim.session().end_model().and_then(|m| m.gate_choice()), Some(0), "seed {seed}: {gate:?}");
         wins.push(leiad);
     }
     assert_eq!(wins.len(), 3);
@@ -302,10 +302,11 @@ fn select_keeps_the_anchored_model_without_two_usable_folds_and_both_opt_ins_fit
 
 #[test]
 fn the_gate_serves_the_anchored_model_when_the_trees_rank_the_analysts_anomalies_low() {
-    // Trees crippled to one stump of tiny weight rank the pool in two tied blocks, so labeled
-    // anomalies sit far down the pool; the anchored model leans on the best seed detector and
-    // ranks them high. The gate must notice and serve the anchored model; the served model's
-    // bytes round-trip with their choice; the choice sticks when the evidence is gone.
+    // Trees crippled to one stump of tiny weight (both tree candidates: on pseudo-labels and on
+    // the labels alone) rank the pool in two tied blocks, so labeled anomalies sit far down the
+    // pool; the anchored model leans on the best seed detector and ranks them high. The gate
+    // must notice and serve the anchored model; the model's bytes round-trip with their choice;
+    // the choice sticks when the evidence is gone.
     let set = labeled_set(3, 3000, 8);
     let (prep, truth) = prepared(&set);
     let mut cfg = LeiadConfig::default();
@@ -313,7 +314,7 @@ fn the_gate_serves_the_anchored_model_when_the_trees_rank_the_analysts_anomalies
     cfg.end_model.max_depth = 1;
     cfg.end_model.learning_rate = 0.01;
     let mut s = Leiad::new(prep.clone(), cfg).unwrap();
-    assert!(s.gate_serves_trees(), "the trees answer before any evidence");
+    assert_eq!(s.gate_choice(), 0, "the trees answer before any evidence");
     for (k, series) in set.iter().enumerate() {
         for &(t0, _) in &series.events[..2] {
             s.step();
@@ -323,19 +324,22 @@ fn the_gate_serves_the_anchored_model_when_the_trees_rank_the_analysts_anomalies
             s.add_labels(w, &answer(&prep, &truth, &w)).unwrap();
         }
     }
-    let e = s.gate_evidence().expect("anomalous labels arrived while pairs were installed");
+    let e = s.gate_evidence().expect("anomalous labels arrived while gated models were installed");
     assert!(e.anomalies > 0);
-    assert!(e.anchored_top * 1.5 < e.trees_top, "{e:?}");
-    assert!(!s.gate_serves_trees());
+    assert!(e.top[1] * 1.5 < e.top[0], "{e:?}");
+    assert_eq!(s.gate_choice(), 1, "{e:?}");
     s.step();
     let model = s.refit_end_model().unwrap();
+    assert_eq!(model.gate_choice(), Some(1));
     assert_eq!(model.backend(), Some(Backend::Anchored));
-    let (trees, anchored) = model.candidates().expect("a pair");
-    assert_eq!(trees.backend(), Some(Backend::Forust));
-    assert_eq!(anchored.backend(), Some(Backend::Anchored));
+    let c = model.candidates().expect("gated");
+    let kinds: Vec<Option<Backend>> = c.iter().map(|m| m.backend()).collect();
+    assert_eq!(kinds, [Some(Backend::Forust), Some(Backend::Anchored), Some(Backend::Forust)]);
+    assert!(c[2].trained_rows < c[0].trained_rows, "the supervised trees see the human labels only");
+    let anchored_scores = c[1].predict(prep.features());
     let back = driftwatch_leiad::EndModel::from_bytes(&model.to_bytes().unwrap()).unwrap();
-    assert_eq!(back.backend(), Some(Backend::Anchored));
-    assert_eq!(back.predict(prep.features()), anchored.predict(prep.features()));
+    assert_eq!(back.gate_choice(), Some(1));
+    assert_eq!(back.predict(prep.features()), anchored_scores);
     // A fresh session (as after a restart that replayed the labels before installing the stored
     // model) has no evidence but keeps the installed pair's choice.
     let mut fresh = Leiad::new(prep.clone(), s.config().clone()).unwrap();
@@ -343,7 +347,7 @@ fn the_gate_serves_the_anchored_model_when_the_trees_rank_the_analysts_anomalies
         fresh.add_labels(l.window, &l.labels).unwrap();
     }
     assert_eq!(fresh.gate_evidence(), None);
-    assert!(fresh.gate_serves_trees());
+    assert_eq!(fresh.gate_choice(), 0);
     fresh.install_end_model(back);
-    assert!(!fresh.gate_serves_trees());
+    assert_eq!(fresh.gate_choice(), 1);
 }
