@@ -195,10 +195,16 @@ impl GateEvidence {
     }
 }
 
-/// Per point of `at`: the share of `scores` strictly above it plus half the share equal to it.
-fn share_above(scores: &[f64], at: impl Iterator<Item = usize>) -> Vec<f64> {
+/// `scores` in ascending order, for [`share_above`].
+fn sorted(scores: &[f64]) -> Vec<f64> {
     let mut sorted = scores.to_vec();
     sorted.sort_unstable_by(f64::total_cmp);
+    sorted
+}
+
+/// Per point of `at`: the share of `scores` strictly above it plus half the share equal to it
+/// (`sorted` is `scores` in ascending order).
+fn share_above(scores: &[f64], sorted: &[f64], at: impl Iterator<Item = usize>) -> Vec<f64> {
     let n = sorted.len().max(1) as f64;
     at.map(|i| {
         let v = scores[i];
@@ -283,8 +289,9 @@ pub struct LfStats {
 struct Installed {
     model: EndModel,
     scores: Vec<f64>,
-    /// A gated model's candidates' scores ([`Backend::Gate`]).
-    candidates: Option<Vec<Vec<f64>>>,
+    /// A gated model's candidates' scores, each with a sorted copy ([`Backend::Gate`]): every
+    /// label ranks its points against them, so they are sorted once per install.
+    candidates: Option<Vec<(Vec<f64>, Vec<f64>)>>,
 }
 
 /// A detached end-model fit: see [`Leiad::refit_job`].
@@ -482,7 +489,7 @@ impl Leiad {
         let gate_shares = match self.end.as_ref().and_then(|e| e.candidates.as_ref()) {
             Some(c) if c.len() == GATE_CANDIDATES.len() => {
                 let at = || range.clone().zip(labels).filter(|(_, l)| **l).map(|(i, _)| i);
-                let per: Vec<Vec<f64>> = c.iter().map(|scores| share_above(scores, at())).collect();
+                let per: Vec<Vec<f64>> = c.iter().map(|(scores, asc)| share_above(scores, asc, at())).collect();
                 (0..per[0].len()).map(|k| [per[0][k], per[1][k], per[2][k]]).collect()
             }
             _ => Vec::new(),
@@ -806,9 +813,17 @@ impl Leiad {
     /// Installs a fitted end model: predicts the pool and updates the stability count.
     pub fn install_end_model(&mut self, model: EndModel) {
         let x = self.prep.features();
-        let candidates: Option<Vec<Vec<f64>>> = model.candidates().map(|c| c.iter().map(|m| m.predict(x)).collect());
+        let candidates: Option<Vec<(Vec<f64>, Vec<f64>)>> = model.candidates().map(|c| {
+            c.iter()
+                .map(|m| {
+                    let p = m.predict(x);
+                    let asc = sorted(&p);
+                    (p, asc)
+                })
+                .collect()
+        });
         let scores = match (&candidates, model.gate_choice()) {
-            (Some(c), Some(k)) => c[k].clone(),
+            (Some(c), Some(k)) => c[k].0.clone(),
             _ => model.predict(x),
         };
         if let Some(old) = &self.end {
@@ -838,7 +853,14 @@ impl Leiad {
     /// # Errors
     /// As [`EndModel::fit`].
     pub fn labels_only_model(&self) -> Result<EndModel, LeiadError> {
-        self.job(self.human_training_set(), 1.0).run()
+        let mut job = self.job(self.human_training_set(), 1.0);
+        if job.cfg.backend == Backend::Gate {
+            // Only the answering candidate is needed. On human rows of equal weight the gate's
+            // first and third candidates are the same trees, so this fits exactly the model a
+            // gated fit would answer with, without the other two.
+            job.cfg.backend = if job.serve == 1 { Backend::Anchored } else { Backend::Forust };
+        }
+        job.run()
     }
 
     /// The evaluation's supervised baseline: the trees (forust, the configured settings) trained
