@@ -142,7 +142,7 @@ pub struct LeiadSimulateArgs {
     pub show_lfs: bool,
     /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
     /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
-    /// em_steps, anchor_weight, anchor_ridge, gate_margin).
+    /// em_steps, em_unlabeled_weight (a number or `balanced`), anchor_weight, anchor_ridge, gate_margin).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<String>,
 }

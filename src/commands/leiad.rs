@@ -114,10 +114,25 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
             }
         }
         if args.show_lfs {
+            let list = sim.session().lf_list();
             for l in sim.session().lfs() {
                 let acc = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
+                // Against the simulation's ground truth (which a session never sees): the share of
+                // the LF's anomaly votes that are true anomalies, and of its normal votes that are
+                // true normals.
+                let truth_precision = list.iter().find(|f| f.id == l.id).map_or_else(String::new, |f| {
+                    let share = |vote: bool| {
+                        let (mut all, mut right) = (0usize, 0usize);
+                        for &(i, v) in f.votes.iter().filter(|&&(_, v)| v == vote) {
+                            all += 1;
+                            right += usize::from(truth[i as usize] == v);
+                        }
+                        if all == 0 { "-".to_string() } else { format!("{:.3}", right as f64 / all as f64) }
+                    };
+                    format!(" truth: anomaly votes {} normal votes {}", share(true), share(false))
+                });
                 println!(
-                    "  lf {:>3} {:<26} coverage {:.4} anomaly votes {:>6} conflict {:.3} learned {} golden {}{}",
+                    "  lf {:>3} {:<26} coverage {:.4} anomaly votes {:>6} conflict {:.3} learned {} golden {}{}{truth_precision}",
                     l.id,
                     l.kind.name(),
                     l.coverage,
@@ -142,6 +157,10 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
 /// Applies one `NAME=VALUE` session override.
 fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
     let (name, value) = o.split_once('=').with_context(|| format!("--set {o:?}: expected NAME=VALUE"))?;
+    if name.trim() == "em_unlabeled_weight" && value.trim() == "balanced" {
+        cfg.label_model.em_unlabeled_weight = None;
+        return Ok(());
+    }
     let v: f64 = value.trim().parse().with_context(|| format!("--set {o:?}: value is not a number"))?;
     let whole = || -> anyhow::Result<usize> {
         if v >= 0.0 && v.fract() == 0.0 { Ok(v as usize) } else { bail!("--set {o:?}: expected a whole number") }
@@ -164,6 +183,7 @@ fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
         "gate_margin" => cfg.end_model.gate_margin = v,
         "candidates" => cfg.candidates = whole()?,
         "em_steps" => cfg.label_model.em_steps = whole()?,
+        "em_unlabeled_weight" => cfg.label_model.em_unlabeled_weight = Some(v),
         other => bail!("--set: unknown setting {other:?}"),
     }
     Ok(())

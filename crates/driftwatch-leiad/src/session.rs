@@ -584,7 +584,12 @@ impl Leiad {
         self.votes = VoteMatrix::build(n, self.lfs.iter().filter(|f| cols.contains(&f.id)));
         let mut model = LabelModel::fit(&self.votes, self.cfg.anomaly_rate, &self.cfg.label_model);
         if self.cfg.label_model.em_steps > 0 && self.golden.iter().any(|&g| g >= 0) {
-            model.refine_em(&self.votes, &self.golden, self.cfg.label_model.em_steps);
+            model.refine_em(
+                &self.votes,
+                &self.golden,
+                self.cfg.label_model.em_steps,
+                self.cfg.label_model.em_unlabeled_weight,
+            );
         }
         self.q = model.predict(&self.votes);
         self.label_model = Some(model);
@@ -846,6 +851,13 @@ impl Leiad {
     /// The installed end model's pool predictions (transductive).
     pub fn end_scores(&self) -> Option<&[f64]> {
         self.end.as_ref().map(|e| e.scores.as_slice())
+    }
+
+    /// A gated end model's candidates' pool predictions, in [`crate::GATE_CANDIDATES`] order
+    /// (whichever answers); `None` for other end models.
+    pub fn candidate_scores(&self) -> Option<Vec<&[f64]>> {
+        let c = self.end.as_ref()?.candidates.as_ref()?;
+        Some(c.iter().map(|(scores, _)| scores.as_slice()).collect())
     }
 
     /// The end model trained only on human labels (the "golden" model, B.1.4 step 6).

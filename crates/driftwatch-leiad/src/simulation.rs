@@ -170,6 +170,12 @@ impl Simulation {
         let lp = self.active.labels_prior_model()?.predict(self.prep.features());
         methods.push(("labels_prior".into(), pick(&lp)));
         methods.push(("label_model".into(), pick(self.active.label_model_scores())));
+        // Each of the gate's candidates, whichever answers: shows whether the gate chose well.
+        if let Some(c) = self.active.candidate_scores() {
+            for (name, s) in crate::GATE_CANDIDATES.iter().zip(c) {
+                methods.push((format!("gate_{name}"), pick(s)));
+            }
+        }
         for d in Detector::ALL {
             methods.push((d.name().to_string(), pick(self.prep.detector_scores(d))));
         }

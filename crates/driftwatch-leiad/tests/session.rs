@@ -302,9 +302,11 @@ fn select_keeps_the_anchored_model_without_two_usable_folds_and_both_opt_ins_fit
 
 #[test]
 fn the_gate_serves_the_anchored_model_when_the_trees_rank_the_analysts_anomalies_low() {
-    // Trees crippled to one stump of tiny weight (both tree candidates: on pseudo-labels and on
-    // the labels alone) rank the pool in two tied blocks, so labeled anomalies sit far down the
-    // pool; the anchored model leans on the best seed detector and ranks them high. The gate
+    // Trees crippled to a zero learning rate (both tree candidates: on pseudo-labels and on the
+    // labels alone) give every point the same score, so each labeled anomaly ties with the whole
+    // pool (share 0.5); the anchored model leans on the best seed detector and ranks them high.
+    // (A stump of tiny weight, used before, ranks them well enough once the label model learns
+    // from the labels, so it no longer made the trees bad.) The gate
     // must notice and serve the anchored model; the model's bytes round-trip with their choice;
     // the choice sticks when the evidence is gone.
     let set = labeled_set(3, 3000, 8);
@@ -312,7 +314,7 @@ fn the_gate_serves_the_anchored_model_when_the_trees_rank_the_analysts_anomalies
     let mut cfg = LeiadConfig::default();
     cfg.end_model.iterations = 1;
     cfg.end_model.max_depth = 1;
-    cfg.end_model.learning_rate = 0.01;
+    cfg.end_model.learning_rate = 0.0;
     let mut s = Leiad::new(prep.clone(), cfg).unwrap();
     assert_eq!(s.gate_choice(), 0, "the trees answer before any evidence");
     for (k, series) in set.iter().enumerate() {
