@@ -140,6 +140,9 @@ pub struct LeiadSimulateArgs {
     /// After each seed, list the labeling functions with their statistics.
     #[arg(long)]
     pub show_lfs: bool,
+    /// After each seed, list the windows the simulated analyst labeled, in order.
+    #[arg(long)]
+    pub show_labels: bool,
     /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
     /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
     /// em_steps, em_unlabeled_weight (a number or `balanced`), anchor_weight, anchor_ridge, gate_margin).

@@ -113,6 +113,19 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
                 at.entry(r.windows_labeled).or_default().push(r);
             }
         }
+        if args.show_labels {
+            for l in sim.session().labels() {
+                let w = l.window;
+                println!(
+                    "  label {:>3} series {} [{}, {}) anomalous points {}",
+                    l.id,
+                    prep.pool().series()[w.series].name,
+                    w.start,
+                    w.end,
+                    l.labels.iter().filter(|&&a| a).count()
+                );
+            }
+        }
         if args.show_lfs {
             let list = sim.session().lf_list();
             for l in sim.session().lfs() {
