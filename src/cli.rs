@@ -137,10 +137,12 @@ pub struct LeiadSimulateArgs {
     /// One JSON line per round (and one for the summary) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// After each seed, list the labeling functions with their statistics.
+    /// After each seed, list the labeling functions with their statistics and the precision of
+    /// their votes against the ground truth (with --json: one `{"seed", "lfs"}` line).
     #[arg(long)]
     pub show_lfs: bool,
-    /// After each seed, list the windows the simulated analyst labeled, in order.
+    /// After each seed, list the windows the simulated analyst labeled, in order (with --json:
+    /// one `{"seed", "labels"}` line).
     #[arg(long)]
     pub show_labels: bool,
     /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,

@@ -121,3 +121,56 @@ fn simulate_refuses_a_csv_without_labels_and_bad_weights() {
     let out = driftwatch(&["leiad", "simulate", f.to_str().unwrap(), "--weights", "1,2"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("five"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn simulate_lists_the_labeled_windows_and_the_lfs_against_the_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth");
+    let out = driftwatch(&["leiad", "synth", data.to_str().unwrap(), "--series", "2", "--len", "2000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let args = [
+        "leiad",
+        "simulate",
+        data.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--max-windows",
+        "4",
+        "--checkpoints",
+        "4",
+        "--half-window",
+        "100",
+        "--show-labels",
+        "--show-lfs",
+    ];
+    let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let lines = lines(&driftwatch(&json_args));
+    // Each round reports every gate candidate's AP next to LEIAD's.
+    let round = lines.iter().find(|l| l.get("round").is_some()).unwrap();
+    for m in ["gate_trees", "gate_anchored", "gate_supervised"] {
+        assert!(round["ap"][m].as_f64().is_some(), "{m} missing in {round}");
+    }
+    let labels = lines.iter().find_map(|l| l.get("labels")).expect("a labels line").as_array().unwrap();
+    assert_eq!(labels.len(), 4);
+    // Each labeled window's anomalous points are the ground truth's in that window of its file.
+    for l in labels {
+        let file = data.join(l["series"].as_str().unwrap());
+        let text = std::fs::read_to_string(file).unwrap();
+        let truth: Vec<bool> = text.lines().skip(1).map(|r| r.rsplit(',').next().unwrap().trim() == "1").collect();
+        let (a, b) = (l["start"].as_u64().unwrap() as usize, l["end"].as_u64().unwrap() as usize);
+        assert_eq!(l["anomalous_points"].as_u64().unwrap() as usize, truth[a..b].iter().filter(|&&t| t).count(), "{l}");
+    }
+    let lfs = lines.iter().find_map(|l| l.get("lfs")).expect("an lfs line").as_array().unwrap();
+    assert_eq!(lfs.iter().filter(|f| f["kind"].as_str().unwrap().starts_with("seed:")).count(), 5);
+    for f in lfs {
+        let p = &f["truth_precision_anomaly"];
+        assert_eq!(p.is_null(), f["anomaly_votes"] == 0, "{f}");
+        assert!(p.is_null() || (0.0..=1.0).contains(&p.as_f64().unwrap()), "{f}");
+    }
+    // The text form lists the same windows.
+    let out = driftwatch(&args);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().filter(|l| l.starts_with("  label ")).count(), 4);
+    assert!(text.lines().any(|l| l.starts_with("  lf ") && l.contains("truth: anomaly votes")), "{text}");
+}

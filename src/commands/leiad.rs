@@ -114,47 +114,75 @@ pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
             }
         }
         if args.show_labels {
-            for l in sim.session().labels() {
-                let w = l.window;
-                println!(
-                    "  label {:>3} series {} [{}, {}) anomalous points {}",
-                    l.id,
-                    prep.pool().series()[w.series].name,
-                    w.start,
-                    w.end,
-                    l.labels.iter().filter(|&&a| a).count()
-                );
+            let rows: Vec<Value> = sim
+                .session()
+                .labels()
+                .iter()
+                .map(|l| {
+                    json!({"id": l.id, "series": prep.pool().series()[l.window.series].name,
+                        "start": l.window.start, "end": l.window.end,
+                        "anomalous_points": l.labels.iter().filter(|&&a| a).count()})
+                })
+                .collect();
+            if args.json {
+                println!("{}", json!({"seed": seed, "labels": rows}));
+            } else {
+                for r in &rows {
+                    println!(
+                        "  label {:>3} series {} [{}, {}) anomalous points {}",
+                        r["id"].as_u64().unwrap_or(0),
+                        r["series"].as_str().unwrap_or(""),
+                        r["start"],
+                        r["end"],
+                        r["anomalous_points"]
+                    );
+                }
             }
         }
         if args.show_lfs {
             let list = sim.session().lf_list();
-            for l in sim.session().lfs() {
-                let acc = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
-                // Against the simulation's ground truth (which a session never sees): the share of
-                // the LF's anomaly votes that are true anomalies, and of its normal votes that are
-                // true normals.
-                let truth_precision = list.iter().find(|f| f.id == l.id).map_or_else(String::new, |f| {
-                    let share = |vote: bool| {
+            let rows: Vec<Value> = sim
+                .session()
+                .lfs()
+                .iter()
+                .map(|l| {
+                    // Against the simulation's ground truth (which a session never sees): the
+                    // share of the LF's anomaly votes that are true anomalies, and of its normal
+                    // votes that are true normals.
+                    let votes = list.iter().find(|f| f.id == l.id).map_or(&[][..], |f| f.votes.as_slice());
+                    let precision = |vote: bool| {
                         let (mut all, mut right) = (0usize, 0usize);
-                        for &(i, v) in f.votes.iter().filter(|&&(_, v)| v == vote) {
+                        for &(i, v) in votes.iter().filter(|&&(_, v)| v == vote) {
                             all += 1;
                             right += usize::from(truth[i as usize] == v);
                         }
-                        if all == 0 { "-".to_string() } else { format!("{:.3}", right as f64 / all as f64) }
+                        (all > 0).then(|| right as f64 / all as f64)
                     };
-                    format!(" truth: anomaly votes {} normal votes {}", share(true), share(false))
-                });
-                println!(
-                    "  lf {:>3} {:<26} coverage {:.4} anomaly votes {:>6} conflict {:.3} learned {} golden {}{}{truth_precision}",
-                    l.id,
-                    l.kind.name(),
-                    l.coverage,
-                    l.positives,
-                    l.conflict,
-                    acc(l.learned_accuracy),
-                    acc(l.golden_accuracy),
-                    if l.active { "" } else { " (inactive)" }
-                );
+                    json!({"id": l.id, "kind": l.kind.name(), "coverage": l.coverage, "anomaly_votes": l.positives,
+                        "conflict": l.conflict, "learned_accuracy": l.learned_accuracy,
+                        "golden_accuracy": l.golden_accuracy, "active": l.active,
+                        "truth_precision_anomaly": precision(true), "truth_precision_normal": precision(false)})
+                })
+                .collect();
+            if args.json {
+                println!("{}", json!({"seed": seed, "lfs": rows}));
+            } else {
+                let acc = |v: &Value| v.as_f64().map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
+                for r in &rows {
+                    println!(
+                        "  lf {:>3} {:<26} coverage {:.4} anomaly votes {:>6} conflict {:.3} learned {} golden {}{} truth: anomaly votes {} normal votes {}",
+                        r["id"].as_u64().unwrap_or(0),
+                        r["kind"].as_str().unwrap_or(""),
+                        r["coverage"].as_f64().unwrap_or(0.0),
+                        r["anomaly_votes"].as_u64().unwrap_or(0),
+                        r["conflict"].as_f64().unwrap_or(0.0),
+                        acc(&r["learned_accuracy"]),
+                        acc(&r["golden_accuracy"]),
+                        if r["active"] == true { "" } else { " (inactive)" },
+                        acc(&r["truth_precision_anomaly"]),
+                        acc(&r["truth_precision_normal"]),
+                    );
+                }
             }
         }
     }
