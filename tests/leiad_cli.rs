@@ -15,12 +15,18 @@ fn lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
 }
 
+/// Writes a small synthetic labeled set (2 series × 2,000 points) into `dir/synth`.
+fn small_synthetic_set(dir: &std::path::Path) -> std::path::PathBuf {
+    let data = dir.join("synth");
+    let out = driftwatch(&["leiad", "synth", data.to_str().unwrap(), "--series", "2", "--len", "2000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    data
+}
+
 #[test]
 fn simulate_prints_one_json_line_per_round_and_a_summary_at_the_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("synth");
-    let out = driftwatch(&["leiad", "synth", data.to_str().unwrap(), "--series", "2", "--len", "2000"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let data = small_synthetic_set(dir.path());
     let out = driftwatch(&[
         "leiad",
         "simulate",
@@ -125,9 +131,7 @@ fn simulate_refuses_a_csv_without_labels_and_bad_weights() {
 #[test]
 fn simulate_lists_the_labeled_windows_and_the_lfs_against_the_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("synth");
-    let out = driftwatch(&["leiad", "synth", data.to_str().unwrap(), "--series", "2", "--len", "2000"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let data = small_synthetic_set(dir.path());
     let args = [
         "leiad",
         "simulate",
@@ -144,13 +148,13 @@ fn simulate_lists_the_labeled_windows_and_the_lfs_against_the_ground_truth() {
         "--show-lfs",
     ];
     let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
-    let lines = lines(&driftwatch(&json_args));
+    let rows = lines(&driftwatch(&json_args));
     // Each round reports every gate candidate's AP next to LEIAD's.
-    let round = lines.iter().find(|l| l.get("round").is_some()).unwrap();
+    let round = rows.iter().find(|l| l.get("round").is_some()).unwrap();
     for m in ["gate_trees", "gate_anchored", "gate_supervised"] {
         assert!(round["ap"][m].as_f64().is_some(), "{m} missing in {round}");
     }
-    let labels = lines.iter().find_map(|l| l.get("labels")).expect("a labels line").as_array().unwrap();
+    let labels = rows.iter().find_map(|l| l.get("labels")).expect("a labels line").as_array().unwrap();
     assert_eq!(labels.len(), 4);
     // Each labeled window's anomalous points are the ground truth's in that window of its file.
     for l in labels {
@@ -160,7 +164,7 @@ fn simulate_lists_the_labeled_windows_and_the_lfs_against_the_ground_truth() {
         let (a, b) = (l["start"].as_u64().unwrap() as usize, l["end"].as_u64().unwrap() as usize);
         assert_eq!(l["anomalous_points"].as_u64().unwrap() as usize, truth[a..b].iter().filter(|&&t| t).count(), "{l}");
     }
-    let lfs = lines.iter().find_map(|l| l.get("lfs")).expect("an lfs line").as_array().unwrap();
+    let lfs = rows.iter().find_map(|l| l.get("lfs")).expect("an lfs line").as_array().unwrap();
     assert_eq!(lfs.iter().filter(|f| f["kind"].as_str().unwrap().starts_with("seed:")).count(), 5);
     for f in lfs {
         let p = &f["truth_precision_anomaly"];
@@ -173,4 +177,14 @@ fn simulate_lists_the_labeled_windows_and_the_lfs_against_the_ground_truth() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().filter(|l| l.starts_with("  label ")).count(), 4);
     assert!(text.lines().any(|l| l.starts_with("  lf ") && l.contains("truth: anomaly votes")), "{text}");
+    // A bad EM weight is refused by name; `balanced` is accepted.
+    let out = driftwatch(&["leiad", "simulate", data.to_str().unwrap(), "--set", "em_unlabeled_weight=-1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("em_unlabeled_weight"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let balanced: Vec<&str> = json_args.iter().copied().chain(["--set", "em_unlabeled_weight=balanced"]).collect();
+    assert!(lines(&driftwatch(&balanced)).iter().any(|l| l.get("summary").is_some()));
 }

@@ -140,6 +140,9 @@ impl LeiadConfig {
         if !(self.neg_ratio.is_finite() && self.neg_ratio > 0.0) {
             return Err(LeiadError::param("neg_ratio", "must be a positive number"));
         }
+        if self.label_model.em_unlabeled_weight.is_some_and(|w| !(w.is_finite() && w > 0.0)) {
+            return Err(LeiadError::param("em_unlabeled_weight", "must be a positive number"));
+        }
         if self.lfgen.max_prototypes == 0 || self.lfgen.max_seeds == 0 {
             return Err(LeiadError::param("lfgen", "max_prototypes and max_seeds must be at least 1"));
         }
