@@ -306,18 +306,19 @@ impl AppState {
         }
         let mut from_checkpoint = self.load_detector(s).await?;
         let mut seen = 0i64;
+        // The stored blocks are read once: from the checkpoint's last point on, to check the
+        // checkpoint against and then replay; from the first point when there is no usable
+        // checkpoint.
+        let mut tail = None;
         if from_checkpoint {
             let det = self.pipeline.snapshot(s.name.clone()).await?;
             let (points, last) = det.map_or((0, None), |d| (d.stats().points as i64, d.last_ts()));
+            let chunks = self.storage.chunks_from(s.id, s.dim as usize, (points - 1).max(0)).await?;
             // The checkpoint's last point must be the stored point at its index.
             let stored_last = if points == 0 {
                 None
             } else {
-                self.storage
-                    .chunks_from(s.id, s.dim as usize, points - 1)
-                    .await?
-                    .first()
-                    .and_then(|(first, pts)| pts.get((points - 1 - first) as usize).map(|p| p.0))
+                chunks.first().and_then(|(first, pts)| pts.get((points - 1 - first) as usize).map(|p| p.0))
             };
             if points > 0 && stored_last != last {
                 tracing::warn!(series = %s.name, points, "The checkpoint has seen points storage does not hold; replaying from the first stored point.");
@@ -328,11 +329,16 @@ impl AppState {
                 from_checkpoint = false;
             } else {
                 seen = points;
+                tail = Some(chunks);
             }
         }
+        let chunks = match tail {
+            Some(chunks) => chunks,
+            None => self.storage.chunks_from(s.id, s.dim as usize, 0).await?,
+        };
         let mut replayed = 0u64;
         let mut next = seen;
-        for (first, points) in self.storage.chunks_from(s.id, s.dim as usize, seen).await? {
+        for (first, points) in chunks {
             if first > next {
                 tracing::warn!(series = %s.name, at = next, "Stored points have a hole; replay stops there.");
                 break;

@@ -152,6 +152,49 @@ async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_ahead_of_storage_is_dropped_and_the_series_replays_its_stored_points() {
+    use sqlx::Row;
+    let xs = fixture();
+    for (name, settings, _dir) in settings_for_each_backend("ahead").await {
+        let app = TestApp::spawn(settings.clone()).await;
+        app.post(batch("mean", &xs, 0, 1000)).await;
+        app.post(batch("mean", &xs, 1000, 1500)).await;
+        app.stop().await; // checkpoint after 1500 points
+        // Storage loses the second block (a restore from an older backup, say): the checkpoint
+        // has seen 500 points it no longer holds.
+        sqlx::any::install_default_drivers();
+        let db = sqlx::AnyPool::connect(&settings.storage_url()).await.unwrap();
+        sqlx::query("DELETE FROM point_chunks WHERE first_index >= 1000").execute(&db).await.unwrap();
+        let held: i64 = sqlx::query("SELECT CAST(COALESCE(MAX(first_index + n), 0) AS BIGINT) FROM point_chunks")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .get(0);
+        db.close().await;
+        assert_eq!(held, 1000, "{name}: one block of 1000 points left");
+        // The restart drops the checkpoint and replays the 1000 stored points: of points 500 to
+        // 3,000, the ones it holds are refused (one duplicate, 499 late) and the lost ones are
+        // accepted again. A detector left fresh would accept all 2,500.
+        let app = TestApp::spawn(settings.clone()).await;
+        let (_, r) = app.post(batch("mean", &xs, 500, 3000)).await;
+        assert_eq!(
+            (r["accepted"].as_u64(), r["duplicate"].as_u64(), r["late"].as_u64()),
+            (Some(2000), Some(1), Some(499)),
+            "{name}: {r}"
+        );
+        let (_, body) = app.get("/v1/series/mean/intervals").await;
+        let starts: Vec<u64> =
+            body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+        assert_eq!(starts, vec![1000, 2000], "{name}: {body}");
+        app.stop().await;
+        let app = TestApp::spawn(settings.clone()).await;
+        let (_, s) = app.get("/v1/series/mean").await;
+        assert_eq!(s["points"].as_u64(), Some(3000), "{name}: checkpoint after all 3,000 points: {s}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
     let mut settings = settings_for_each_backend("bad").await.remove(0).1; // one back-end is enough here
     settings.http.max_body_bytes = 64 * 1024;
