@@ -147,6 +147,7 @@ async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_w
         let app = TestApp::spawn(settings).await;
         let (_, s) = app.get("/v1/series/mean").await;
         assert_eq!(s["points"].as_u64(), Some(0), "{name}: the reset detector has seen no points: {s}");
+        assert_eq!(s["stored_points"].as_u64(), Some(3000), "{name}: a reset keeps the stored points: {s}");
         app.stop().await;
     }
 }
@@ -176,6 +177,8 @@ async fn a_checkpoint_ahead_of_storage_is_dropped_and_the_series_replays_its_sto
         // 3,000, the ones it holds are refused (one duplicate, 499 late) and the lost ones are
         // accepted again. A detector left fresh would accept all 2,500.
         let app = TestApp::spawn(settings.clone()).await;
+        let (_, s) = app.get("/v1/series/mean").await;
+        assert_eq!((s["points"].as_u64(), s["stored_points"].as_u64()), (Some(0), Some(1000)), "{name}: {s}");
         let (_, r) = app.post(batch("mean", &xs, 500, 3000)).await;
         assert_eq!(
             (r["accepted"].as_u64(), r["duplicate"].as_u64(), r["late"].as_u64()),
@@ -190,6 +193,7 @@ async fn a_checkpoint_ahead_of_storage_is_dropped_and_the_series_replays_its_sto
         let app = TestApp::spawn(settings.clone()).await;
         let (_, s) = app.get("/v1/series/mean").await;
         assert_eq!(s["points"].as_u64(), Some(3000), "{name}: checkpoint after all 3,000 points: {s}");
+        assert_eq!(s["stored_points"].as_u64(), Some(3000), "{name}: {s}");
         app.stop().await;
     }
 }

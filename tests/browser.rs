@@ -55,6 +55,7 @@ async fn an_analyst_labels_undoes_and_vetoes_in_the_browser() {
             .current_dir(&dir2)
             .env("BASE_URL", &base)
             .env("PROJECT", "browser")
+            .env("SERIES", format!("demo.shift:{}", xs.len()))
             .env("ARTIFACTS", &arts)
             .env("CHROMIUM", &chrome)
             .env("READY_TIMEOUT_MS", "60000")

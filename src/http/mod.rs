@@ -167,6 +167,7 @@ async fn ingest(
 
 fn series_json(s: &SeriesRow, latest: Option<&IntervalRow>) -> Value {
     json!({"name": s.name, "dim": s.dim, "last_ts": s.last_ts, "points": s.checkpoint_points,
+           "stored_points": s.stored_points,
            "created_by": s.created_by, "updated_by": s.updated_by,
            "config": s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
            "latest_change": latest.map(|r| json!({"start": r.start_index, "start_ts": r.start_ts,

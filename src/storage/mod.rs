@@ -159,6 +159,9 @@ pub struct SeriesRow {
     pub config: Option<String>,
     /// Points the stored checkpoint has seen.
     pub checkpoint_points: i64,
+    /// Points stored: the stream index after the newest stored block (points removed by
+    /// retention still count).
+    pub stored_points: i64,
     /// Last accepted timestamp.
     pub last_ts: Option<i64>,
     /// Who created it.
@@ -278,8 +281,12 @@ pub struct Storage {
     backend: Backend,
 }
 
+// The stored point count is the end of the newest block (a primary-key lookup), so it counts
+// points that retention has since removed, like the stream index does.
 const SERIES_COLUMNS: &str = "id, name, dim, config, \
-     COALESCE((SELECT c.points FROM checkpoints c WHERE c.series_id = series.id), 0), last_ts, created_by, updated_by";
+     COALESCE((SELECT c.points FROM checkpoints c WHERE c.series_id = series.id), 0), last_ts, created_by, updated_by, \
+     COALESCE((SELECT p.first_index + p.n FROM point_chunks p WHERE p.series_id = series.id \
+               ORDER BY p.first_index DESC LIMIT 1), 0)";
 const INTERVAL_COLUMNS: &str =
     "series_id, start_index, end_index, start_ts, end_ts, detected_at, peak_score, psi, status, explanation";
 
@@ -936,6 +943,7 @@ fn series_row(r: &AnyRow) -> Result<SeriesRow, StorageError> {
         last_ts: r.try_get(5)?,
         created_by: r.try_get(6)?,
         updated_by: r.try_get(7)?,
+        stored_points: r.try_get(8)?,
     })
 }
 

@@ -23,6 +23,8 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ANALYST = process.env.ANALYST || `playwright-${Date.now().toString(36)}`;
 const READY_TIMEOUT_MS = Number(process.env.READY_TIMEOUT_MS || 300_000);
 const CREATE_SERIES = (process.env.CREATE_SERIES || '').split(',').map((s) => s.trim()).filter(Boolean);
+// `SERIES=name:points`: the series the new-project form must list, with its stored point count.
+const SERIES = process.env.SERIES ? process.env.SERIES.split(':') : null;
 
 class Failure extends Error {}
 function check(cond, message) {
@@ -125,6 +127,13 @@ async function main() {
         await page.goto(`${BASE_URL}/ui/#/`);
       }
       await row.waitFor({ timeout: 10_000 }).catch(() => { throw new Failure(`project ${PROJECT} is not in the list`); });
+      if (SERIES) {
+        const [name, points] = SERIES;
+        const option = page.locator(`[data-testid=series-option-row][data-series="${name}"]`);
+        const want = `${Number(points).toLocaleString('en-US')} points`;
+        await eventually(`the new-project form lists ${name} with "${want}"`,
+          async () => (await option.count()) > 0 && (await option.textContent()).includes(want));
+      }
     });
 
     // ---------------------------------------------------------------- 2. open, wait for a suggestion

@@ -444,7 +444,7 @@
         const el = h('div', { class: 'series-option', testid: 'series-option-row', dataset: { series: s.name } },
           h('input', { type: 'checkbox', id, name: 'series', value: s.name, testid: 'series-option', disabled: multi }),
           h('label', { for: id }, s.name),
-          s.points > 0 ? h('span', { class: 'muted' }, `${fmtNum(s.points)} points`) : null,
+          s.stored_points > 0 ? h('span', { class: 'muted' }, `${fmtNum(s.stored_points)} points`) : null,
           multi ? h('span', { class: 'muted' }, `${s.dim} values per point: cannot be labeled`) : null,
           s.latest_change ? h('span', { class: 'muted' }, `latest change ${fmtTs(s.latest_change.start_ts)}`) : null,
           h('a', { href: `#/series/${enc(s.name)}`, testid: 'series-intervals-link' }, 'intervals'));
@@ -1537,7 +1537,7 @@
       ]);
       S.meta = meta;
       S.whole = whole;
-      el.meta.textContent = `${meta.points > 0 ? `${fmtNum(meta.points)} points · ` : ''}${meta.dim || 1} value(s) per point · last point ${fmtTs(meta.last_ts)}` +
+      el.meta.textContent = `${meta.stored_points > 0 ? `${fmtNum(meta.stored_points)} points · ` : ''}${meta.dim || 1} value(s) per point · last point ${fmtTs(meta.last_ts)}` +
         (meta.latest_change ? ` · latest change ${fmtTs(meta.latest_change.start_ts)} (${meta.latest_change.status})` : '');
       await loadIntervals(null);
       drawChart(whole);
