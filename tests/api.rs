@@ -80,6 +80,11 @@ fn fixture() -> Vec<f64> {
 
 const T0: i64 = 1_795_780_800_000;
 
+/// The start indices of an interval listing's intervals.
+fn interval_starts(listing: &Value) -> Vec<u64> {
+    listing["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect()
+}
+
 fn batch(series: &str, xs: &[f64], from: usize, to: usize) -> String {
     json!({"series": series, "points": (from..to).map(|i| json!([T0 + 1000 * i as i64, xs[i]])).collect::<Vec<_>>()})
         .to_string()
@@ -96,8 +101,7 @@ async fn posted_points_become_change_intervals_found_through_the_api() {
         }
         let (status, body) = app.get("/v1/series/mean/intervals").await;
         assert_eq!(status, 200);
-        let starts: Vec<u64> =
-            body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+        let starts = interval_starts(&body);
         assert_eq!(starts, vec![1000, 2000], "{name}: {body}");
         let first = &body["intervals"][0];
         assert_eq!((first["end"].as_u64(), first["status"].as_str()), (Some(1050), Some("closed")));
@@ -135,8 +139,7 @@ async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_w
         let (_, r) = app.post(batch("mean", &xs, 1500, 3000)).await;
         assert_eq!(r["accepted"].as_u64(), Some(1500));
         let (_, body) = app.get("/v1/series/mean/intervals").await;
-        let starts: Vec<u64> =
-            body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+        let starts = interval_starts(&body);
         assert_eq!(starts, vec![1000, 2000], "{name}: the change at 2000 is found without a new warm-up");
         // A reset detector stays reset across restarts: its stored history is not replayed
         // into it (restarts replay stored points only after a checkpoint).
@@ -186,8 +189,7 @@ async fn a_checkpoint_ahead_of_storage_is_dropped_and_the_series_replays_its_sto
             "{name}: {r}"
         );
         let (_, body) = app.get("/v1/series/mean/intervals").await;
-        let starts: Vec<u64> =
-            body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+        let starts = interval_starts(&body);
         assert_eq!(starts, vec![1000, 2000], "{name}: {body}");
         app.stop().await;
         let app = TestApp::spawn(settings.clone()).await;
@@ -354,7 +356,7 @@ async fn replaying_a_file_over_http_finds_its_changes() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["accepted"].as_u64(), Some(3000));
     let (_, body) = app.get("/v1/series/replayed/intervals").await;
-    let starts: Vec<u64> = body["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+    let starts = interval_starts(&body);
     assert_eq!(starts, vec![1000, 2000]);
     assert_eq!(body["intervals"][1]["start_ts"].as_i64(), Some(1_795_780_800_000 + 2_000_000));
     app.stop().await;
@@ -375,8 +377,7 @@ async fn series_show_their_latest_change_and_intervals_filter_by_since() {
     let (_, all) = app.get("/v1/series").await;
     assert_eq!(all["series"][0]["latest_change"]["start_ts"].as_i64(), Some(T0 + 2_000_000));
     let (_, since) = app.get(&format!("/v1/intervals?since={}", T0 + 1_500_000)).await;
-    let starts: Vec<u64> =
-        since["intervals"].as_array().unwrap().iter().map(|i| i["start"].as_u64().unwrap()).collect();
+    let starts = interval_starts(&since);
     assert_eq!(starts, vec![2000]);
     app.stop().await;
 }
