@@ -5,3 +5,4 @@ pub mod cpd;
 mod error;
 
 pub use error::EvalError;
+pub mod nab;
