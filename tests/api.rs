@@ -2,8 +2,8 @@
 //! SQLite file, and a fresh database on the PostgreSQL that `scripts/test.sh` provides; see
 //! `tests/storage.rs` for the `DRIFTWATCH_TEST_PG` rule), points are posted, results queried.
 
-use driftwatch::app::Application;
 use driftwatch::config::Settings;
+use driftwatch::server::Application;
 use serde_json::{Value, json};
 
 struct TestApp {

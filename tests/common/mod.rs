@@ -3,8 +3,8 @@
 //! file, and a fresh database on the PostgreSQL that `scripts/test.sh` provides).
 #![allow(dead_code)] // each test file uses its own subset
 
-use driftwatch::app::Application;
 use driftwatch::config::Settings;
+use driftwatch::server::Application;
 use serde_json::Value;
 
 /// A running app.
