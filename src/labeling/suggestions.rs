@@ -12,7 +12,7 @@ use super::session::Session;
 use super::views::{LfList, LfView, Skipped, SuggestionView, SuggestionsView, Vetoed, Votes, WindowView};
 use super::{Labeling, LabelingError, MAX_LABEL_POINTS, blocking, check_author, lock};
 use crate::clock::now_ms;
-use crate::storage::{LfRow, SuggestionRow};
+use crate::storage::{LfRow, LfStats, SuggestionRow};
 
 impl Labeling {
     /// Ranked suggestions for `analyst`, claimed for them.
@@ -218,12 +218,14 @@ impl Labeling {
                     lf_id: f.id as i64,
                     kind: f.kind.name(),
                     params: json!({"from_labels": f.from_labels, "positives": f.positives}).to_string(),
-                    coverage: f.coverage,
-                    conflict: f.conflict,
-                    learned_accuracy: f.learned_accuracy,
-                    golden_accuracy: f.golden_accuracy,
-                    active: f.active,
-                    vetoed: f.vetoed,
+                    stats: LfStats {
+                        coverage: f.coverage,
+                        conflict: f.conflict,
+                        learned_accuracy: f.learned_accuracy,
+                        golden_accuracy: f.golden_accuracy,
+                        active: f.active,
+                        vetoed: f.vetoed,
+                    },
                 })
                 .collect();
             st.lf_cache = Some((st.applied, rows.clone()));
@@ -249,12 +251,7 @@ impl Labeling {
                     kind: f.kind.split(':').next().unwrap_or("").to_owned(),
                     from_labels: from,
                     positives: params["positives"].clone(),
-                    coverage: f.coverage,
-                    conflict: f.conflict,
-                    learned_accuracy: f.learned_accuracy,
-                    golden_accuracy: f.golden_accuracy,
-                    active: f.active,
-                    vetoed: f.vetoed,
+                    stats: f.stats.clone(),
                 }
             })
             .collect();

@@ -5,6 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::storage::LfStats;
+
 /// A project as listed: settings, status and counts.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProjectView {
@@ -219,18 +221,10 @@ pub struct LfView {
     /// Positive examples it was built from.
     #[schema(value_type = Object)]
     pub positives: Value,
-    /// Share of the pool it votes on.
-    pub coverage: f64,
-    /// Share of its votes another active LF contradicts.
-    pub conflict: f64,
-    /// The label model's accuracy for it.
-    pub learned_accuracy: Option<f64>,
-    /// Agreement with the human labels.
-    pub golden_accuracy: Option<f64>,
-    /// Used by the label model.
-    pub active: bool,
-    /// Vetoed.
-    pub vetoed: bool,
+    /// Coverage, conflict, learned and golden accuracy, active, vetoed (flattened into the LF).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub stats: LfStats,
 }
 
 /// Every LF as of a round.

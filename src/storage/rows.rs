@@ -1,7 +1,7 @@
 //! Column adaptors for sqlx's `FromRow` derive where the Any driver cannot decode a field's
-//! Rust type directly: it decodes `bool` only from a boolean column (ours are 0/1 `BIGINT`s
-//! and an interval's `status` text, so one statement serves SQLite and PostgreSQL alike), and
-//! `Vec<f32>` not at all (anomaly scores are stored as little-endian `f32` blocks). Each
+//! Rust type directly: it decodes `bool` only from a boolean column (an interval's open flag is
+//! its `status` text, so one statement serves SQLite and PostgreSQL alike), and `Vec<f32>` not
+//! at all (anomaly scores are stored as little-endian `f32` blocks). Each
 //! adaptor decodes as the stored type and converts with `TryFrom`
 //! (`#[sqlx(try_from = "…")]`).
 
@@ -31,17 +31,6 @@ macro_rules! stored_as {
             }
         }
     };
-}
-
-/// A 0/1 `BIGINT` column.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Flag(i64);
-stored_as!(Flag(i64));
-
-impl From<Flag> for bool {
-    fn from(f: Flag) -> bool {
-        f.0 != 0
-    }
 }
 
 /// An interval's `status` column, `open` or `closed`.

@@ -14,7 +14,6 @@ mod labels;
 mod models;
 mod suggestions;
 
-use super::rows::Flag;
 use super::{Storage, StorageError};
 
 /// A stored project.
@@ -159,7 +158,7 @@ pub struct SuggestionRow {
 }
 
 /// A labeling function as listed.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LfRow {
     /// LF id within the project.
     pub lf_id: i64,
@@ -167,6 +166,13 @@ pub struct LfRow {
     pub kind: String,
     /// Parameters (JSON).
     pub params: String,
+    /// Its statistics.
+    pub stats: LfStats,
+}
+
+/// A labeling function's statistics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LfStats {
     /// Share of the pool it votes on.
     pub coverage: f64,
     /// Share of its votes another active LF contradicts.
@@ -176,10 +182,8 @@ pub struct LfRow {
     /// Agreement with human labels.
     pub golden_accuracy: Option<f64>,
     /// Used by the label model.
-    #[sqlx(try_from = "Flag")]
     pub active: bool,
     /// Vetoed.
-    #[sqlx(try_from = "Flag")]
     pub vetoed: bool,
 }
 
