@@ -2,9 +2,11 @@
 //! administration (configure, reset, delete).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -93,30 +95,32 @@ struct Ranged {
     max_points: Option<usize>,
 }
 
-/// The prologue of the range routes: the query checked, then the series looked up.
-async fn ranged(
-    state: &ApiState,
-    name: &str,
-    params: Result<Query<RangeParams>, QueryRejection>,
-) -> Result<Ranged, ApiError> {
-    let p = query(params)?;
-    let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
-    if from >= to {
-        return Err(ApiError::bad_request("invalid_query", "from must be before to"));
+/// The range routes' request: the query checked (400 `invalid_query`), then the series of the
+/// path looked up (404).
+impl FromRequestParts<ApiState> for Ranged {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Response> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let params = Query::<RangeParams>::from_request_parts(parts, state).await;
+        let p = query(params).map_err(IntoResponse::into_response)?;
+        let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
+        if from >= to {
+            return Err(ApiError::bad_request("invalid_query", "from must be before to").into_response());
+        }
+        if p.max_points.is_some_and(|m| m < 2) {
+            return Err(ApiError::bad_request("invalid_query", "max_points must be at least 2").into_response());
+        }
+        let series = state.service.series_named(&name).await.map_err(|e| ApiError::from(e).into_response())?;
+        Ok(Ranged { series, from, to, max_points: p.max_points })
     }
-    if p.max_points.is_some_and(|m| m < 2) {
-        return Err(ApiError::bad_request("invalid_query", "max_points must be at least 2"));
-    }
-    Ok(Ranged { series: state.service.series_named(name).await?, from, to, max_points: p.max_points })
 }
 
 #[utoipa::path(get, path = "/v1/series/{name}/points", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Points, or min/max buckets when over max_points"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn series_points(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
-    params: Result<Query<RangeParams>, QueryRejection>,
+    Ranged { series: s, from, to, max_points }: Ranged,
 ) -> Result<Json<Value>, ApiError> {
-    let Ranged { series: s, from, to, max_points } = ranged(&state, &name, params).await?;
     let points = state.service.storage.points(s.id, s.dim as usize, from, to).await?;
     Ok(Json(downsample::points_json(&points, from, to, max_points)))
 }
@@ -124,10 +128,8 @@ async fn series_points(
 #[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score; and `anomaly_probability`: per labeling project holding the series, its end model's probability per point"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn series_scores(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
-    params: Result<Query<RangeParams>, QueryRejection>,
+    Ranged { series: s, from, to, max_points }: Ranged,
 ) -> Result<Json<Value>, ApiError> {
-    let Ranged { series: s, from, to, max_points } = ranged(&state, &name, params).await?;
     let storage = &state.service.storage;
     let rows = storage.scores(s.id, from, to).await?;
     // One entry per detector block: its window score, threshold and largest point anomaly score.
