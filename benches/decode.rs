@@ -2,7 +2,7 @@
 //! points as NDJSON single-point lines, reported in points per second.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use driftwatch::ingest::decode::{decode_body, decode_message};
+use driftwatch::decode::{decode_body, decode_message};
 
 fn decode(c: &mut Criterion) {
     let pts: Vec<String> =

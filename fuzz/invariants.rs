@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use driftwatch::ingest::decode::{
+use driftwatch::decode::{
     DecodeError, MAX_DIM, MAX_SERIES_LEN, Message, Point, RejectReason, decode_body, decode_keyed, decode_message,
 };
 use driftwatch::input::{InputError, Table, parse_csv};

@@ -11,6 +11,8 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
+echo "== layers of src/ (ARCHITECTURE.md, \"Layers\"): no upward path, no import circle"
+python3 scripts/layers.py
 # Servers already running are reused and left running; servers started here are stopped at exit.
 stop_on_exit=()
 trap 'for s in "${stop_on_exit[@]}"; do "$s" stop >/dev/null 2>&1 || true; done' EXIT

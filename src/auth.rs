@@ -1,14 +1,13 @@
-//! Access control: API tokens with roles, the role each route needs, and the middleware that
-//! checks them.
+//! Access control's domain: API tokens with roles, who made a request, and the check of a
+//! bearer token against storage (with a short-lived cache). Which role each route needs, and
+//! the middleware that enforces it, are HTTP's (`http::auth`).
 //!
 //! * A token is `dwt_<key id>_<secret>` (8 and 32 random bytes, hex). Storage keeps the key id,
 //!   the role and SHA-256 of the secret, never the secret; the check finds the row by key id
 //!   and compares the hashes in constant time (`subtle`). The secrets are random, so a fast
 //!   hash is enough (no password stretching needed).
 //! * Roles: `reader` (queries), `analyst` (queries and labeling), `ingest` (points only),
-//!   `admin` (everything, including series configuration). [`required_role`] maps every route
-//!   to the role it needs, and the OpenAPI document is annotated from the same function, so the
-//!   two cannot disagree.
+//!   `admin` (everything, including series configuration).
 //! * `auth.mode = "open"` (the embedded default) needs no token and is refused at start-up
 //!   unless the listener is on a loopback address; `"tokens"` requires a bearer token on every
 //!   API route. Health, metrics, the OpenAPI document and the page's static files are public.
@@ -19,21 +18,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
-use crate::http::ApiError;
+use crate::storage::{Storage, StorageError};
 
 /// How long a validated token is trusted without asking storage again.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Queries.
@@ -74,29 +68,6 @@ impl Role {
             Role::Ingest => need == Role::Ingest,
         }
     }
-}
-
-/// The role a route needs (`None`: public). `route` is the router's path template.
-pub fn required_role(method: &Method, route: &str) -> Option<Role> {
-    if matches!(route, "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/" | "/ui" | "/ui/" | "/ui/{*file}") {
-        return None;
-    }
-    if route == "/v1/points" {
-        return Some(Role::Ingest);
-    }
-    if route.starts_with("/v1/labeling") {
-        // Asking for suggestions claims windows: a labeling action.
-        let read = *method == Method::GET && !route.ends_with("/suggestions");
-        return Some(if read { Role::Reader } else { Role::Analyst });
-    }
-    if route.ends_with("/feedback") {
-        return Some(Role::Analyst);
-    }
-    if *method == Method::GET {
-        return Some(Role::Reader);
-    }
-    // Series configuration, reset, delete.
-    Some(Role::Admin)
 }
 
 /// Who made a request (in the request's extensions once authenticated).
@@ -170,53 +141,50 @@ impl TokenCache {
     }
 }
 
-async fn authenticate(state: &AppState, header_value: Option<&str>) -> Result<Principal, ApiError> {
-    let Some(value) = header_value else {
-        return Err(ApiError::unauthorized("this service needs a bearer token: Authorization: Bearer dwt_…"));
-    };
-    let token = value.strip_prefix("Bearer ").unwrap_or("").trim();
-    let (key, secret) = split(token).ok_or_else(|| ApiError::unauthorized("the token is malformed"))?;
-    let cache_key = sha256_hex(token);
-    if let Some(p) = state.tokens.get(&cache_key) {
-        return Ok(p);
-    }
-    let row = state.storage.token(key).await?;
-    match row {
-        Some(t) if t.revoked_at.is_none() && secret_matches(secret, &t.hash) => {
-            let role = Role::parse(&t.role).ok_or_else(|| ApiError::internal(format!("stored role {:?}", t.role)))?;
-            let p = Principal { name: t.name, role };
-            state.tokens.put(cache_key, p.clone());
-            Ok(p)
-        }
-        _ => Err(ApiError::unauthorized("the token is unknown or revoked")),
-    }
+/// Why a bearer token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("this service needs a bearer token: Authorization: Bearer dwt_…")]
+    Missing,
+    /// Not `Bearer dwt_<key id>_<secret>`.
+    #[error("the token is malformed")]
+    Malformed,
+    /// No such token, a revoked one, or a wrong secret.
+    #[error("the token is unknown or revoked")]
+    Unknown,
+    /// A stored role this version does not know.
+    #[error("stored role {0:?}")]
+    StoredRole(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
-/// The middleware: finds the route's role, authenticates the bearer token (in `tokens` mode)
-/// and refuses with 401 (no or bad token) or 403 (a role that may not).
-pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
-    let Some(route) = route else { return next.run(request).await };
-    let Some(need) = required_role(request.method(), &route) else { return next.run(request).await };
-    if !state.settings.auth.tokens() {
-        request.extensions_mut().insert(Principal { name: state.settings.principal.clone(), role: Role::Admin });
-        return next.run(request).await;
+/// The principal behind an `Authorization` header value, from the cache or from storage.
+///
+/// # Errors
+/// [`AuthError`]: no, a malformed, an unknown or a revoked token; storage failures.
+pub async fn authenticate(
+    storage: &Storage,
+    cache: &TokenCache,
+    header_value: Option<&str>,
+) -> Result<Principal, AuthError> {
+    let value = header_value.ok_or(AuthError::Missing)?;
+    let token = value.strip_prefix("Bearer ").unwrap_or("").trim();
+    let (key, secret) = split(token).ok_or(AuthError::Malformed)?;
+    let cache_key = sha256_hex(token);
+    if let Some(p) = cache.get(&cache_key) {
+        return Ok(p);
     }
-    let value = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match authenticate(&state, value).await {
-        Ok(p) if p.role.allows(need) => {
-            request.extensions_mut().insert(p);
-            next.run(request).await
+    match storage.token(key).await? {
+        Some(t) if t.revoked_at.is_none() && secret_matches(secret, &t.hash) => {
+            let role = Role::parse(&t.role).ok_or_else(|| AuthError::StoredRole(t.role.clone()))?;
+            let p = Principal { name: t.name, role };
+            cache.put(cache_key, p.clone());
+            Ok(p)
         }
-        Ok(p) => ApiError::forbidden(format!(
-            "token {:?} has role {}; {} {route} needs {}",
-            p.name,
-            p.role.as_str(),
-            request.method(),
-            need.as_str()
-        ))
-        .into_response(),
-        Err(e) => e.into_response(),
+        _ => Err(AuthError::Unknown),
     }
 }
 
@@ -246,11 +214,5 @@ mod tests {
         assert!(Analyst.allows(Reader) && Analyst.allows(Analyst) && !Analyst.allows(Ingest) && !Analyst.allows(Admin));
         assert!(Reader.allows(Reader) && !Reader.allows(Analyst) && !Reader.allows(Ingest));
         assert!(Ingest.allows(Ingest) && !Ingest.allows(Reader));
-        assert_eq!(required_role(&Method::GET, "/metrics"), None);
-        assert_eq!(required_role(&Method::POST, "/v1/points"), Some(Ingest));
-        assert_eq!(required_role(&Method::GET, "/v1/labeling/projects/{project}/suggestions"), Some(Analyst));
-        assert_eq!(required_role(&Method::GET, "/v1/labeling/projects/{project}/lfs"), Some(Reader));
-        assert_eq!(required_role(&Method::PUT, "/v1/series/{name}/config"), Some(Admin));
-        assert_eq!(required_role(&Method::POST, "/v1/series/{name}/intervals/{start}/feedback"), Some(Analyst));
     }
 }

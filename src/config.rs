@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use driftwatch_icid::{PsiPolicy, StreamConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -337,6 +338,34 @@ impl Default for DetectorSettings {
     }
 }
 
+impl DetectorSettings {
+    /// The engine's configuration for these settings.
+    ///
+    /// # Errors
+    /// A `psi` that is not `auto`, `online` or a number.
+    pub fn stream_config(&self) -> Result<StreamConfig, String> {
+        let mut c = StreamConfig::new(self.window);
+        c.hop = if self.hop == 0 { self.window } else { self.hop };
+        c.alpha = self.alpha;
+        c.t = self.t;
+        c.warmup_windows = self.warmup_windows;
+        c.psi = match self.psi.to_ascii_lowercase().as_str() {
+            // Chosen at warm-up over the streaming candidates (the default).
+            "auto" => c.psi,
+            // Every candidate tracked; re-selected every 20 windows over the last 40 scores.
+            "online" => PsiPolicy::Online {
+                candidates: driftwatch_icid::stream::STREAM_PSI_CANDIDATES.to_vec(),
+                history: 40,
+                every: 20,
+            },
+            n => PsiPolicy::Fixed(
+                n.parse().map_err(|_| format!("detector.psi must be auto, online or a number, not {:?}", self.psi))?,
+            ),
+        };
+        Ok(c)
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file`, then the environment `env` (name, value pairs).
     ///
@@ -476,6 +505,18 @@ pub fn mask_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn psi_settings_map_to_the_three_policies() {
+        let mut d = DetectorSettings::default();
+        assert!(matches!(d.stream_config().unwrap().psi, PsiPolicy::AtWarmup(_)));
+        d.psi = "Online".into();
+        assert!(matches!(d.stream_config().unwrap().psi, PsiPolicy::Online { .. }));
+        d.psi = "16".into();
+        assert_eq!(d.stream_config().unwrap().psi, PsiPolicy::Fixed(16));
+        d.psi = "many".into();
+        assert!(d.stream_config().unwrap_err().contains("auto, online or a number"));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

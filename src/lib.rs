@@ -1,35 +1,32 @@
 //! # driftwatch
 //!
-//! The service around the iCID engine (`driftwatch-icid`): command-line entry points, input
-//! readers and, as the project grows, ingest, storage, HTTP and metrics. The numeric work lives in
-//! the pure crates under `crates/`; this crate owns everything that touches files, threads pools
-//! and the outside world.
+//! The service around the iCID engine (`driftwatch-icid`) and the LEIAD labeling core
+//! (`driftwatch-leiad`): command-line entry points, input readers, ingest, storage, HTTP,
+//! Kafka and metrics. The numeric work lives in the pure crates under `crates/`; this crate
+//! owns everything that touches files, threads, pools and the outside world.
 //!
-//! # Layout
-//! * [`app`] — the running service: state, the write path, start-up and shutdown.
-//! * [`auth`] — API tokens, roles, and the role each route needs.
-//! * [`cli`] — the clap command tree.
-//! * [`config`] — settings: defaults, TOML file, environment.
-//! * [`http`] — the axum API and its JSON errors.
-//! * [`input`] — reading series from CSV files, with errors that name file, row and reason.
-//! * [`commands`] — one module per subcommand.
-//! * [`ingest`] — the one point format every input uses (HTTP and Kafka), its decoder, and the
-//!   Kafka source.
-//! * [`labeling`] — the LEIAD labeling loop over stored series: sessions kept in step with the
-//!   database, refits and live scoring by the project's lease holder.
-//! * [`metrics`] — the Prometheus registry and every metric name.
-//! * [`pipeline`] — series sharded over detector threads behind bounded queues.
-//! * [`storage`] — SQLite or PostgreSQL behind one interface; the only module with SQL.
+//! # Layers (a module uses only modules of its own layer or below; see ARCHITECTURE.md)
+//! 1. Foundations, pure: [`clock`], [`config`], [`decode`] (the one point format), [`input`].
+//! 2. Infrastructure: [`metrics`], [`pipeline`] (detector threads), [`storage`] (all SQL).
+//! 3. Service: [`service`] (write path, recovery, checkpoints, retention), [`labeling`] (the
+//!    LEIAD loop), [`auth`] (tokens and roles).
+//! 4. Adapters: [`http`] (axum API and page), [`kafka`] (the Kafka source).
+//! 5. Composition root: [`server`], the only module that names HTTP, Kafka and the labeling
+//!    worker together.
+//! 6. Edge: [`commands`] (the command tree, one module per command; lab commands in
+//!    [`commands::lab`]). `anyhow` lives here and in the binary.
 
-pub mod app;
 pub mod auth;
-pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod decode;
 pub mod http;
-pub mod ingest;
 pub mod input;
+pub mod kafka;
 pub mod labeling;
 pub mod metrics;
 pub mod pipeline;
+pub mod server;
+pub mod service;
 pub mod storage;

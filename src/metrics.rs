@@ -400,7 +400,7 @@ impl Metrics {
             m.registry.register(c).expect("each metric registered once");
         }
         // Every reason and event exists from the start, so rates work from the first scrape.
-        for r in crate::ingest::decode::RejectReason::ALL {
+        for r in crate::decode::RejectReason::ALL {
             m.points_rejected.with_label_values(&[r.as_str()]);
         }
         for r in ["duplicate", "late", "dimension_mismatch", "undecodable_message"] {
@@ -412,7 +412,7 @@ impl Metrics {
         for o in ["processed", "dead_lettered"] {
             m.kafka_messages.with_label_values(&[o]);
         }
-        for r in crate::ingest::decode::DecodeError::REASONS.iter().chain(&["rejected_points"]) {
+        for r in crate::decode::DecodeError::REASONS.iter().chain(&["rejected_points"]) {
             m.kafka_dead_letters.with_label_values(&[r]);
         }
         for s in ["suggestion", "edit", "interval"] {

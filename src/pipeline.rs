@@ -21,7 +21,7 @@ use driftwatch_icid::{BlockScore, ClosedInterval, Event, Pushed, StreamConfig, S
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ingest::decode::Point;
+use crate::decode::Point;
 
 /// Pipeline settings.
 #[derive(Debug, Clone)]

@@ -2,81 +2,10 @@
 //! SQLite file, and a fresh database on the PostgreSQL that `scripts/test.sh` provides; see
 //! `tests/storage.rs` for the `DRIFTWATCH_TEST_PG` rule), points are posted, results queried.
 
-use driftwatch::app::Application;
-use driftwatch::config::Settings;
+mod common;
+
+use common::{TestApp, base_settings, each_backend, mean_shift};
 use serde_json::{Value, json};
-
-struct TestApp {
-    base: String,
-    admin: Option<String>,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl TestApp {
-    async fn spawn(settings: Settings) -> Self {
-        let app = Application::build(settings).await.expect("app builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let admin = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let done = tokio::spawn(app.run_until_stopped(async move {
-            let _ = rx.await;
-        }));
-        Self { base, admin, client: reqwest::Client::new(), stop: Some(tx), done: Some(done) }
-    }
-
-    async fn post(&self, body: String) -> (u16, Value) {
-        let r = self.client.post(format!("{}/v1/points", self.base)).body(body).send().await.unwrap();
-        (r.status().as_u16(), serde_json::from_str(&r.text().await.unwrap()).unwrap())
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
-        (r.status().as_u16(), serde_json::from_str(&r.text().await.unwrap()).unwrap())
-    }
-
-    /// Graceful stop: drains the pipeline and stores checkpoints.
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.done.take().unwrap().await.unwrap().unwrap();
-    }
-}
-
-async fn settings_for_each_backend(test: &str) -> Vec<(&'static str, Settings, Option<tempfile::TempDir>)> {
-    let mut base = Settings::default();
-    base.http.addr = "127.0.0.1:0".into();
-    base.pipeline.shards = 2;
-    base.principal = "tester".into();
-    base.storage.max_connections = 4;
-    let dir = tempfile::tempdir().unwrap();
-    let mut sqlite = base.clone();
-    sqlite.storage.data_dir = dir.path().to_owned();
-    let mut out = vec![("sqlite", sqlite, Some(dir))];
-    match std::env::var("DRIFTWATCH_TEST_PG") {
-        Ok(admin) => {
-            sqlx::any::install_default_drivers();
-            let name = format!("dw_api_{}_{}", test, std::process::id());
-            let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL reachable");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
-            pool.close().await;
-            let mut pg = base;
-            pg.storage.url = Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
-            out.push(("postgres", pg, None));
-        }
-        Err(_) if std::env::var("DRIFTWATCH_SKIP_PG").as_deref() == Ok("1") => {}
-        Err(_) => panic!(
-            "DRIFTWATCH_TEST_PG is not set: run ./scripts/test.sh (it starts PostgreSQL) or set DRIFTWATCH_SKIP_PG=1"
-        ),
-    }
-    out
-}
-
-fn fixture() -> Vec<f64> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv")).unwrap();
-    driftwatch_testkit::parse_column(&text)
-}
 
 const T0: i64 = 1_795_780_800_000;
 
@@ -92,11 +21,11 @@ fn batch(series: &str, xs: &[f64], from: usize, to: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_points_become_change_intervals_found_through_the_api() {
-    let xs = fixture();
-    for (name, settings, _dir) in settings_for_each_backend("intervals").await {
+    let xs = mean_shift();
+    for (name, settings, _dir) in each_backend("api_intervals", base_settings()).await {
         let app = TestApp::spawn(settings).await;
         for from in (0..3000).step_by(500) {
-            let (status, body) = app.post(batch("mean", &xs, from, from + 500)).await;
+            let (status, body) = app.post_raw("/v1/points", batch("mean", &xs, from, from + 500)).await;
             assert_eq!((status, body["accepted"].as_u64()), (200, Some(500)), "{name}: {body}");
         }
         let (status, body) = app.get("/v1/series/mean/intervals").await;
@@ -121,11 +50,11 @@ async fn posted_points_become_change_intervals_found_through_the_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_warming() {
-    let xs = fixture();
-    for (name, settings, _dir) in settings_for_each_backend("resume").await {
+    let xs = mean_shift();
+    for (name, settings, _dir) in each_backend("api_resume", base_settings()).await {
         let app = TestApp::spawn(settings.clone()).await;
-        app.post(batch("mean", &xs, 0, 1500)).await;
-        let (_, replay) = app.post(batch("mean", &xs, 1000, 1500)).await;
+        app.post_raw("/v1/points", batch("mean", &xs, 0, 1500)).await;
+        let (_, replay) = app.post_raw("/v1/points", batch("mean", &xs, 1000, 1500)).await;
         assert_eq!(
             (replay["accepted"].as_u64(), replay["duplicate"].as_u64(), replay["late"].as_u64()),
             (Some(0), Some(1), Some(499)),
@@ -136,7 +65,7 @@ async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_w
         let app = TestApp::spawn(settings.clone()).await;
         let (_, s) = app.get("/v1/series/mean").await;
         assert_eq!(s["points"].as_u64(), Some(1500), "{name}: checkpoint after 1500 points");
-        let (_, r) = app.post(batch("mean", &xs, 1500, 3000)).await;
+        let (_, r) = app.post_raw("/v1/points", batch("mean", &xs, 1500, 3000)).await;
         assert_eq!(r["accepted"].as_u64(), Some(1500));
         let (_, body) = app.get("/v1/series/mean/intervals").await;
         let starts = interval_starts(&body);
@@ -158,11 +87,11 @@ async fn replays_are_counted_not_stored_twice_and_a_restart_resumes_without_re_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_ahead_of_storage_is_dropped_and_the_series_replays_its_stored_points() {
     use sqlx::Row;
-    let xs = fixture();
-    for (name, settings, _dir) in settings_for_each_backend("ahead").await {
+    let xs = mean_shift();
+    for (name, settings, _dir) in each_backend("api_ahead", base_settings()).await {
         let app = TestApp::spawn(settings.clone()).await;
-        app.post(batch("mean", &xs, 0, 1000)).await;
-        app.post(batch("mean", &xs, 1000, 1500)).await;
+        app.post_raw("/v1/points", batch("mean", &xs, 0, 1000)).await;
+        app.post_raw("/v1/points", batch("mean", &xs, 1000, 1500)).await;
         app.stop().await; // checkpoint after 1500 points
         // Storage loses the second block (a restore from an older backup, say): the checkpoint
         // has seen 500 points it no longer holds.
@@ -182,7 +111,7 @@ async fn a_checkpoint_ahead_of_storage_is_dropped_and_the_series_replays_its_sto
         let app = TestApp::spawn(settings.clone()).await;
         let (_, s) = app.get("/v1/series/mean").await;
         assert_eq!((s["points"].as_u64(), s["stored_points"].as_u64()), (Some(0), Some(1000)), "{name}: {s}");
-        let (_, r) = app.post(batch("mean", &xs, 500, 3000)).await;
+        let (_, r) = app.post_raw("/v1/points", batch("mean", &xs, 500, 3000)).await;
         assert_eq!(
             (r["accepted"].as_u64(), r["duplicate"].as_u64(), r["late"].as_u64()),
             (Some(2000), Some(1), Some(499)),
@@ -202,7 +131,7 @@ async fn a_checkpoint_ahead_of_storage_is_dropped_and_the_series_replays_its_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
-    let mut settings = settings_for_each_backend("bad").await.remove(0).1; // one back-end is enough here
+    let mut settings = each_backend("api_bad", base_settings()).await.remove(0).1; // one back-end is enough here
     settings.http.max_body_bytes = 64 * 1024;
     let dir = tempfile::tempdir().unwrap();
     settings.storage.data_dir = dir.path().to_owned();
@@ -213,14 +142,15 @@ async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
         (r#"{"series":"","ts":1,"value":1}"#.to_string(), "invalid_body"),
         ("".to_string(), "invalid_body"),
     ] {
-        let (status, r) = app.post(body.clone()).await;
+        let (status, r) = app.post_raw("/v1/points", body.clone()).await;
         assert_eq!((status, r["error"]["code"].as_str()), (400, Some(code)), "{body}: {r}");
         assert!(!r["error"]["message"].as_str().unwrap().is_empty());
     }
-    let (status, r) = app.post("x".repeat(70_000)).await;
+    let (status, r) = app.post_raw("/v1/points", "x".repeat(70_000)).await;
     assert_eq!((status, r["error"]["code"].as_str()), (413, Some("body_too_large")), "{r}");
     // One bad point in a good batch: counted, the rest stored.
-    let (status, r) = app.post(r#"{"series":"a","points":[[1,1],[2,null],["soon",3],[4,4]]}"#.into()).await;
+    let (status, r) =
+        app.post_raw("/v1/points", r#"{"series":"a","points":[[1,1],[2,null],["soon",3],[4,4]]}"#.into()).await;
     assert_eq!(status, 200);
     assert_eq!(
         (r["accepted"].as_u64(), r["rejected"]["invalid_value"].as_u64(), r["rejected"]["invalid_timestamp"].as_u64()),
@@ -228,7 +158,10 @@ async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
     );
     // NDJSON with one bad line: the good lines go in, the bad one is reported by line.
     let (status, r) = app
-        .post("{\"series\":\"b\",\"ts\":1,\"value\":1}\n{oops}\n{\"series\":\"b\",\"ts\":2,\"value\":2}\n".into())
+        .post_raw(
+            "/v1/points",
+            "{\"series\":\"b\",\"ts\":1,\"value\":1}\n{oops}\n{\"series\":\"b\",\"ts\":2,\"value\":2}\n".into(),
+        )
         .await;
     assert_eq!((status, r["accepted"].as_u64(), r["errors"][0]["line"].as_u64()), (200, Some(2), Some(2)), "{r}");
     assert_eq!(app.get("/v1/series/nope/intervals").await.0, 404);
@@ -251,25 +184,12 @@ async fn bad_requests_get_a_4xx_with_a_reason_and_bad_points_are_counted() {
     app.stop().await;
 }
 
-impl TestApp {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn points_and_scores_come_back_downsampled_and_series_can_be_configured_reset_and_deleted() {
-    let xs = fixture();
-    for (name, settings, _dir) in settings_for_each_backend("manage").await {
+    let xs = mean_shift();
+    for (name, settings, _dir) in each_backend("api_manage", base_settings()).await {
         let app = TestApp::spawn(settings).await;
-        app.post(batch("mean", &xs, 0, 3000)).await;
+        app.post_raw("/v1/points", batch("mean", &xs, 0, 3000)).await;
         let (_, raw) = app.get("/v1/series/mean/points").await;
         assert_eq!(raw["points"].as_array().unwrap().len(), 3000, "{name}");
         let (_, some) = app.get(&format!("/v1/series/mean/points?from={}&to={}", T0 + 1_000_000, T0 + 1_010_000)).await;
@@ -286,24 +206,24 @@ async fn points_and_scores_come_back_downsampled_and_series_can_be_configured_re
         assert_eq!(scores["points"].as_array().unwrap().len(), 40, "{name}: 2000 points after warm-up in blocks of 50");
         assert_eq!(scores["columns"][2], "anomaly_max");
         // Own settings: merged over the defaults, validated by the engine, recorded.
-        let (status, cfg) =
-            app.send(reqwest::Method::PUT, "/v1/series/mean/config", Some(r#"{"window": 40, "psi": 8}"#)).await;
+        let (status, cfg) = app.put("/v1/series/mean/config", &json!({"window": 40, "psi": 8})).await;
         assert_eq!(status, 200, "{cfg}");
         assert_eq!((cfg["config"]["window"].as_u64(), cfg["config"]["psi"].as_str()), (Some(40), Some("8")));
-        let (status, err) = app.send(reqwest::Method::PUT, "/v1/series/mean/config", Some(r#"{"window": 1}"#)).await;
+        let (status, err) = app.put("/v1/series/mean/config", &json!({"window": 1})).await;
         assert_eq!((status, err["error"]["code"].as_str()), (400, Some("invalid_config")), "{err}");
-        let (status, _) = app.send(reqwest::Method::PUT, "/v1/series/mean/config", Some(r#"{"windw": 40}"#)).await;
+        let (status, _) = app.put("/v1/series/mean/config", &json!({"windw": 40})).await;
         assert_eq!(status, 400);
         let (_, s) = app.get("/v1/series/mean").await;
         assert_eq!(s["config"]["window"].as_u64(), Some(40));
         // Reset: the detector starts again; new points warm it up (no change reported yet).
-        assert_eq!(app.send(reqwest::Method::POST, "/v1/series/mean/reset", None).await.0, 200);
-        let (_, r) = app.post(json!({"series": "mean", "points": [[T0 + 4_000_000, 1.0]]}).to_string()).await;
+        assert_eq!(app.post_raw("/v1/series/mean/reset", String::new()).await.0, 200);
+        let (_, r) =
+            app.post_raw("/v1/points", json!({"series": "mean", "points": [[T0 + 4_000_000, 1.0]]}).to_string()).await;
         assert_eq!(r["accepted"].as_u64(), Some(1));
         // Delete: gone from the API and from storage.
-        assert_eq!(app.send(reqwest::Method::DELETE, "/v1/series/mean", None).await.0, 204);
+        assert_eq!(app.delete("/v1/series/mean").await.0, 204);
         assert_eq!(app.get("/v1/series/mean").await.0, 404);
-        assert_eq!(app.send(reqwest::Method::DELETE, "/v1/series/mean", None).await.0, 404);
+        assert_eq!(app.delete("/v1/series/mean").await.0, 404);
         assert_eq!(app.get("/v1/series/mean/points").await.0, 404);
         app.stop().await;
     }
@@ -311,12 +231,12 @@ async fn points_and_scores_come_back_downsampled_and_series_can_be_configured_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_pass_promtool() {
-    let xs = fixture();
-    let (_, settings, _dir) = settings_for_each_backend("metrics").await.remove(0);
+    let xs = mean_shift();
+    let (_, settings, _dir) = each_backend("api_metrics", base_settings()).await.remove(0);
     let app = TestApp::spawn(settings).await;
-    app.post(batch("mean", &xs, 0, 3000)).await;
-    app.post(batch("mean", &xs, 2990, 3000)).await; // 10 replayed points
-    app.post(r#"{"series":"mean","points":[[1,null]]}"#.into()).await;
+    app.post_raw("/v1/points", batch("mean", &xs, 0, 3000)).await;
+    app.post_raw("/v1/points", batch("mean", &xs, 2990, 3000)).await; // 10 replayed points
+    app.post_raw("/v1/points", r#"{"series":"mean","points":[[1,null]]}"#.into()).await;
     let r = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let text = r.text().await.unwrap();
@@ -340,15 +260,12 @@ async fn metrics_count_what_happened_and_pass_promtool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_a_file_over_http_finds_its_changes() {
-    let (_, settings, _dir) = settings_for_each_backend("replay").await.remove(0);
+    let (_, settings, _dir) = each_backend("api_replay", base_settings()).await.remove(0);
     let app = TestApp::spawn(settings).await;
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv");
+    let fixture = common::fixture_path("mean_shift.csv").display().to_string();
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-            .args(["replay", fixture, "--series", "replayed", "--url", &base, "--start-ms", "1795780800000"])
-            .output()
-            .unwrap()
+        common::driftwatch(&["replay", &fixture, "--series", "replayed", "--url", &base, "--start-ms", "1795780800000"])
     })
     .await
     .unwrap();
@@ -364,10 +281,10 @@ async fn replaying_a_file_over_http_finds_its_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_show_their_latest_change_and_intervals_filter_by_since() {
-    let xs = fixture();
-    let (_, settings, _dir) = settings_for_each_backend("latest").await.remove(0);
+    let xs = mean_shift();
+    let (_, settings, _dir) = each_backend("api_latest", base_settings()).await.remove(0);
     let app = TestApp::spawn(settings).await;
-    app.post(batch("mean", &xs, 0, 3000)).await;
+    app.post_raw("/v1/points", batch("mean", &xs, 0, 3000)).await;
     let (_, s) = app.get("/v1/series/mean").await;
     assert_eq!(
         (s["latest_change"]["start"].as_u64(), s["latest_change"]["status"].as_str()),
@@ -384,7 +301,7 @@ async fn series_show_their_latest_change_and_intervals_filter_by_since() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_served_and_describes_the_api() {
-    let (_, settings, _dir) = settings_for_each_backend("openapi").await.remove(0);
+    let (_, settings, _dir) = each_backend("api_openapi", base_settings()).await.remove(0);
     let app = TestApp::spawn(settings).await;
     let (status, doc) = app.get("/openapi.json").await;
     assert_eq!(status, 200);
@@ -424,14 +341,14 @@ fn promtool_check(text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_listener_takes_metrics_and_health_and_only_watched_series_get_labels() {
-    let xs = fixture();
-    let (_, mut settings, _dir) = settings_for_each_backend("admin").await.remove(0);
+    let xs = mean_shift();
+    let (_, mut settings, _dir) = each_backend("api_admin", base_settings()).await.remove(0);
     settings.http.admin_addr = Some("127.0.0.1:0".into());
     settings.metrics.watched_series = vec!["mean".into()];
     let app = TestApp::spawn(settings).await;
     let admin = app.admin.clone().expect("admin listener bound");
-    app.post(batch("mean", &xs, 0, 3000)).await;
-    app.post(batch("other", &xs, 0, 1500)).await;
+    app.post_raw("/v1/points", batch("mean", &xs, 0, 3000)).await;
+    app.post_raw("/v1/points", batch("other", &xs, 0, 1500)).await;
     assert_eq!(app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().status().as_u16(), 404);
     assert_eq!(app.client.get(format!("{}/healthz", app.base)).send().await.unwrap().status().as_u16(), 404);
     assert_eq!(app.client.get(format!("{admin}/healthz")).send().await.unwrap().status().as_u16(), 200);
@@ -443,7 +360,7 @@ async fn an_admin_listener_takes_metrics_and_health_and_only_watched_series_get_
     assert!(text.lines().any(|l| l == "driftwatch_points_ingested_total 4500"));
     promtool_check(&text);
     // A NaN is not JSON: the whole message is refused with a reason.
-    let (status, r) = app.post(r#"{"series":"mean","ts":1,"value":NaN}"#.into()).await;
+    let (status, r) = app.post_raw("/v1/points", r#"{"series":"mean","ts":1,"value":NaN}"#.into()).await;
     assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_body")));
     app.stop().await;
 }

@@ -178,10 +178,10 @@ async fn open_mode_is_refused_off_loopback() {
     let mut s = base_settings();
     s.storage.data_dir = dir.path().to_owned();
     s.http.addr = "0.0.0.0:0".into();
-    let err = driftwatch::app::Application::build(s.clone()).await.unwrap_err().to_string();
+    let err = driftwatch::server::Application::build(s.clone()).await.unwrap_err().to_string();
     assert!(err.contains("auth.mode") && err.contains("loopback"), "{err}");
     s.auth.mode = "tokens".into();
-    assert!(driftwatch::app::Application::build(s).await.is_ok());
+    assert!(driftwatch::server::Application::build(s).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,8 +32,7 @@ async fn an_analyst_labels_undoes_and_vetoes_in_the_browser() {
     settings.storage.data_dir = data.path().to_owned();
     settings.labeling.tick_ms = 200;
     let app = TestApp::spawn(settings).await;
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv")).unwrap();
-    let xs = driftwatch_testkit::parse_column(&text);
+    let xs = common::mean_shift();
     let t0 = 1_795_780_800_000i64;
     let points: Vec<_> = xs.iter().enumerate().map(|(i, x)| json!([t0 + 60_000 * i as i64, x])).collect();
     let (status, body) = app.post("/v1/points", &json!({"series": "demo.shift", "points": points})).await;

@@ -1,17 +1,16 @@
 //! The `driftwatch` binary as a user runs it: real files, real process, JSON on stdout, one-line
 //! errors on stderr with a non-zero exit.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use common::driftwatch;
 use serde_json::Value;
 
-fn driftwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch")).args(args).output().expect("binary runs")
-}
-
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+    common::fixture_path(name).display().to_string()
 }
 
 fn json_ok(out: &Output) -> Value {

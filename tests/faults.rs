@@ -280,10 +280,6 @@ fn assert_like_reference(
     }
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -432,8 +428,8 @@ async fn postgres_restart_mid_stream_loses_and_duplicates_nothing() {
     assert_eq!(app.get("/readyz").await.0, 200);
     let metrics = app.metrics().await;
     app.stop().await;
-    let unavailable = metric(&metrics, "driftwatch_storage_write_failures_total{kind=\"unavailable\"}");
-    let recoveries = metric(&metrics, "driftwatch_detector_recoveries_total{outcome=\"ok\"}");
+    let unavailable = common::metric(&metrics, "driftwatch_storage_write_failures_total{kind=\"unavailable\"}");
+    let recoveries = common::metric(&metrics, "driftwatch_detector_recoveries_total{outcome=\"ok\"}");
     println!(
         "fault postgres restart: {} series x {} points, database down {:?}, first write acknowledged {:?} after its start command; \
          {unavailable} failed writes, {recoveries} detectors rebuilt; clients: {}",
@@ -493,8 +489,8 @@ async fn storage_quota_reached_mid_stream_loses_and_duplicates_nothing() {
     let recovered = seen.first_ack_after(freed).expect("acknowledgements after space was freed");
     let metrics = app.metrics().await;
     app.stop().await;
-    let full = metric(&metrics, "driftwatch_storage_write_failures_total{kind=\"full\"}");
-    let rebuilt = metric(&metrics, "driftwatch_detector_recoveries_total{outcome=\"ok\"}");
+    let full = common::metric(&metrics, "driftwatch_storage_write_failures_total{kind=\"full\"}");
+    let rebuilt = common::metric(&metrics, "driftwatch_detector_recoveries_total{outcome=\"ok\"}");
     println!(
         "fault storage quota: {} MiB filled after {} filler batches; {full} writes refused as full, \
          {rebuilt} detectors rebuilt from storage; first write acknowledged {:?} after space was freed; clients: {}",
@@ -584,8 +580,8 @@ async fn broker_paused_mid_stream_loses_and_duplicates_nothing() {
     let caught_up = resumed.elapsed();
     let metrics = app.metrics().await;
     app.stop().await;
-    let errors = metric(&metrics, "driftwatch_kafka_errors_total");
-    let rebalances = metric(&metrics, "driftwatch_kafka_rebalances_total");
+    let errors = common::metric(&metrics, "driftwatch_kafka_errors_total");
+    let rebalances = common::metric(&metrics, "driftwatch_kafka_rebalances_total");
     println!(
         "fault broker pause: {} series x {} points, broker frozen {:?}; caught up {:?} after it resumed; \
          {errors} Kafka errors and {rebalances} rebalances counted",

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use driftwatch::app::Application;
 use driftwatch::config::{PropertyValue, Settings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -21,6 +20,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
+
+mod common;
+
+use common::{Service, TestApp, fresh_pg, mean_shift};
 
 /// The broker's address, or None when the suite is told to skip Kafka.
 fn broker() -> Option<String> {
@@ -105,11 +108,6 @@ fn kafka_settings(s: &mut Settings, brokers: &str, topic: &str, group: &str) {
 
 const T0: i64 = 1_795_780_800_000;
 
-fn fixture() -> Vec<f64> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv")).unwrap();
-    driftwatch_testkit::parse_column(&text)
-}
-
 async fn get(client: &reqwest::Client, url: String) -> Value {
     serde_json::from_str(&client.get(url).send().await.unwrap().text().await.unwrap()).unwrap()
 }
@@ -129,14 +127,10 @@ async fn produced_points_become_intervals_and_bad_messages_are_dead_lettered() {
     settings.kafka.queue_messages = 2;
     settings.kafka.batch_messages = 3;
     settings.kafka.properties.insert("statistics.interval.ms".into(), PropertyValue::Int(500));
-    let app = Application::build(settings).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
+    let app = TestApp::spawn(settings).await;
+    let base = app.base.clone();
 
-    let xs = fixture();
+    let xs = mean_shift();
     let p = producer(&brokers);
     let batch = |from: usize, to: usize| {
         json!({"points": (from..to).map(|i| json!([T0 + 1000 * i as i64, xs[i]])).collect::<Vec<_>>()}).to_string()
@@ -220,117 +214,62 @@ async fn produced_points_become_intervals_and_bad_messages_are_dead_lettered() {
     assert!(lags >= 1, "no consumer lag gauge for {topic} in\n{metrics}");
     let pauses = metrics.lines().find_map(|l| l.strip_prefix("driftwatch_kafka_pauses_total ")).unwrap();
     assert!(pauses.parse::<u64>().unwrap() > 0, "a queue of 2 messages must have paused the partition");
-    let _ = stop.send(());
-    done.await.unwrap().unwrap();
+    app.stop().await;
 }
 
-/// A fresh database on the suite's PostgreSQL, or None when PostgreSQL is skipped.
-async fn fresh_database(name: &str) -> Option<String> {
-    let admin = match std::env::var("DRIFTWATCH_TEST_PG") {
-        Ok(url) => url,
-        Err(_) if std::env::var("DRIFTWATCH_SKIP_PG").as_deref() == Ok("1") => return None,
-        Err(_) => panic!("DRIFTWATCH_TEST_PG is not set: run ./scripts/test.sh or set DRIFTWATCH_SKIP_PG=1"),
-    };
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL reachable");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
-    pool.close().await;
-    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
-}
-
-/// A `driftwatch serve` process configured through the environment, as an operator would.
+/// A `driftwatch serve` process of the group (`common::Service`), configured through the
+/// environment as an operator would, and its port.
 struct Instance {
-    child: std::process::Child,
+    service: Service,
     port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        // A failing test must not leave a server running.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 impl Instance {
     fn start(name: &str, dir: &std::path::Path, db: &str, brokers: &str, topic: &str, group: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-            .arg("serve")
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .env("DATABASE_URL", db)
-            .env("DRIFTWATCH__HTTP__ADDR", format!("127.0.0.1:{port}"))
-            .env("DRIFTWATCH__PIPELINE__SHARDS", "2")
-            .env("DRIFTWATCH__DETECTOR__WINDOW", "20")
-            .env("DRIFTWATCH__DETECTOR__WARMUP_WINDOWS", "10")
-            .env("DRIFTWATCH__DETECTOR__T", "100")
-            .env("DRIFTWATCH__KAFKA__BROKERS", brokers)
-            .env("DRIFTWATCH__KAFKA__TOPICS", format!("[\"{topic}\"]"))
-            .env("DRIFTWATCH__KAFKA__GROUP_ID", group)
-            .env("DRIFTWATCH__KAFKA__DEAD_LETTER_TOPIC", format!("{topic}.dlq"))
-            .env("DRIFTWATCH__KAFKA__EVENTS_TOPIC", format!("{topic}.events"))
-            .env("DRIFTWATCH__KAFKA__CHECKPOINT_INTERVAL_MS", "300")
-            .env("DRIFTWATCH__KAFKA__BATCH_MESSAGES", "50")
-            .env("DRIFTWATCH__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-            .env("DRIFTWATCH__KAFKA__PROPERTIES__HEARTBEAT.INTERVAL.MS", "500")
-            .stderr(out)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Self { child, port, log }
+        let env = [
+            ("DATABASE_URL", db.to_owned()),
+            ("DRIFTWATCH__HTTP__ADDR", format!("127.0.0.1:{port}")),
+            ("DRIFTWATCH__PIPELINE__SHARDS", "2".into()),
+            ("DRIFTWATCH__DETECTOR__WINDOW", "20".into()),
+            ("DRIFTWATCH__DETECTOR__WARMUP_WINDOWS", "10".into()),
+            ("DRIFTWATCH__DETECTOR__T", "100".into()),
+            ("DRIFTWATCH__KAFKA__BROKERS", brokers.to_owned()),
+            ("DRIFTWATCH__KAFKA__TOPICS", format!("[\"{topic}\"]")),
+            ("DRIFTWATCH__KAFKA__GROUP_ID", group.to_owned()),
+            ("DRIFTWATCH__KAFKA__DEAD_LETTER_TOPIC", format!("{topic}.dlq")),
+            ("DRIFTWATCH__KAFKA__EVENTS_TOPIC", format!("{topic}.events")),
+            ("DRIFTWATCH__KAFKA__CHECKPOINT_INTERVAL_MS", "300".into()),
+            ("DRIFTWATCH__KAFKA__BATCH_MESSAGES", "50".into()),
+            ("DRIFTWATCH__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000".into()),
+            ("DRIFTWATCH__KAFKA__PROPERTIES__HEARTBEAT.INTERVAL.MS", "500".into()),
+        ];
+        Self { service: Service::start(&dir.join(format!("{name}.log")), &env), port }
     }
 
     /// Waits until the instance answers `/readyz` (its migrations have run).
-    async fn ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        while Instant::now() < deadline {
-            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("instance on port {} never became ready\n{}", self.port, self.log_tail());
+    async fn ready(&mut self) {
+        self.service.ready(self.port).await;
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
+        self.service.kill();
     }
 
-    fn terminate(mut self) {
-        // SIGTERM: graceful shutdown (drain, persist, leave the group).
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "{} exited with {status}: {}", self.log.display(), self.log_tail());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.kill();
-        panic!("{} did not stop within 60 s: {}", self.log.display(), self.log_tail());
+    /// SIGTERM: graceful shutdown (drain, persist, leave the group).
+    fn terminate(self) {
+        self.service.terminate();
     }
 
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        self.service.log_tail()
     }
 
     async fn metric(&self, client: &reqwest::Client, name: &str) -> f64 {
-        let text = match client.get(format!("http://127.0.0.1:{}/metrics", self.port)).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => return 0.0,
-        };
-        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+        match client.get(format!("http://127.0.0.1:{}/metrics", self.port)).send().await {
+            Ok(r) => common::metric(&r.text().await.unwrap_or_default(), name),
+            Err(_) => 0.0,
+        }
     }
 }
 
@@ -416,10 +355,7 @@ async fn outcome(db: &sqlx::AnyPool) -> (BTreeSet<(String, i64, i64, String, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_with_an_instance_killed_mid_stream_ends_like_one_uninterrupted_instance() {
     let Some(brokers) = broker() else { return };
-    let pid = std::process::id();
-    let (Some(shared_db), Some(solo_db)) =
-        (fresh_database(&format!("dw_kafka_group_{pid}")).await, fresh_database(&format!("dw_kafka_solo_{pid}")).await)
-    else {
+    let (Some(shared_db), Some(solo_db)) = (fresh_pg("kafka_group").await, fresh_pg("kafka_solo").await) else {
         return;
     };
     let topic = unique("scale");
@@ -431,10 +367,10 @@ async fn a_group_with_an_instance_killed_mid_stream_ends_like_one_uninterrupted_
     let client = reqwest::Client::new();
 
     // The reference: one instance, never interrupted, reading the same topic in its own group.
-    let solo = Instance::start("solo", dir.path(), &solo_db, &brokers, &topic, &solo_group);
-    let a = Instance::start("a", dir.path(), &shared_db, &brokers, &topic, &group);
+    let mut solo = Instance::start("solo", dir.path(), &solo_db, &brokers, &topic, &solo_group);
+    let mut a = Instance::start("a", dir.path(), &shared_db, &brokers, &topic, &group);
     let mut b = Instance::start("b", dir.path(), &shared_db, &brokers, &topic, &group);
-    for i in [&solo, &a, &b] {
+    for i in [&mut solo, &mut a, &mut b] {
         i.ready().await;
     }
     produce_chunks(&p, &topic, &data, 0..POINTS / CHUNK / 2).await;

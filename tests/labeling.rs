@@ -442,8 +442,7 @@ async fn two_analysts_never_share_a_window_and_keep_both_labels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_project() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mean_shift.csv")).unwrap();
-    let xs = driftwatch_testkit::parse_column(&text);
+    let xs = common::mean_shift();
     for (backend, s, _guard) in each_backend("labeling_feedback", settings()).await {
         let app = TestApp::spawn(s).await;
         ingest(&app, "m", &xs, 0).await;

@@ -2,13 +2,12 @@
 //! simulated analyst, one JSON line per round; NAB-layout input with a labels file; clear errors.
 //! Never reads `../shared`: every file is made here.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::driftwatch;
 use serde_json::Value;
-
-fn driftwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch")).args(args).output().expect("binary runs")
-}
 
 fn lines(out: &Output) -> Vec<Value> {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));

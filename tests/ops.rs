@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use serde_yaml_ng::Value as Yaml;
 
+mod common;
+
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::root().to_owned()
 }
 
 fn compose() -> Yaml {

@@ -6,6 +6,8 @@
 //! or reusing a server. Without it the PostgreSQL half fails with a message saying so, unless
 //! `DRIFTWATCH_SKIP_PG=1` is set explicitly: a missing server is never a silent pass.
 
+mod common;
+
 use driftwatch::storage::{IntervalQuery, IntervalRow, PointChunk, ScoreRow, Storage, WriteBatch};
 
 struct Backend {
@@ -18,26 +20,10 @@ async fn backends(test: &str) -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}", dir.path().join("driftwatch.db").display());
     let mut out = vec![Backend { name: "sqlite", url: sqlite, _dir: Some(dir) }];
-    match std::env::var("DRIFTWATCH_TEST_PG") {
-        Ok(admin) => out.push(Backend { name: "postgres", url: fresh_pg_database(&admin, test).await, _dir: None }),
-        Err(_) if std::env::var("DRIFTWATCH_SKIP_PG").as_deref() == Ok("1") => {}
-        Err(_) => panic!(
-            "DRIFTWATCH_TEST_PG is not set: run ./scripts/test.sh (it starts PostgreSQL) or set DRIFTWATCH_SKIP_PG=1"
-        ),
+    if let Some(url) = common::fresh_pg(test).await {
+        out.push(Backend { name: "postgres", url, _dir: None });
     }
     out
-}
-
-/// A new, empty database named after the test (and the process, so parallel runs don't meet).
-async fn fresh_pg_database(admin: &str, test: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("dw_{}_{}", test, std::process::id());
-    let pool = sqlx::AnyPool::connect(admin).await.expect("PostgreSQL reachable at DRIFTWATCH_TEST_PG");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
-    pool.close().await;
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-    format!("{base}/{name}")
 }
 
 fn chunk(first_index: i64, t0: i64, n: usize) -> PointChunk {

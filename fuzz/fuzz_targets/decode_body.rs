@@ -1,4 +1,4 @@
-//! The HTTP body decoder, `driftwatch::ingest::decode::decode_body` (one JSON message or NDJSON).
+//! The HTTP body decoder, `driftwatch::decode::decode_body` (one JSON message or NDJSON).
 //! Input: the body. Checks: see `invariants.rs`.
 #![no_main]
 

@@ -1,4 +1,4 @@
-//! The Kafka message decoder, `driftwatch::ingest::decode::decode_keyed`. Input: a leading 0x00
+//! The Kafka message decoder, `driftwatch::decode::decode_keyed`. Input: a leading 0x00
 //! for a record without a key, otherwise `KEY\nBODY`. Checks: see `invariants.rs`.
 #![no_main]
 

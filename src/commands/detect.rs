@@ -3,15 +3,104 @@
 //! Every value the user did not give is reported under `"defaults"` with the rule that chose it,
 //! so a run can be repeated exactly.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use driftwatch_icid::{Layout, NearestPath, Params, PsiChoice, SimdLevel, detect, suggest_window};
 use serde_json::{Map, Value, json};
 
-use crate::cli::{DetectArgs, LayoutArg, ModeArg, PathArg};
+use clap::ValueEnum;
+
+use super::host::{init_threads, peak_rss_bytes};
 use crate::input::read_csv;
 use driftwatch_icid::{Event, PsiPolicy, StreamConfig, StreamDetector};
+
+/// `driftwatch detect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// CSV file: one row per time step, one column per dimension; the header line is optional.
+    pub file: PathBuf,
+    /// Columns to use, by header name or 0-based index, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Window length in rows (default: about sqrt(n), leaving at least 20 windows).
+    #[arg(long, short = 'w')]
+    pub window: Option<usize>,
+    /// Threshold = mean + alpha * std of the point scores.
+    #[arg(long, short = 'a', default_value_t = 2.0, allow_negative_numbers = true)]
+    pub alpha: f64,
+    /// `auto` (lowest approximate entropy over 2,4,8,16,32,64), a number, or a comma list of candidates.
+    #[arg(long, default_value = "auto")]
+    pub psi: String,
+    /// Partitionings of the isolation kernel.
+    #[arg(long, default_value_t = 200)]
+    pub t: usize,
+    /// Seed of the partitionings.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Window layout: `shared` (the authors': neighbours share a row) or `halfopen`.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Shared)]
+    pub layout: LayoutArg,
+    /// Include the normalised point scores and the raw window scores.
+    #[arg(long)]
+    pub scores: bool,
+    /// Worker threads; 0 = all cores.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Nearest-centre implementation (for checks and benchmarks).
+    #[arg(long, value_enum, default_value_t = PathArg::Auto)]
+    pub path: PathArg,
+    /// Add compute time and peak memory to the output.
+    #[arg(long)]
+    pub timing: bool,
+    /// `offline`: the batch method over the whole file. `online`: the streaming detector fed
+    /// one row at a time (row index as timestamp), as the service runs it.
+    #[arg(long, value_enum, default_value_t = ModeArg::Offline)]
+    pub mode: ModeArg,
+    /// online: points between scores (a divisor of the window; default: the window).
+    #[arg(long)]
+    pub hop: Option<usize>,
+    /// online: windows buffered before detection starts.
+    #[arg(long, default_value_t = 20)]
+    pub warmup_windows: usize,
+    /// online: re-select psi as the stream goes (tracks every candidate; more memory and time).
+    #[arg(long)]
+    pub online_psi: bool,
+}
+
+/// Offline or streaming detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Batch iCID over the whole file.
+    Offline,
+    /// The streaming detector, one row at a time.
+    Online,
+}
+
+/// Window layouts on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// The authors' layout.
+    Shared,
+    /// Half-open windows.
+    Halfopen,
+}
+
+/// Nearest-centre implementations on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PathArg {
+    /// Widest SIMD level present.
+    Auto,
+    /// The scalar reference loop.
+    Scalar,
+    /// Fast path without SIMD intrinsics.
+    Portable,
+    /// Fast path, AVX2+FMA.
+    Avx2,
+    /// Fast path, AVX-512F.
+    Avx512,
+}
 
 /// Parses `--psi`: `auto`, one number, or a comma list of candidates.
 ///
@@ -56,8 +145,8 @@ fn nearest_path(p: PathArg) -> anyhow::Result<NearestPath> {
 ///
 /// # Errors
 /// Unreadable or bad input, or parameters the engine rejects; the message names the file.
-pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
-    super::init_threads(args.threads);
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    init_threads(args.threads);
     let table = read_csv(&args.file, args.columns.as_deref())?;
     let mut defaults = Map::new();
     let window = match args.window {
@@ -126,7 +215,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     if args.timing {
         out.insert(
             "timing".into(),
-            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": SimdLevel::detect().name(), "peak_rss_bytes": super::peak_rss_bytes()}),
+            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": SimdLevel::detect().name(), "peak_rss_bytes": peak_rss_bytes()}),
         );
     }
     println!("{}", Value::Object(out));
@@ -135,7 +224,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
 
 /// `--mode online`: the streaming detector over the file's rows, events and intervals as JSON.
 fn run_online(
-    args: &DetectArgs,
+    args: &Args,
     table: &crate::input::Table,
     params: &Params,
     mut defaults: Map<String, Value>,
@@ -224,7 +313,7 @@ fn run_online(
         out.insert("anomaly_scores".into(), json!(anomaly));
     }
     if args.timing {
-        out.insert("timing".into(), json!({"elapsed_s": elapsed, "points_per_sec": table.n as f64 / elapsed, "peak_rss_bytes": super::peak_rss_bytes()}));
+        out.insert("timing".into(), json!({"elapsed_s": elapsed, "points_per_sec": table.n as f64 / elapsed, "peak_rss_bytes": peak_rss_bytes()}));
     }
     println!("{}", Value::Object(out));
     Ok(())

@@ -8,7 +8,36 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
-use crate::cli::GenerateArgs;
+/// `driftwatch generate`. A later occurrence of an option overrides an earlier one, so a
+/// command line from a compose file can be extended.
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
+pub struct Args {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic to produce to.
+    #[arg(long, default_value = "driftwatch.points")]
+    pub topic: String,
+    /// Series (keys `demo-000`, `demo-001`, ...).
+    #[arg(long, default_value_t = 20)]
+    pub series: usize,
+    /// Points per second per series.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Points per message.
+    #[arg(long, default_value_t = 10)]
+    pub batch: usize,
+    /// Mean points between changes of a series' distribution (mean or spread).
+    #[arg(long, default_value_t = 3000)]
+    pub change_every: usize,
+    /// Stop after this many points per series (0 = run until stopped).
+    #[arg(long, default_value_t = 0)]
+    pub points: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
 
 /// A deterministic 64-bit mix (SplitMix64), for per-series, per-segment parameters.
 fn mix(mut x: u64) -> u64 {
@@ -52,7 +81,7 @@ impl Stream {
 ///
 /// # Errors
 /// A producer librdkafka refuses, or a failed delivery.
-pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.series > 0 && args.batch > 0 && args.rate > 0.0,
         "--series, --batch and --rate must be positive"

@@ -1,17 +1,95 @@
-//! One module per subcommand; `run` dispatches. Commands return `anyhow::Result` because they
-//! sit at the binary's edge and only report.
+//! The edge: the command tree (clap derive) and one module per command, each owning its
+//! arguments and behaviour. The lab commands (benchmarks and experiments) are grouped in
+//! [`lab`] and listed in their own `--help` section. Commands return `anyhow::Result` because
+//! they sit at the binary's edge and only report.
 
-pub mod bench;
-pub mod bench_kafka;
 pub mod detect;
 pub mod generate;
-pub mod leiad;
+pub mod host;
+pub mod lab;
 pub mod replay;
-pub mod soak;
 pub mod token;
 
-use crate::cli::{BenchCommand, Cli, Command, ConfigCommand, LeiadCommand, TokenCommand};
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
 use crate::config::Settings;
+
+/// Streaming change-interval and anomaly detection (iCID + LEIAD).
+#[derive(Debug, Parser)]
+#[command(name = "driftwatch", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Detect change intervals in a CSV file with offline iCID and print JSON.
+    Detect(detect::Args),
+    /// Run the service: HTTP ingest and queries, embedded SQLite unless DATABASE_URL says otherwise.
+    Serve {
+        /// TOML settings file (environment variables override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Stream a CSV file into a series, through a running service (--url) or an embedded one
+    /// (the same storage `serve` uses), with a progress bar. Timestamps are start + i × interval,
+    /// so replaying the same file again is counted as duplicates and stores nothing twice.
+    Replay(replay::Args),
+    /// Produce demo series with change points to Kafka, in real time (the compose stack's data
+    /// generator).
+    Generate(generate::Args),
+    /// Exit 0 when a URL answers 2xx within two seconds, else 1 (container health checks).
+    Probe {
+        /// The URL, e.g. http://127.0.0.1:8080/readyz.
+        url: String,
+    },
+    /// API tokens for `auth.mode = "tokens"`: create (printed once), list, revoke. Works on the
+    /// configured storage directly (the same settings as `serve`).
+    #[command(subcommand)]
+    Token(token::Command),
+    /// The lab commands (`bench ...`, `leiad ...`), listed in their own help section.
+    #[command(flatten)]
+    Lab(lab::LabCommand),
+}
+
+/// `driftwatch config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings (defaults, file, environment) as TOML, passwords masked.
+    Show {
+        /// TOML settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The command tree: the user's commands under "Commands", the lab commands hidden there and
+/// listed under their own heading after them.
+pub fn command() -> clap::Command {
+    let lab = lab::LabCommand::augment_subcommands(clap::Command::new("lab"));
+    let mut section = String::from("Lab commands (benchmarks and experiments; not needed to run the service):\n");
+    let mut cmd = Cli::command();
+    for sub in lab.get_subcommands() {
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        section.push_str(&format!("  {:<9} {about}\n", sub.get_name()));
+        cmd = cmd.mut_subcommand(sub.get_name(), |s| s.hide(true));
+    }
+    cmd.after_help(section)
+}
+
+/// Parses the process's command line (exits with usage on an error, as clap does).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Runs a parsed command line.
 ///
@@ -20,11 +98,6 @@ use crate::config::Settings;
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Detect(args) => detect::run(&args),
-        Command::Bench(BenchCommand::Offline(args)) => bench::offline(&args),
-        Command::Bench(BenchCommand::Engine(args)) => bench::engine(&args),
-        Command::Bench(BenchCommand::Http(args)) => bench::http(&args),
-        Command::Bench(BenchCommand::Soak(args)) => soak::run(&args),
-        Command::Bench(BenchCommand::Kafka(args)) => bench_kafka::run(&args),
         Command::Config(ConfigCommand::Show { config }) => {
             print!("{}", Settings::load(config.as_deref(), std::env::vars())?.show());
             Ok(())
@@ -33,31 +106,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Probe { url } => generate::probe(&url),
-        Command::Leiad(LeiadCommand::Simulate(args)) => leiad::simulate(&args),
-        Command::Leiad(LeiadCommand::Synth(args)) => leiad::synth(&args),
-        Command::Leiad(LeiadCommand::Bench(args)) => leiad::bench(&args),
-        Command::Token(TokenCommand::Create { name, role, config }) => token::create(&name, role, config.as_deref()),
-        Command::Token(TokenCommand::List { config }) => token::list(config.as_deref()),
-        Command::Token(TokenCommand::Revoke { name, config }) => token::revoke(&name, config.as_deref()),
+        Command::Token(command) => token::run(command),
+        Command::Lab(command) => command.run(),
     }
 }
 
-/// Installs rayon's global pool with `threads` workers (0 = all cores). Later calls keep the
-/// first pool.
-pub fn init_threads(threads: usize) {
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-}
-
-/// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// `driftwatch serve`: logs to stderr (`RUST_LOG` filters), serves until Ctrl-C or SIGTERM.
-fn serve(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn serve(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config, std::env::vars())?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -65,7 +120,7 @@ fn serve(config: Option<&std::path::Path>) -> anyhow::Result<()> {
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let app = crate::app::Application::build(settings).await?;
+        let app = crate::server::Application::build(settings).await?;
         app.run_until_stopped(async {
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]

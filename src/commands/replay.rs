@@ -2,19 +2,49 @@
 //! over HTTP to a running service (`--url`) or in-process (same storage as `serve`), with a
 //! progress bar on stderr and a JSON summary on stdout.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::app::{AppState, Application};
-use crate::cli::ReplayArgs;
 use crate::config::Settings;
+use crate::server::Application;
+use crate::service::{IngestSummary, Service};
+
+/// `driftwatch replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// CSV file (as for `detect`).
+    pub file: PathBuf,
+    /// Series to write to.
+    #[arg(long)]
+    pub series: String,
+    /// Columns to use, by header name or 0-based index.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Timestamp of the first row, epoch milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub start_ms: i64,
+    /// Milliseconds between rows.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: i64,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// A running service; without it the pipeline runs embedded.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// TOML settings file for the embedded pipeline.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
 use crate::input::read_csv;
 
 /// Runs the command.
 ///
 /// # Errors
 /// An unreadable file, an unreachable service, or a request the service refuses.
-pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.batch == 0 || args.interval_ms <= 0 {
         bail!("--batch and --interval-ms must be positive");
     }
@@ -29,12 +59,12 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
                 let mut settings = Settings::load(args.config.as_deref(), std::env::vars())?;
                 settings.http.addr = "127.0.0.1:0".into(); // nothing is served; the port only exists
                 let app = Application::build(settings).await?;
-                let state = app.state();
+                let service = app.service();
                 let (tx, rx) = tokio::sync::oneshot::channel::<()>();
                 let serving = tokio::spawn(app.run_until_stopped(async move {
                     let _ = rx.await;
                 }));
-                let summary = replay(args, &table, Sink::Embedded(Box::new(state))).await;
+                let summary = replay(args, &table, Sink::Embedded(Box::new(service))).await;
                 let _ = tx.send(()); // stop: drains the pipeline, stores checkpoints
                 serving.await??;
                 summary
@@ -47,15 +77,15 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
 
 enum Sink {
     Http(reqwest::Client, String),
-    Embedded(Box<AppState>),
+    Embedded(Box<Service>),
 }
 
-async fn replay(args: &ReplayArgs, table: &crate::input::Table, sink: Sink) -> anyhow::Result<Value> {
+async fn replay(args: &Args, table: &crate::input::Table, sink: Sink) -> anyhow::Result<Value> {
     let bar = indicatif::ProgressBar::new(table.n as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} {eta}").expect("a valid template"),
     );
-    let (mut accepted, mut duplicate, mut late, mut rejected) = (0u64, 0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     for start in (0..table.n).step_by(args.batch) {
         let end = (start + args.batch).min(table.n);
         let points: Vec<Value> = (start..end)
@@ -66,7 +96,7 @@ async fn replay(args: &ReplayArgs, table: &crate::input::Table, sink: Sink) -> a
             })
             .collect();
         let body = json!({"series": args.series, "points": points}).to_string();
-        let r: Value = match &sink {
+        match &sink {
             Sink::Http(client, base) => {
                 let resp = client
                     .post(format!("{base}/v1/points"))
@@ -79,22 +109,47 @@ async fn replay(args: &ReplayArgs, table: &crate::input::Table, sink: Sink) -> a
                 if !status.is_success() {
                     bail!("the service refused rows {start}..{end}: {status} {v}");
                 }
-                v
+                tally.add_json(&v);
             }
-            Sink::Embedded(state) => {
-                state.ingest_body(body.as_bytes()).await.map_err(|e| anyhow::anyhow!("{e:?}"))?.to_json()
+            Sink::Embedded(service) => {
+                let summary = service.ingest_body(body.as_bytes()).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                tally.add_summary(&summary);
             }
-        };
-        accepted += r["accepted"].as_u64().unwrap_or(0);
-        duplicate += r["duplicate"].as_u64().unwrap_or(0);
-        late += r["late"].as_u64().unwrap_or(0);
-        rejected += r["dimension_mismatch"].as_u64().unwrap_or(0)
-            + r["rejected"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+        }
         bar.set_position(end as u64);
     }
     bar.finish_and_clear();
     Ok(json!({"file": args.file.display().to_string(), "series": args.series, "rows": table.n,
-              "accepted": accepted, "duplicate": duplicate, "late": late, "rejected": rejected}))
+              "accepted": tally.accepted, "duplicate": tally.duplicate, "late": tally.late, "rejected": tally.rejected}))
+}
+
+/// Points by outcome, summed over the file (rejected: of the wrong dimension or set aside by
+/// the decoder).
+#[derive(Debug, Default)]
+struct Tally {
+    accepted: u64,
+    duplicate: u64,
+    late: u64,
+    rejected: u64,
+}
+
+impl Tally {
+    /// Adds a `POST /v1/points` answer.
+    fn add_json(&mut self, r: &Value) {
+        self.accepted += r["accepted"].as_u64().unwrap_or(0);
+        self.duplicate += r["duplicate"].as_u64().unwrap_or(0);
+        self.late += r["late"].as_u64().unwrap_or(0);
+        self.rejected += r["dimension_mismatch"].as_u64().unwrap_or(0)
+            + r["rejected"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    }
+
+    /// Adds an in-process write's summary.
+    fn add_summary(&mut self, s: &IngestSummary) {
+        self.accepted += s.accepted;
+        self.duplicate += s.duplicate;
+        self.late += s.late;
+        self.rejected += s.dimension_mismatch + s.rejected.total();
+    }
 }
 
 /// Reads a response body as JSON (error bodies are JSON too).

@@ -1,12 +1,67 @@
 //! `driftwatch token create|list|revoke`: API tokens in the configured storage. The token is
 //! printed once, on creation; storage keeps its key id, role and the hash of its secret.
 
+use std::path::PathBuf;
+
+use clap::Subcommand;
 use std::path::Path;
 
 use anyhow::Context;
 
 use crate::auth::{Role, mint};
+use crate::clock::now_ms;
 use crate::config::Settings;
+
+/// `driftwatch token ...`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a token and print it (only its hash is stored: keep it now).
+    Create {
+        /// Unique name; writes made with the token are recorded under it.
+        #[arg(long)]
+        name: String,
+        /// What it may do: reader (queries), analyst (queries and labeling), ingest (points),
+        /// admin (everything).
+        #[arg(long, value_parser = role_parser())]
+        role: Role,
+        /// TOML settings file (environment variables override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List tokens (names, roles, creation and revocation times; never secrets).
+    List {
+        /// TOML settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a token by name (running instances stop accepting it within 10 s).
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// TOML settings file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Parses a role by its stored name (`reader`, `analyst`, `ingest`, `admin`); `--help` lists them.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
+        .map(|name: String| Role::parse(&name).expect("one of the possible values"))
+}
+
+/// Runs a token command.
+///
+/// # Errors
+/// Whatever the command reports.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Create { name, role, config } => create(&name, role, config.as_deref()),
+        Command::List { config } => list(config.as_deref()),
+        Command::Revoke { name, config } => revoke(&name, config.as_deref()),
+    }
+}
 use crate::storage::{Storage, TokenRow};
 
 fn with_storage<T>(
@@ -23,10 +78,6 @@ fn with_storage<T>(
         let storage = Storage::connect(&settings.storage_url(), 1).await.context("opening storage")?;
         f(storage, settings).await
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Creates a token and prints it.

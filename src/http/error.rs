@@ -1,11 +1,36 @@
 //! HTTP errors: one type, a stable code and a message, rendered as
-//! `{"error": {"code": .., "message": ..}}` with the matching status. Internal failures are
-//! logged once here and answered with an opaque message.
+//! `{"error": {"code": .., "message": ..}}` with the matching status, and the mapping of every
+//! lower layer's error to it. Internal failures are logged once here and answered with an
+//! opaque message.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::service::ServiceError;
+
+/// The error body every 4xx/5xx carries: `{"error": {"code", "message"}}` (for the OpenAPI
+/// document; [`ApiError`] renders it).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// A stable code (`invalid_body`, `invalid_query`, `invalid_config`, `not_found`,
+/// `body_too_large`, `batch_too_large`, `unauthorized`, `forbidden`, `rate_limited`,
+/// `overloaded`, `timeout`, `unavailable`, `storage_unavailable`, `storage_full`, `internal`;
+/// labeling: `invalid_label`, `invalid_round`, `invalid_project`, `invalid_author`,
+/// `invalid_verdict`, `stale_round`, `stale_label`, `suggestion_taken`, `suggestion_closed`,
+/// `name_taken`, `not_ready`, `project_failed`) and a message for people.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    code: String,
+    message: String,
+}
 
 /// An error answered to an HTTP client.
 #[derive(Debug)]
@@ -136,12 +161,25 @@ impl From<crate::pipeline::PipelineError> for ApiError {
     }
 }
 
-impl From<crate::app::IngestError> for ApiError {
-    fn from(e: crate::app::IngestError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            crate::app::IngestError::Pipeline(p) => p.into(),
-            crate::app::IngestError::Storage(s) => s.into(),
+            ServiceError::NotFound(m) => ApiError::not_found(m),
+            ServiceError::Invalid { code, message } => ApiError::bad_request(code, message),
+            ServiceError::BatchTooLarge { points, limit } => ApiError::batch_too_large(points, limit),
+            ServiceError::Pipeline(p) => p.into(),
+            ServiceError::Storage(s) => s.into(),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Storage(s) => s.into(),
+            e @ AuthError::StoredRole(_) => ApiError::internal(e),
+            e => ApiError::unauthorized(e.to_string()),
         }
     }
 }

@@ -7,15 +7,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::ApiError;
-use super::openapi::ErrorBody;
-use crate::app::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{body, query};
+use super::state::ApiState;
+use crate::labeling::views::{
+    FeedbackView, LabelChange, LabelList, LfList, Progress, ProjectList, ProjectView, RefitState, Skipped,
+    SuggestionsView, Undone, Vetoed, WindowView,
+};
 use crate::labeling::{LabelRequest, NewProject};
 
 /// The labeling routes.
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<ApiState> {
     use axum::routing::{get, post, put};
     Router::new()
         .route("/v1/labeling/projects", get(list_projects).post(create_project))
@@ -33,14 +36,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/series/{name}/intervals/{start}/feedback", post(interval_feedback))
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v).map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-}
-
 /// Who makes a change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,33 +43,36 @@ struct Author {
     author: String,
 }
 
-#[utoipa::path(get, path = "/v1/labeling/projects", tag = "labeling", responses((status = 200, description = "Every project with its status, budget, labels used and anomalies found")))]
-async fn list_projects(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
-    for p in state.storage.projects().await? {
+#[utoipa::path(get, path = "/v1/labeling/projects", tag = "labeling", responses((status = 200, description = "Every project with its status, budget, labels used and anomalies found", body = ProjectList)))]
+async fn list_projects(State(state): State<ApiState>) -> Result<Json<ProjectList>, ApiError> {
+    let mut projects = Vec::new();
+    for p in state.service.storage.projects().await? {
         state.labeling.warm(&p);
-        out.push(state.labeling.project_json(&p).await?);
+        projects.push(state.labeling.project_view(&p).await?);
     }
-    Ok(Json(json!({"projects": out})))
+    Ok(Json(ProjectList { projects }))
 }
 
 #[utoipa::path(post, path = "/v1/labeling/projects", tag = "labeling",
     request_body(content = Object, description = "`{\"name\", \"series\": [names], \"budget\"?, \"half_window\"?, \"seed\"?, \"author\"}`; series of one value per point with at least 16 stored points. The pool is each series' points as of now."),
-    responses((status = 201, description = "Created; the pool is prepared in the background (`status: preparing`)"), (status = 400, description = "Bad settings or series", body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody)))]
+    responses((status = 201, description = "Created; the pool is prepared in the background (`status: preparing`)", body = ProjectView), (status = 400, description = "Bad settings or series", body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody)))]
 async fn create_project(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     b: Result<Json<NewProject>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     let row = state.labeling.create(body(b)?).await?;
-    Ok((StatusCode::CREATED, Json(state.labeling.project_json(&row).await?)))
+    Ok((StatusCode::CREATED, Json(state.labeling.project_view(&row).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects/{project}", tag = "labeling", params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "The project"), (status = 404, description = "Unknown project", body = ErrorBody)))]
-async fn one_project(State(state): State<AppState>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "The project", body = ProjectView), (status = 404, description = "Unknown project", body = ErrorBody)))]
+async fn one_project(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
     let p = state.labeling.project(&project).await?;
     state.labeling.warm(&p);
-    Ok(Json(state.labeling.project_json(&p).await?))
+    Ok(Json(state.labeling.project_view(&p).await?))
 }
 
 /// `analyst` (required): who the suggestions are claimed for; `limit` (1..=20, default 5).
@@ -87,13 +85,13 @@ struct SuggestionParams {
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects/{project}/suggestions", tag = "labeling", params(("project" = String, Path, description = "Project name"), SuggestionParams),
-    responses((status = 200, description = "`{round, model_version, stop, suggestions: [{id, rank, series, start, end, centre, score, probability, breakdown, claimed_by, claimed_until}]}`, claimed for the analyst; never a window another analyst holds"),
+    responses((status = 200, description = "`{round, model_version, stop, suggestions: [{id, rank, series, start, end, centre, score, probability, breakdown, claimed_by, claimed_until}]}`, claimed for the analyst; never a window another analyst holds", body = SuggestionsView),
         (status = 404, description = "Unknown project", body = ErrorBody), (status = 409, description = "Still preparing (`not_ready`) or failed", body = ErrorBody)))]
 async fn suggestions(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(project): Path<String>,
     q: Result<Query<SuggestionParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SuggestionsView>, ApiError> {
     let q = query(q)?;
     let limit = q.limit.unwrap_or(5);
     if !(1..=20).contains(&limit) {
@@ -104,12 +102,12 @@ async fn suggestions(
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/suggestions/{id}/skip", tag = "labeling", params(("project" = String, Path, description = "Project name"), ("id" = i64, Path, description = "Suggestion id")),
     request_body(content = Object, description = "`{\"author\"}`"),
-    responses((status = 200, description = "Skipped: not offered to anyone again"), (status = 404, description = "Unknown project or suggestion", body = ErrorBody), (status = 409, description = "Already labeled or skipped", body = ErrorBody)))]
+    responses((status = 200, description = "Skipped: not offered to anyone again", body = Skipped), (status = 404, description = "Unknown project or suggestion", body = ErrorBody), (status = 409, description = "Already labeled or skipped", body = ErrorBody)))]
 async fn skip(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path((project, id)): Path<(String, i64)>,
     b: Result<Json<Author>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Skipped>, ApiError> {
     Ok(Json(state.labeling.skip(&project, id, &body(b)?.author).await?))
 }
 
@@ -126,33 +124,33 @@ struct WindowParams {
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects/{project}/window", tag = "labeling", params(("project" = String, Path, description = "Project name"), WindowParams),
-    responses((status = 200, description = "Per point of [from, to): index, ts, value, probability, seeds (scaled score per seed detector), votes (anomaly/normal counts of the active LFs), labels (-1 unlabeled, 0 normal, 1 anomaly)"),
+    responses((status = 200, description = "Per point of [from, to): index, ts, value, probability, seeds (scaled score per seed detector), votes (anomaly/normal counts of the active LFs), labels (-1 unlabeled, 0 normal, 1 anomaly)", body = WindowView),
         (status = 400, description = "Window outside the pool", body = ErrorBody), (status = 404, description = "Unknown project or series", body = ErrorBody)))]
 async fn window(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(project): Path<String>,
     q: Result<Query<WindowParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WindowView>, ApiError> {
     let q = query(q)?;
     Ok(Json(state.labeling.window(&project, &q.series, q.start, q.end, q.context.unwrap_or(200)).await?))
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects/{project}/labels", tag = "labeling", params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "Every label, newest first, with author, time, source, the label it replaces and whether it is in force"), (status = 404, description = "Unknown project", body = ErrorBody)))]
-async fn labels(State(state): State<AppState>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "Every label, newest first, with author, time, source, the label it replaces and whether it is in force", body = LabelList), (status = 404, description = "Unknown project", body = ErrorBody)))]
+async fn labels(State(state): State<ApiState>, Path(project): Path<String>) -> Result<Json<LabelList>, ApiError> {
     Ok(Json(state.labeling.labels(&project).await?))
 }
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/labels", tag = "labeling", params(("project" = String, Path, description = "Project name")),
     request_body(content = Object, description = "`{\"author\", \"round\", \"suggestion\"?, \"series\", \"start\", \"end\", \"anomalies\": [[a, b], ...]}`: every point of [start, end) outside the anomalous ranges is labeled normal"),
-    responses((status = 201, description = "`{label, round}`"), (status = 400, description = "Ranges outside the window, a window outside the pool, an unknown round", body = ErrorBody),
+    responses((status = 201, description = "`{label, round}`", body = LabelChange), (status = 400, description = "Ranges outside the window, a window outside the pool, an unknown round", body = ErrorBody),
         (status = 404, description = "Unknown project, series or suggestion", body = ErrorBody),
         (status = 409, description = "`stale_round`: the window overlaps a label made after your round; `suggestion_taken`: claimed by someone else, labeled or skipped", body = ErrorBody)))]
 async fn add_label(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(project): Path<String>,
     b: Result<Json<LabelRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LabelChange>), ApiError> {
     Ok((StatusCode::CREATED, Json(state.labeling.label(&project, body(b)?).await?)))
 }
 
@@ -167,12 +165,12 @@ struct Edit {
 
 #[utoipa::path(put, path = "/v1/labeling/projects/{project}/labels/{id}", tag = "labeling", params(("project" = String, Path, description = "Project name"), ("id" = i64, Path, description = "Label id")),
     request_body(content = Object, description = "`{\"author\", \"anomalies\": [[a, b], ...]}`"),
-    responses((status = 200, description = "The new label, which replaces the old one"), (status = 400, description = "Ranges outside the window", body = ErrorBody), (status = 404, description = "Unknown label", body = ErrorBody), (status = 409, description = "`stale_label`: no longer in force", body = ErrorBody)))]
+    responses((status = 200, description = "The new label, which replaces the old one", body = LabelChange), (status = 400, description = "Ranges outside the window", body = ErrorBody), (status = 404, description = "Unknown label", body = ErrorBody), (status = 409, description = "`stale_label`: no longer in force", body = ErrorBody)))]
 async fn edit_label(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path((project, id)): Path<(String, i64)>,
     b: Result<Json<Edit>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LabelChange>, ApiError> {
     let e = body(b)?;
     Ok(Json(state.labeling.edit(&project, id, &e.author, &e.anomalies).await?))
 }
@@ -186,29 +184,29 @@ struct AuthorParam {
 }
 
 #[utoipa::path(delete, path = "/v1/labeling/projects/{project}/labels/{id}", tag = "labeling", params(("project" = String, Path, description = "Project name"), ("id" = i64, Path, description = "Label id"), AuthorParam),
-    responses((status = 200, description = "Undone"), (status = 404, description = "Unknown label", body = ErrorBody), (status = 409, description = "Already undone", body = ErrorBody)))]
+    responses((status = 200, description = "Undone", body = Undone), (status = 404, description = "Unknown label", body = ErrorBody), (status = 409, description = "Already undone", body = ErrorBody)))]
 async fn undo_label(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path((project, id)): Path<(String, i64)>,
     q: Result<Query<AuthorParam>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Undone>, ApiError> {
     Ok(Json(state.labeling.undo(&project, Some(id), &query(q)?.author).await?))
 }
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/undo", tag = "labeling", params(("project" = String, Path, description = "Project name")),
     request_body(content = Object, description = "`{\"author\"}`"),
-    responses((status = 200, description = "The author's newest label in force, undone"), (status = 404, description = "Nothing to undo", body = ErrorBody)))]
+    responses((status = 200, description = "The author's newest label in force, undone", body = Undone), (status = 404, description = "Nothing to undo", body = ErrorBody)))]
 async fn undo_newest(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(project): Path<String>,
     b: Result<Json<Author>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Undone>, ApiError> {
     Ok(Json(state.labeling.undo(&project, None, &body(b)?.author).await?))
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects/{project}/lfs", tag = "labeling", params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "Labeling functions: kind, the labels they were built from, coverage, positives, conflict, learned and golden accuracy, active, vetoed"), (status = 404, description = "Unknown project", body = ErrorBody)))]
-async fn lfs(State(state): State<AppState>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "Labeling functions: kind, the labels they were built from, coverage, positives, conflict, learned and golden accuracy, active, vetoed", body = LfList), (status = 404, description = "Unknown project", body = ErrorBody)))]
+async fn lfs(State(state): State<ApiState>, Path(project): Path<String>) -> Result<Json<LfList>, ApiError> {
     Ok(Json(state.labeling.lfs(&project).await?))
 }
 
@@ -227,31 +225,31 @@ fn yes() -> bool {
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/lfs/{id}/veto", tag = "labeling", params(("project" = String, Path, description = "Project name"), ("id" = i64, Path, description = "LF id")),
     request_body(content = Object, description = "`{\"author\", \"vetoed\": true|false}`"),
-    responses((status = 200, description = "The LF"), (status = 404, description = "Unknown LF", body = ErrorBody)))]
+    responses((status = 200, description = "The LF", body = Vetoed), (status = 404, description = "Unknown LF", body = ErrorBody)))]
 async fn veto(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path((project, id)): Path<(String, i64)>,
     b: Result<Json<Veto>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vetoed>, ApiError> {
     let v = body(b)?;
     Ok(Json(state.labeling.veto(&project, id, v.vetoed, &v.author).await?))
 }
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/refit", tag = "labeling", params(("project" = String, Path, description = "Project name")),
     request_body(content = Object, description = "`{\"author\"}`"),
-    responses((status = 202, description = "Queued; the project's lease holder fits in the background and the API keeps answering"), (status = 404, description = "Unknown project", body = ErrorBody)))]
+    responses((status = 202, description = "Queued; the project's lease holder fits in the background and the API keeps answering", body = RefitState), (status = 404, description = "Unknown project", body = ErrorBody)))]
 async fn refit(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(project): Path<String>,
     b: Result<Json<Author>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RefitState>), ApiError> {
     let _who = body(b)?;
     Ok((StatusCode::ACCEPTED, Json(state.labeling.request_refit(&project).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects/{project}/progress", tag = "labeling", params(("project" = String, Path, description = "Project name")),
-    responses((status = 200, description = "Labels used, budget, anomalies found, model version, refit state and the metric curve over model versions (ap_labels, ap_new_labels: the previous model on labels it never saw, ap_seed_best, ap_label_model)"), (status = 404, description = "Unknown project", body = ErrorBody)))]
-async fn progress(State(state): State<AppState>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "Labels used, budget, anomalies found, model version, refit state and the metric curve over model versions (ap_labels, ap_new_labels: the previous model on labels it never saw, ap_seed_best, ap_label_model)", body = Progress), (status = 404, description = "Unknown project", body = ErrorBody)))]
+async fn progress(State(state): State<ApiState>, Path(project): Path<String>) -> Result<Json<Progress>, ApiError> {
     Ok(Json(state.labeling.progress(&project).await?))
 }
 
@@ -265,12 +263,12 @@ struct Feedback {
 
 #[utoipa::path(post, path = "/v1/series/{name}/intervals/{start}/feedback", tag = "intervals", params(("name" = String, Path, description = "Series name"), ("start" = i64, Path, description = "The interval's start index")),
     request_body(content = Object, description = "`{\"author\", \"verdict\": \"confirm\"|\"dismiss\"}`"),
-    responses((status = 200, description = "Stored; a label (anomalous for confirm, normal for dismiss) in every ready project holding the interval"), (status = 400, description = "Bad verdict", body = ErrorBody), (status = 404, description = "Unknown series or interval", body = ErrorBody)))]
+    responses((status = 200, description = "Stored; a label (anomalous for confirm, normal for dismiss) in every ready project holding the interval", body = FeedbackView), (status = 400, description = "Bad verdict", body = ErrorBody), (status = 404, description = "Unknown series or interval", body = ErrorBody)))]
 async fn interval_feedback(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path((name, start)): Path<(String, i64)>,
     b: Result<Json<Feedback>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FeedbackView>, ApiError> {
     let f = body(b)?;
     Ok(Json(state.labeling.interval_feedback(&name, start, &f.verdict, &f.author).await?))
 }

@@ -3,24 +3,9 @@
 
 use utoipa::OpenApi;
 
-/// The error body every 4xx/5xx carries: `{"error": {"code", "message"}}`.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)] // documentation only; `ApiError` renders the body
-pub(super) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// A stable code (`invalid_body`, `invalid_query`, `invalid_config`, `not_found`,
-/// `body_too_large`, `unavailable`, `internal`; labeling: `invalid_label`, `invalid_round`,
-/// `invalid_project`, `invalid_author`, `invalid_verdict`, `stale_round`, `stale_label`,
-/// `suggestion_taken`, `suggestion_closed`, `name_taken`, `not_ready`, `project_failed`) and a
-/// message for people.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(super) struct ErrorDetail {
-    code: String,
-    message: String,
-}
+use super::auth::required_role;
+use super::error::{ErrorBody, ErrorDetail};
+use crate::auth::Role;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,19 +14,19 @@ pub(super) struct ErrorDetail {
         description = "Streaming change-interval and anomaly detection. Intervals are half-open [start, end) in stream indices and timestamps (epoch ms)."
     ),
     paths(
-        super::healthz,
-        super::readyz,
-        super::metrics,
-        super::ingest,
-        super::list_series,
-        super::one_series,
-        super::delete_series,
-        super::reset_series,
-        super::configure_series,
-        super::series_points,
-        super::series_scores,
-        super::series_intervals,
-        super::all_intervals,
+        super::ops::healthz,
+        super::ops::readyz,
+        super::ops::metrics,
+        super::ingest::ingest,
+        super::series::list_series,
+        super::series::one_series,
+        super::series::delete_series,
+        super::series::reset_series,
+        super::series::configure_series,
+        super::series::series_points,
+        super::series::series_scores,
+        super::intervals::series_intervals,
+        super::intervals::all_intervals,
         super::labeling::list_projects,
         super::labeling::create_project,
         super::labeling::one_project,
@@ -65,7 +50,7 @@ struct ApiDoc;
 
 /// The document as JSON. Every operation states the role it needs (`x-required-role`, a line
 /// in its description, and a bearer `security` requirement), taken from
-/// [`crate::auth::required_role`], the function the middleware enforces.
+/// [`required_role`], the function the middleware enforces.
 pub(super) fn document() -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
     if let Some(paths) = doc["paths"].as_object_mut() {
@@ -73,8 +58,8 @@ pub(super) fn document() -> serde_json::Value {
             let Some(ops) = item.as_object_mut() else { continue };
             for (method, op) in ops.iter_mut() {
                 let Ok(m) = method.to_ascii_uppercase().parse::<axum::http::Method>() else { continue };
-                let role = crate::auth::required_role(&m, path);
-                let name = role.map_or("public", crate::auth::Role::as_str);
+                let role = required_role(&m, path);
+                let name = role.map_or("public", Role::as_str);
                 op["x-required-role"] = serde_json::json!(name);
                 let line = match role {
                     None => "Role: public (no token).".to_owned(),

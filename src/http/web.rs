@@ -7,7 +7,8 @@ use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::app::AppState;
+use super::error::ApiError;
+use super::state::ApiState;
 
 /// Only same-origin scripts, styles, images and API calls; no inline script, no framing.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -28,7 +29,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 /// The page's routes.
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<ApiState> {
     use axum::routing::get;
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/ui/") }))
@@ -39,7 +40,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 fn asset(path: &str) -> Response {
     let Some((_, mime, bytes)) = ASSETS.iter().find(|(p, _, _)| *p == path) else {
-        return super::ApiError::not_found(format!("no page asset {path:?}")).into_response();
+        return ApiError::not_found(format!("no page asset {path:?}")).into_response();
     };
     let mut r = (StatusCode::OK, *bytes).into_response();
     let h = r.headers_mut();

@@ -1,11 +1,9 @@
-//! Storage of API tokens: key id, name, role and the secret's hash (see `crate::auth`).
-
-use sqlx::Row;
+//! Storage of API tokens: key id, name, role and the secret's hash (see `auth`).
 
 use super::{Storage, StorageError};
 
 /// A stored token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRow {
     /// Public key id.
     pub key_id: String,
@@ -22,17 +20,6 @@ pub struct TokenRow {
 }
 
 const COLUMNS: &str = "key_id, name, role, hash, created_at, revoked_at";
-
-fn row(r: &sqlx::any::AnyRow) -> Result<TokenRow, StorageError> {
-    Ok(TokenRow {
-        key_id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        role: r.try_get(2)?,
-        hash: r.try_get(3)?,
-        created_at: r.try_get(4)?,
-        revoked_at: r.try_get(5)?,
-    })
-}
 
 impl Storage {
     /// Stores a token; `false` when the name is taken.
@@ -60,11 +47,10 @@ impl Storage {
     /// # Errors
     /// A database failure.
     pub async fn token(&self, key_id: &str) -> Result<Option<TokenRow>, StorageError> {
-        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM api_tokens WHERE key_id = $1"))
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_tokens WHERE key_id = $1"))
             .bind(key_id)
             .fetch_optional(&self.read)
-            .await?;
-        r.map(|r| row(&r)).transpose()
+            .await?)
     }
 
     /// Every token, by name.
@@ -72,19 +58,7 @@ impl Storage {
     /// # Errors
     /// A database failure.
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StorageError> {
-        let rows =
-            sqlx::query(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY name")).fetch_all(&self.read).await?;
-        rows.iter().map(row).collect()
-    }
-
-    /// Series created by `who`.
-    ///
-    /// # Errors
-    /// A database failure.
-    pub async fn series_created_by(&self, who: &str) -> Result<i64, StorageError> {
-        let r =
-            sqlx::query("SELECT COUNT(*) FROM series WHERE created_by = $1").bind(who).fetch_one(&self.read).await?;
-        Ok(r.try_get(0)?)
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY name")).fetch_all(&self.read).await?)
     }
 
     /// Revokes the token named `name`; `false` when there is no such token in force.

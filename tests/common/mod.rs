@@ -1,15 +1,21 @@
-//! Shared by the integration tests that run the whole service: an app built on port 0 and
-//! served in-process, a JSON client, and the storage back-ends to run against (a temp SQLite
-//! file, and a fresh database on the PostgreSQL that `scripts/test.sh` provides).
+//! Shared by every integration test: the one in-process spawner (an app built on port 0 and
+//! served in-process, with a JSON client), the `driftwatch serve` child process, the storage
+//! back-ends to run against (a temp SQLite file, and a fresh database on the PostgreSQL that
+//! `scripts/test.sh` provides), the CLI runner, the repository's paths and fixtures, and reading
+//! a metric from a scrape.
 #![allow(dead_code)] // each test file uses its own subset
 
-use driftwatch::app::Application;
 use driftwatch::config::Settings;
+use std::path::{Path, PathBuf};
+
+use driftwatch::server::Application;
 use serde_json::Value;
 
 /// A running app.
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (metrics and health), when `http.admin_addr` is set.
+    pub admin: Option<String>,
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -19,11 +25,12 @@ impl TestApp {
     pub async fn spawn(settings: Settings) -> Self {
         let app = Application::build(settings).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let admin = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let done = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
-        Self { base, client: reqwest::Client::new(), stop: Some(tx), done: Some(done) }
+        Self { base, admin, client: reqwest::Client::new(), stop: Some(tx), done: Some(done) }
     }
 
     async fn send(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
@@ -194,4 +201,30 @@ impl Service {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
+}
+
+/// The repository's root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A committed fixture, `tests/fixtures/NAME`.
+pub fn fixture_path(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+/// The values of `tests/fixtures/mean_shift.csv` (3,000 points, mean shifts at 1000 and 2000).
+pub fn mean_shift() -> Vec<f64> {
+    driftwatch_testkit::parse_column(&std::fs::read_to_string(fixture_path("mean_shift.csv")).unwrap())
+}
+
+/// Runs the `driftwatch` binary with `args` and waits for it.
+pub fn driftwatch(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch")).args(args).output().expect("binary runs")
+}
+
+/// The sum of a metric's samples in a Prometheus text exposition (every line starting with
+/// `name`, so a name without labels sums its label sets).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }

@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
 
-use crate::features::SeriesWindows;
+use crate::features::{SeriesWindows, mean_sd};
 
 /// The seed detectors, in column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -264,13 +264,6 @@ fn avg_path(n: usize) -> f64 {
         let n = n as f64;
         2.0 * ((n - 1.0).ln() + 0.577_215_664_9) - 2.0 * (n - 1.0) / n
     }
-}
-
-pub(crate) fn mean_sd(x: &[f64]) -> (f64, f64) {
-    let n = x.len().max(1) as f64;
-    let m = x.iter().sum::<f64>() / n;
-    let v = x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n;
-    (m, if v > 0.0 { v.sqrt() } else { 1.0 })
 }
 
 #[cfg(test)]

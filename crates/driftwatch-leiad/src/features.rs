@@ -130,7 +130,7 @@ pub(crate) fn zscore_clipped(c: &mut [f64]) {
             *v = 0.0;
         }
     }
-    let (m, s) = crate::detectors::mean_sd(c);
+    let (m, s) = mean_sd(c);
     for v in c.iter_mut() {
         *v = ((*v - m) / s).clamp(-50.0, 50.0);
     }
@@ -211,6 +211,14 @@ fn rolling_rank(x: &[f64], w: usize) -> Vec<f64> {
         out.push(le as f64 / sorted.len() as f64);
     }
     out
+}
+
+/// Mean and population standard deviation (1 for a constant series, so dividing by it is safe).
+pub(crate) fn mean_sd(x: &[f64]) -> (f64, f64) {
+    let n = x.len().max(1) as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let v = x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n;
+    (m, if v > 0.0 { v.sqrt() } else { 1.0 })
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ fn representatives(prep: &Prepared, seeds: &[usize], k: usize) -> Vec<usize> {
 }
 
 fn mean_plus_k_sd(x: &[f64], k: f64) -> f64 {
-    let (m, sd) = crate::detectors::mean_sd(x);
+    let (m, sd) = crate::features::mean_sd(x);
     m + k * sd
 }
 

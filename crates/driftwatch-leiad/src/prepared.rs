@@ -60,7 +60,7 @@ impl Prepared {
         }
         for s in &scaled {
             let mut col = s.clone();
-            feature_norm.push(crate::detectors::mean_sd(&col));
+            feature_norm.push(crate::features::mean_sd(&col));
             zscore_clipped(&mut col);
             data.extend_from_slice(&col);
         }

@@ -29,14 +29,40 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
-use crate::cli::BenchKafkaArgs;
 use crate::config::Settings;
+
+/// `driftwatch bench kafka`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Kafka bootstrap servers (`scripts/kafka.sh start` runs a local tansu broker).
+    #[arg(long, default_value = "127.0.0.1:59092")]
+    pub brokers: String,
+    /// Series the points are spread over (keys; each has one change point).
+    #[arg(long, default_value_t = 1000)]
+    pub series: usize,
+    /// Points in all.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub points: usize,
+    /// Points per Kafka message.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Partitions of the input topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Produce rate of the latency phase, points per second (the throughput phase produces as
+    /// fast as it can).
+    #[arg(long, default_value_t = 200_000)]
+    pub rate: u64,
+    /// Phases to run: `max` (throughput), `paced` (latency at --rate), or both.
+    #[arg(long, value_delimiter = ',', default_value = "max,paced")]
+    pub phases: Vec<String>,
+}
 
 /// Runs the phases and prints one JSON line each.
 ///
 /// # Errors
 /// An unreachable broker or storage, or a phase that does not finish in 10 minutes.
-pub fn run(args: &BenchKafkaArgs) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     for phase in &args.phases {
         let rate = match phase.as_str() {
@@ -62,7 +88,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn phase_run(args: &BenchKafkaArgs, phase: &str, rate: u64) -> anyhow::Result<serde_json::Value> {
+async fn phase_run(args: &Args, phase: &str, rate: u64) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(args.series > 0 && args.batch > 0, "--series and --batch must be at least 1");
     let per_series = args.points / args.series;
     anyhow::ensure!(
@@ -98,8 +124,8 @@ async fn phase_run(args: &BenchKafkaArgs, phase: &str, rate: u64) -> anyhow::Res
     let window = s.detector.window;
     let warmup_points = s.detector.window * s.detector.warmup_windows;
     let hop = if s.detector.hop == 0 { window } else { s.detector.hop };
-    let app = crate::app::Application::build(s).await?;
-    let state = app.state();
+    let app = crate::server::Application::build(s).await?;
+    let state = app.service();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let service = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop_rx.await;

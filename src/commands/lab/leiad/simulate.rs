@@ -1,6 +1,7 @@
-//! `driftwatch leiad simulate | synth | bench`: the edges of the pure `driftwatch-leiad` crate.
-//! This module reads files, parses timestamps and NAB label JSON, times rounds and prints; the
-//! loop itself (and its protocol) lives in `driftwatch_leiad::simulation`.
+//! `driftwatch leiad simulate`: labeled series replayed with a simulated analyst, AP / ROC-AUC
+//! per round for LEIAD and its baselines, then a summary with paired differences over the
+//! seeds. This module reads files, parses timestamps and NAB label JSON, times rounds and
+//! prints; the loop itself (and its protocol) lives in `driftwatch_leiad::simulation`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,11 +9,82 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use clap::ValueEnum;
 use driftwatch_leiad::simulation::{RoundReport, SimConfig, Simulation};
-use driftwatch_leiad::{AlWeights, Backend, Leiad, LeiadConfig, Pool, Prepared, SeriesInput, Window};
+use driftwatch_leiad::{AlWeights, Backend, LeiadConfig, Pool, Prepared, SeriesInput};
 use serde_json::{Value, json};
 
-use crate::cli::{EndModelArg, LeiadBenchArgs, LeiadSimulateArgs, LeiadSynthArgs};
+/// `driftwatch leiad simulate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A directory of CSV files (NAB layout: `timestamp,value`, labels from a JSON file; or files
+    /// with a 0/1 `label` column), or one CSV file with a `label` column.
+    pub data: PathBuf,
+    /// NAB labels JSON (default: `combined_labels.json`, or `combined_windows.json` with
+    /// --windows, in DATA's parent directory).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Use NAB's wide anomaly windows as ground truth instead of ±tolerance around each timestamp.
+    #[arg(long)]
+    pub windows: bool,
+    /// Points on each side of a labeled anomaly timestamp that count as anomalous.
+    #[arg(long, default_value_t = 5)]
+    pub tolerance: usize,
+    /// Seeds (paired comparisons are across them).
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
+    /// Windows labeled per seed.
+    #[arg(long, default_value_t = 20)]
+    pub max_windows: usize,
+    /// Window counts the summary reports at (rounds never step over them).
+    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    pub checkpoints: Vec<usize>,
+    /// Half-width of a suggested window, in points.
+    #[arg(long, default_value_t = 200)]
+    pub half_window: usize,
+    /// End model: the gate between trees and the seed-anchored regression (default), or one of them.
+    #[arg(long, value_enum, default_value_t = EndModelArg::Gate)]
+    pub end_model: EndModelArg,
+    /// Active-learning weights: LF disagreement, LF abstention, end-model uncertainty, novelty,
+    /// seed-detector prior (default: the session's defaults).
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Option<Vec<f64>>,
+    /// One JSON line per round (and one for the summary) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// After each seed, list the labeling functions with their statistics and the precision of
+    /// their votes against the ground truth (with --json: one `{"seed", "lfs"}` line).
+    #[arg(long)]
+    pub show_lfs: bool,
+    /// After each seed, list the windows the simulated analyst labeled, in order (with --json:
+    /// one `{"seed", "labels"}` line).
+    #[arg(long)]
+    pub show_labels: bool,
+    /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
+    /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
+    /// em_steps, em_unlabeled_weight (a number or `balanced`), anchor_weight, anchor_ridge, gate_margin).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// The end model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EndModelArg {
+    /// forust-ml gradient-boosted trees alone.
+    Forust,
+    /// Per refit, the trees or the anchored model, by cross-validation on the labeled windows.
+    Select,
+    /// Both the trees and the anchored model per refit; the one that ranked the analyst's later
+    /// anomalies higher in the pool answers (the default).
+    Gate,
+    /// The seed-anchored logistic regression.
+    Anchored,
+    /// perpetual (needs the `leiad-perpetual` feature).
+    Perpetual,
+}
 
 /// One loaded series with its ground truth.
 struct Loaded {
@@ -20,7 +92,8 @@ struct Loaded {
     truth: Vec<bool>,
 }
 
-fn backend(arg: EndModelArg) -> Backend {
+/// The LEIAD back-end an `--end-model` names.
+pub(super) fn backend(arg: EndModelArg) -> Backend {
     match arg {
         EndModelArg::Forust => Backend::Forust,
         EndModelArg::Perpetual => Backend::Perpetual,
@@ -34,8 +107,8 @@ fn backend(arg: EndModelArg) -> Backend {
 ///
 /// # Errors
 /// Unreadable data or labels, series LEIAD cannot use, or a failed fit.
-pub fn simulate(args: &LeiadSimulateArgs) -> anyhow::Result<()> {
-    super::init_threads(1);
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    crate::commands::host::init_threads(1);
     if let Some(w) = &args.weights
         && (w.len() != 5 || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)))
     {
@@ -301,7 +374,7 @@ fn print_summary(at: &BTreeMap<usize, Vec<RoundReport>>) {
 }
 
 /// The series with their ground truth, and whether any came from NAB label files.
-fn load(args: &LeiadSimulateArgs) -> anyhow::Result<(Vec<Loaded>, bool)> {
+fn load(args: &Args) -> anyhow::Result<(Vec<Loaded>, bool)> {
     if args.data.is_file() {
         let (ts, values, labels) = read_csv(&args.data)?;
         let labels =
@@ -356,7 +429,7 @@ fn nab_key(dir: &Path, file: &Path) -> String {
     format!("{d}/{f}")
 }
 
-fn read_nab_labels(args: &LeiadSimulateArgs) -> anyhow::Result<serde_json::Map<String, Value>> {
+fn read_nab_labels(args: &Args) -> anyhow::Result<serde_json::Map<String, Value>> {
     let path = match &args.labels {
         Some(p) => p.clone(),
         None => {
@@ -474,88 +547,3 @@ fn read_csv(path: &Path) -> anyhow::Result<Columns> {
     Ok((ts_col.map(|_| ts), values, label_col.map(|_| labels)))
 }
 
-/// `leiad synth`.
-///
-/// # Errors
-/// When the directory cannot be written.
-pub fn synth(args: &LeiadSynthArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.out).with_context(|| format!("Failed to create {}", args.out.display()))?;
-    for (k, s) in driftwatch_testkit::labeled_set(args.series, args.len, args.seed).iter().enumerate() {
-        let path = args.out.join(format!("synthetic_{k:02}.csv"));
-        let mut text = String::from("timestamp,value,label\n");
-        for (t, (v, l)) in s.values.iter().zip(&s.labels).enumerate() {
-            text.push_str(&format!("{},{v},{}\n", t * 300, u8::from(*l)));
-        }
-        std::fs::write(&path, text).with_context(|| format!("Failed to write {}", path.display()))?;
-    }
-    println!("wrote {} series of {} points to {}", args.series, args.len, args.out.display());
-    Ok(())
-}
-
-/// `leiad bench`.
-///
-/// # Errors
-/// A failed fit.
-pub fn bench(args: &LeiadBenchArgs) -> anyhow::Result<()> {
-    super::init_threads(1);
-    let per = 5000;
-    let set = driftwatch_testkit::labeled_set(args.points.div_ceil(per), per, 7);
-    let truth: Vec<bool> = set.iter().flat_map(|s| s.labels.iter().copied()).collect();
-    let series: Vec<SeriesInput> = set
-        .iter()
-        .enumerate()
-        .map(|(k, s)| SeriesInput { name: format!("s{k}"), values: s.values.clone(), period_secs: Some(300.0) })
-        .collect();
-    let t = Instant::now();
-    let prep = Arc::new(Prepared::new(Pool::new(series)?, 0));
-    let prepare_s = t.elapsed().as_secs_f64();
-    let mut cfg = LeiadConfig { max_lfs: args.lfs.max(7), ..LeiadConfig::default() };
-    cfg.end_model.backend = backend(args.end_model);
-    let mut session = Leiad::new(prep.clone(), cfg)?;
-    // Anomalous windows, one per event, in a fixed order: each adds prototype LFs.
-    let events: Vec<Window> = set
-        .iter()
-        .enumerate()
-        .flat_map(|(k, s)| s.events.iter().map(move |&(t0, _)| (k, t0)))
-        .map(|(k, t0)| Window { series: k, start: t0.saturating_sub(200), end: (t0 + 200).min(per) })
-        .collect();
-    let mut next = events.iter();
-    let answer = |w: &Window| -> Vec<bool> { prep.pool().global(w).map(|i| truth[i]).collect() };
-    while session.lf_list().len() < args.lfs {
-        let Some(w) = next.next() else { break };
-        session.add_labels(*w, &answer(w))?;
-    }
-    session.step();
-    let mut fg = Vec::new();
-    for _ in 0..args.steps {
-        let Some(w) = next.next() else { break };
-        let t = Instant::now();
-        session.add_labels(*w, &answer(w))?;
-        let step = session.step();
-        fg.push(t.elapsed().as_secs_f64());
-        std::hint::black_box(step);
-    }
-    let mut refit = Vec::new();
-    for _ in 0..args.refits {
-        let t = Instant::now();
-        let model = session.refit_end_model()?;
-        session.install_end_model(model);
-        refit.push(t.elapsed().as_secs_f64());
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let active = session.lfs().iter().filter(|l| l.active).count();
-    println!(
-        "{}",
-        json!({
-            "points": prep.pool().len(), "lfs_total": session.lf_list().len(), "lfs_active": active,
-            "labels": session.labels().len(), "training_rows": session.training_set().len(),
-            "prepare_s": prepare_s, "foreground_step_median_s": median(&mut fg), "foreground_steps": fg.len(),
-            "foreground_step_max_s": fg.iter().copied().fold(0.0, f64::max),
-            "end_model_refit_median_s": median(&mut refit), "refits": refit.len(), "threads": 1,
-        })
-    );
-    Ok(())
-}

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cli::BenchSoakArgs;
 
 /// The interval-query p99 bound of the service (issue "The service": p99 under 20 ms at
 /// 1,000 requests/s while ingest runs).
@@ -71,16 +70,52 @@ impl Drop for Child {
     }
 }
 
+/// `driftwatch bench soak`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Length of the run, seconds.
+    #[arg(long, default_value_t = 600)]
+    pub seconds: u64,
+    /// Ingest rate, points/s; measured (for --max-secs) and taken at --fraction when absent.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Seconds of the maximum-rate measurement.
+    #[arg(long, default_value_t = 20)]
+    pub max_secs: u64,
+    /// Fraction of the measured maximum to run at.
+    #[arg(long, default_value_t = 0.5)]
+    pub fraction: f64,
+    /// Series the points are spread over (batches of 1,000 points).
+    #[arg(long, default_value_t = 64)]
+    pub series: usize,
+    /// Interval queries per second (a dashboard fleet; `bench http` measures 1,000/s for 10 s).
+    #[arg(long, default_value_t = 200)]
+    pub query_rate: u64,
+    /// Milliseconds between the analyst's labels (a brisk human: one window every 5 s).
+    #[arg(long, default_value_t = 5000)]
+    pub label_every_ms: u64,
+    /// Leave labeling out (ingest and queries only).
+    #[arg(long)]
+    pub no_labeling: bool,
+    /// Seconds into the run when the analyst creates the project: its pool is the four series'
+    /// points by then (about 47,000 each at 200,000 points/s over 64 series after 15 s).
+    #[arg(long, default_value_t = 15)]
+    pub project_after_secs: u64,
+    /// Seconds per reported period.
+    #[arg(long, default_value_t = 30)]
+    pub report_secs: u64,
+}
+
 /// Runs the soak.
 ///
 /// # Errors
 /// When the service cannot be started or never becomes ready.
-pub fn run(args: &BenchSoakArgs) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(soak(args))
 }
 
-async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
+async fn soak(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let log = dir.path().join("serve.log");
@@ -118,7 +153,7 @@ async fn soak(args: &BenchSoakArgs) -> anyhow::Result<()> {
         move || {
             let (client, base, data) = (client.clone(), base.clone(), data.clone());
             let b = next_batch.fetch_add(1, Ordering::Relaxed) as usize;
-            let mut body = super::bench::batch_body(b, series, &data);
+            let mut body = super::http::batch_body(b, series, &data);
             if max_phase.load(Ordering::Relaxed) {
                 body = body.replacen("\"series\":\"bench-", "\"series\":\"max-", 1);
             }

@@ -1,0 +1,196 @@
+//! `driftwatch bench engine`: the streaming detector on one core, points per second and bytes
+//! per series for each scenario of the streaming issue, one JSON line each, plus the SIMD
+//! path's gain.
+
+use serde_json::json;
+
+use driftwatch_icid::{NearestPath, PsiPolicy, SimdLevel, StreamConfig, StreamDetector};
+
+/// `driftwatch bench engine`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Points timed per single-series scenario (after warm-up).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub points: usize,
+    /// Series in the many-series scenarios.
+    #[arg(long, default_value_t = 10_000)]
+    pub series: usize,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+/// One streaming scenario's outcome.
+struct Measured {
+    points_per_sec: f64,
+    bytes_per_series: usize,
+}
+
+fn stream_config(psi: PsiPolicy, service_defaults: bool, path: NearestPath) -> StreamConfig {
+    let mut cfg = StreamConfig::new(50);
+    cfg.psi = psi;
+    cfg.anomaly = service_defaults;
+    cfg.explain = service_defaults;
+    cfg.path = path;
+    cfg
+}
+
+/// A long univariate series with a change every 5,000 points (so intervals open and close).
+fn signal(len: usize, d: usize, seed: u64) -> Vec<f64> {
+    let segments = len.div_ceil(5000);
+    driftwatch_testkit::piecewise_gaussian(segments, 5000, d, seed)
+}
+
+/// Warms `series` detectors up, then times `rounds` passes in which every series receives `run`
+/// points, series visited in `order` each pass.
+fn run_many(
+    cfg: &StreamConfig,
+    d: usize,
+    series: usize,
+    run: usize,
+    rounds: usize,
+    shuffle: bool,
+) -> anyhow::Result<Measured> {
+    let warm = cfg.warmup_windows * cfg.window;
+    let data = signal(warm + run * rounds, d, 11);
+    let mut dets = Vec::with_capacity(series);
+    let mut events = Vec::new();
+    for s in 0..series {
+        let mut det = StreamDetector::new(cfg.clone(), d)?;
+        for i in 0..warm {
+            // Offset each series so they are not identical.
+            let row = &data[((i + s) % warm) * d..((i + s) % warm + 1) * d];
+            det.push(i as i64, row, &mut events);
+        }
+        dets.push(det);
+    }
+    let bytes = dets.iter().map(StreamDetector::state_bytes).sum::<usize>() / series;
+    let mut order: Vec<usize> = (0..series).collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let started = std::time::Instant::now();
+    for round in 0..rounds {
+        if shuffle {
+            for i in (1..order.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                order.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+        }
+        for &s in &order {
+            let det = &mut dets[s];
+            for p in 0..run {
+                let i = warm + round * run + p;
+                det.push(i as i64, &data[i * d..(i + 1) * d], &mut events);
+            }
+            events.clear();
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Measured { points_per_sec: (series * run * rounds) as f64 / secs, bytes_per_series: bytes })
+}
+
+/// `driftwatch bench engine`: every scenario on one thread.
+///
+/// # Errors
+/// A detector configuration the engine refuses (not expected).
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let fixed16 = || PsiPolicy::Fixed(16);
+    let all = || PsiPolicy::Online { candidates: vec![2, 4, 8, 16, 32, 64], history: 40, every: 20 };
+    let one = |cfg: StreamConfig, d: usize| run_many(&cfg, d, 1, args.points, 1, false);
+    let per_series_rounds = (args.points / args.series.max(1) / 100).max(1);
+    type Scenario<'a> = (&'a str, Box<dyn Fn() -> anyhow::Result<Measured> + 'a>);
+    let scenarios: Vec<Scenario<'_>> = vec![
+        ("uni_psi16_change_only", Box::new(|| one(stream_config(fixed16(), false, NearestPath::Auto), 1))),
+        (
+            "uni_psi16_change_only_scalar_path",
+            Box::new(|| one(stream_config(fixed16(), false, NearestPath::Scalar), 1)),
+        ),
+        ("uni_psi16_service_defaults", Box::new(|| one(stream_config(fixed16(), true, NearestPath::Auto), 1))),
+        (
+            "uni_psi16_10k_series_runs_of_100_random_order",
+            Box::new(|| {
+                run_many(
+                    &stream_config(fixed16(), true, NearestPath::Auto),
+                    1,
+                    args.series,
+                    100,
+                    per_series_rounds,
+                    true,
+                )
+            }),
+        ),
+        (
+            "uni_psi16_10k_series_round_robin_1_point",
+            Box::new(|| {
+                run_many(
+                    &stream_config(fixed16(), true, NearestPath::Auto),
+                    1,
+                    args.series,
+                    1,
+                    per_series_rounds * 100,
+                    false,
+                )
+            }),
+        ),
+        ("uni_all_six_psi_online", Box::new(|| one(stream_config(all(), false, NearestPath::Auto), 1))),
+        (
+            "mv8_psi16_change_only",
+            Box::new(|| run_many(&stream_config(fixed16(), false, NearestPath::Auto), 8, 1, args.points / 4, 1, false)),
+        ),
+        (
+            "mv8_psi16_change_only_scalar_path",
+            Box::new(|| {
+                run_many(&stream_config(fixed16(), false, NearestPath::Scalar), 8, 1, args.points / 40, 1, false)
+            }),
+        ),
+        (
+            "uni_default_policy_memory",
+            Box::new(|| {
+                run_many(
+                    &stream_config(PsiPolicy::AtWarmup(vec![2, 4, 8, 16, 32, 64]), true, NearestPath::Auto),
+                    1,
+                    1,
+                    10_000,
+                    1,
+                    false,
+                )
+            }),
+        ),
+    ];
+    let mut results = std::collections::HashMap::new();
+    // `--only NAME` runs that scenario when NAME is exactly one; otherwise every name containing it.
+    let exact = args.only.as_deref().is_some_and(|o| scenarios.iter().any(|(n, _)| *n == o));
+    for (name, run) in scenarios {
+        if let Some(o) = args.only.as_deref()
+            && (if exact { name != o } else { !name.contains(o) })
+        {
+            continue;
+        }
+        let m = run()?;
+        println!(
+            "{}",
+            json!({"scenario": name, "points_per_sec": m.points_per_sec.round(), "bytes_per_series": m.bytes_per_series, "simd": SimdLevel::detect().name()})
+        );
+        results.insert(name, m.points_per_sec);
+    }
+    if args.only.is_none() || args.only.as_deref() == Some("memory_by_psi") {
+        for psi in [2usize, 4, 8, 16, 32, 64] {
+            let m = run_many(&stream_config(PsiPolicy::Fixed(psi), true, NearestPath::Auto), 1, 1, 1_000, 1, false)?;
+            println!(
+                "{}",
+                json!({"scenario": format!("memory_uni_fixed_psi_{psi}"), "bytes_per_series": m.bytes_per_series})
+            );
+        }
+    }
+    for (fast, slow) in [
+        ("uni_psi16_change_only", "uni_psi16_change_only_scalar_path"),
+        ("mv8_psi16_change_only", "mv8_psi16_change_only_scalar_path"),
+    ] {
+        if let (Some(f), Some(s)) = (results.get(fast), results.get(slow)) {
+            println!("{}", json!({"simd_gain": fast, "over": slow, "ratio": f / s}));
+        }
+    }
+    Ok(())
+}
+

@@ -1,0 +1,169 @@
+//! Series: the listing, one series, its points and scores (downsampled for charts), and its
+//! administration (configure, reset, delete).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::downsample;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{body, query};
+use super::state::ApiState;
+use crate::storage::{IntervalRow, SeriesRow};
+
+/// The series routes.
+pub(super) fn routes() -> axum::Router<ApiState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/v1/series", get(list_series))
+        .route("/v1/series/{name}", get(one_series).delete(delete_series))
+        .route("/v1/series/{name}/reset", post(reset_series))
+        .route("/v1/series/{name}/config", put(configure_series))
+        .route("/v1/series/{name}/points", get(series_points))
+        .route("/v1/series/{name}/scores", get(series_scores))
+}
+
+fn series_json(s: &SeriesRow, latest: Option<&IntervalRow>) -> Value {
+    json!({"name": s.name, "dim": s.dim, "last_ts": s.last_ts, "points": s.checkpoint_points,
+           "stored_points": s.stored_points,
+           "created_by": s.created_by, "updated_by": s.updated_by,
+           "config": s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+           "latest_change": latest.map(|r| json!({"start": r.start_index, "start_ts": r.start_ts,
+               "status": if r.open { "open" } else { "closed" }, "peak_score": r.peak_score}))})
+}
+
+#[utoipa::path(get, path = "/v1/series", tag = "series", responses((status = 200, description = "Every series with its latest change")))]
+async fn list_series(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let all = state.service.storage.list_series().await?;
+    let latest = state.service.storage.latest_intervals().await?;
+    Ok(Json(json!({"series": all.iter().map(|s| series_json(s, latest.get(&s.id))).collect::<Vec<_>>()})))
+}
+
+#[utoipa::path(get, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "The series"), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn one_series(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let s = state.service.series_named(&name).await?;
+    let latest = state.service.storage.latest_intervals().await?;
+    Ok(Json(series_json(&s, latest.get(&s.id))))
+}
+
+#[utoipa::path(delete, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 204, description = "Deleted with everything stored for it"), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn delete_series(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.service.delete(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no series {name:?}")))
+    }
+}
+
+#[utoipa::path(post, path = "/v1/series/{name}/reset", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "Detector state forgotten; the next points re-warm it"), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn reset_series(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    state.service.reset(&name).await?;
+    Ok(Json(json!({"series": name, "reset": true})))
+}
+
+#[utoipa::path(put, path = "/v1/series/{name}/config", tag = "series", params(("name" = String, Path, description = "Series name")), request_body(content = Object, description = "Any of window, hop, alpha, psi, t, warmup_windows; the rest from the defaults"), responses((status = 200, description = "The series' configuration"), (status = 400, description = "Settings refused", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn configure_series(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let config = state.service.configure(&name, body(b)?).await?;
+    Ok(Json(json!({"series": name, "config": config})))
+}
+
+/// Range filters for points and scores: `from`/`to` (epoch ms, default everything) and
+/// `max_points` (downsample to about that many values).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct RangeParams {
+    from: Option<i64>,
+    to: Option<i64>,
+    max_points: Option<usize>,
+}
+
+/// A checked range request: the series, `[from, to)` and the downsampling bound.
+struct Ranged {
+    series: SeriesRow,
+    from: i64,
+    to: i64,
+    max_points: Option<usize>,
+}
+
+/// The range routes' request: the query checked (400 `invalid_query`), then the series of the
+/// path looked up (404).
+impl FromRequestParts<ApiState> for Ranged {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Response> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let params = Query::<RangeParams>::from_request_parts(parts, state).await;
+        let p = query(params).map_err(IntoResponse::into_response)?;
+        let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
+        if from >= to {
+            return Err(ApiError::bad_request("invalid_query", "from must be before to").into_response());
+        }
+        if p.max_points.is_some_and(|m| m < 2) {
+            return Err(ApiError::bad_request("invalid_query", "max_points must be at least 2").into_response());
+        }
+        let series = state.service.series_named(&name).await.map_err(|e| ApiError::from(e).into_response())?;
+        Ok(Ranged { series, from, to, max_points: p.max_points })
+    }
+}
+
+#[utoipa::path(get, path = "/v1/series/{name}/points", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Points, or min/max buckets when over max_points"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn series_points(
+    State(state): State<ApiState>,
+    Ranged { series: s, from, to, max_points }: Ranged,
+) -> Result<Json<Value>, ApiError> {
+    let points = state.service.storage.points(s.id, s.dim as usize, from, to).await?;
+    Ok(Json(downsample::points_json(&points, from, to, max_points)))
+}
+
+#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score; and `anomaly_probability`: per labeling project holding the series, its end model's probability per point"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn series_scores(
+    State(state): State<ApiState>,
+    Ranged { series: s, from, to, max_points }: Ranged,
+) -> Result<Json<Value>, ApiError> {
+    let storage = &state.service.storage;
+    let rows = storage.scores(s.id, from, to).await?;
+    // One entry per detector block: its window score, threshold and largest point anomaly score.
+    let as_points: Vec<(i64, Vec<f64>)> = rows
+        .iter()
+        .map(|r| {
+            let anomaly_max = r.anomaly.iter().copied().fold(0f32, f32::max) as f64;
+            (r.end_ts, vec![r.score.unwrap_or(f64::NAN), r.threshold.unwrap_or(f64::NAN), anomaly_max])
+        })
+        .collect();
+    let mut v = downsample::points_json(&as_points, from, to, max_points);
+    v["columns"] = json!(["window_score", "threshold", "anomaly_max"]);
+    // Per labeling project holding the series: the end model's anomaly probability per point.
+    let probs = storage.probabilities(s.id, from, to).await?;
+    if !probs.is_empty() {
+        let names: std::collections::HashMap<i64, String> =
+            storage.projects().await?.into_iter().map(|p| (p.id, p.name)).collect();
+        let lo = probs.iter().map(|p| p.1).min().unwrap_or(0);
+        let hi = probs.iter().map(|p| p.1).max().unwrap_or(0) + 1;
+        let ts: std::collections::HashMap<i64, i64> =
+            storage.points_by_index(s.id, s.dim as usize, lo, hi).await?.into_iter().map(|p| (p.0, p.1)).collect();
+        let mut by_project: std::collections::BTreeMap<String, Vec<(i64, Vec<f64>)>> = Default::default();
+        for (project, index, p) in probs {
+            if let (Some(name), Some(&t)) = (names.get(&project), ts.get(&index))
+                && (from..to).contains(&t)
+            {
+                by_project.entry(name.clone()).or_default().push((t, vec![f64::from(p)]));
+            }
+        }
+        v["anomaly_probability"] = by_project
+            .iter()
+            .map(|(name, pts)| (name.clone(), downsample::points_json(pts, from, to, max_points)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    Ok(Json(v))
+}
