@@ -24,18 +24,23 @@
 //! * [`kernel`] — the aNNE feature map: sampling, scalar reference, 1-D sorted and SIMD fast paths.
 //! * [`score`] — window histograms and `1 − cos` window scores.
 //! * [`apen`] — exact approximate entropy for psi selection.
-//! * [`offline`] — the batch method end to end.
+//! * [`offline`] — the paper's batch method end to end (`--method icid`).
+//! * [`embed`] — pattern width from the autocorrelation and the subsequence (PAA) embedding.
+//! * [`segment`] — the `auto` batch method: binary segmentation in the kernel's feature space with
+//!   block-permutation significance and row-precise change points.
 //! * [`stream`] — the per-series streaming detector: warm-up, windows scored as they complete,
 //!   events, point anomaly scores, explanations, bounded and serialisable state.
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod apen;
+pub mod embed;
 mod error;
 pub mod kernel;
 pub mod offline;
 pub mod scale;
 pub mod score;
+pub mod segment;
 pub mod stream;
 pub mod windows;
 

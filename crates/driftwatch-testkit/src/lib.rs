@@ -75,6 +75,53 @@ pub fn piecewise_gaussian(segments: usize, len: usize, d: usize, seed: u64) -> V
     out
 }
 
+/// What changes between the regimes of [`regime_series`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Regime {
+    /// Gaussian noise (sd 1) whose mean alternates 0, 2, 0, ...
+    Mean,
+    /// Zero-mean Gaussian noise whose sd alternates 1, 3, 1, ...
+    Variance,
+    /// A sine (amplitude 1, plus noise sd 0.2) whose period alternates 20, 40, 20, ...: the value
+    /// distribution barely changes, the rhythm does.
+    Frequency,
+}
+
+impl Regime {
+    /// All kinds.
+    pub const ALL: [Regime; 3] = [Regime::Mean, Regime::Variance, Regime::Frequency];
+}
+
+/// A series of `len` rows whose regime changes at each row of `change_points` (sorted, inside
+/// `1..len`). The sine of [`Regime::Frequency`] keeps its phase continuous across a change, so
+/// only the period moves.
+pub fn regime_series(kind: Regime, len: usize, change_points: &[usize], seed: u64) -> Vec<f64> {
+    let mut r = rng(seed);
+    let noise = Normal::new(0.0, 1.0).expect("unit normal");
+    let mut out = Vec::with_capacity(len);
+    let mut phase = 0.0f64;
+    for i in 0..len {
+        let regime = change_points.iter().filter(|&&c| c <= i).count() % 2;
+        let e = noise.sample(&mut r);
+        out.push(match kind {
+            Regime::Mean => 2.0 * regime as f64 + e,
+            Regime::Variance => {
+                if regime == 1 {
+                    3.0 * e
+                } else {
+                    e
+                }
+            }
+            Regime::Frequency => {
+                let period = if regime == 1 { 40.0 } else { 20.0 };
+                phase += std::f64::consts::TAU / period;
+                phase.sin() + 0.2 * e
+            }
+        });
+    }
+    out
+}
+
 /// Parses a one-column CSV fixture with a header line (the committed `tests/fixtures/*.csv`).
 pub fn parse_column(text: &str) -> Vec<f64> {
     text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.trim().parse().expect("numeric fixture")).collect()
