@@ -34,7 +34,7 @@ fn one_line_error(out: &Output) -> String {
 #[test]
 fn detect_prints_the_change_points_intervals_and_chosen_values() {
     let f = fixture("mean_shift.csv");
-    let v = json_ok(&driftwatch(&["detect", &f, "--window", "50", "--alpha", "2"]));
+    let v = json_ok(&driftwatch(&["detect", &f, "--method", "icid", "--window", "50", "--alpha", "2"]));
     assert_eq!(v["n"], 3000);
     assert_eq!(v["d"], 1);
     assert_eq!(v["window"], 50);
@@ -49,9 +49,51 @@ fn detect_prints_the_change_points_intervals_and_chosen_values() {
 }
 
 #[test]
+fn the_default_method_prints_row_precise_change_points_and_every_choice() {
+    // The README's first command.
+    let v = json_ok(&driftwatch(&["detect", &fixture("mean_shift.csv")]));
+    assert_eq!(v["method"], "auto");
+    assert_eq!(v["change_points"], serde_json::json!([1000, 2000]));
+    for key in ["width", "psi", "z"] {
+        assert!(v["defaults"][key].is_string(), "defaults.{key} missing: {}", v["defaults"]);
+    }
+    assert_eq!(v["width"], 1, "a mean shift has no repeating pattern: {}", v["defaults"]["width"]);
+    let iv = v["intervals"].as_array().unwrap();
+    assert_eq!(iv.len(), 2);
+    for i in iv {
+        let (start, end, cp) =
+            (i["start"].as_u64().unwrap(), i["end"].as_u64().unwrap(), i["change_point"].as_u64().unwrap());
+        assert!(start <= cp && cp < end, "{i}");
+        assert!(i["peak_score"].as_f64().unwrap() > v["z"].as_f64().unwrap());
+        assert!(i["p_value"].as_f64().unwrap() < 0.05);
+    }
+    // Settings given are used and not reported as defaults.
+    let v = json_ok(&driftwatch(&["detect", &fixture("mean_shift.csv"), "--width", "4", "--psi", "16", "--z", "3"]));
+    assert_eq!((v["width"].as_u64(), v["psi"].as_u64(), v["z"].as_f64()), (Some(4), Some(16), Some(3.0)));
+    assert!(v["defaults"].get("width").is_none() && v["defaults"].get("psi").is_none());
+}
+
+#[test]
+fn the_default_method_handles_files_too_short_for_icid() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "short.csv", "x\n1\n2\n3\n");
+    let v = json_ok(&driftwatch(&["detect", f.to_str().unwrap()]));
+    assert_eq!(v["n"], 3);
+    assert_eq!(v["change_points"], serde_json::json!([]));
+    // Twenty rows with a clear level shift in the middle.
+    let text: String = std::iter::once("x".to_string())
+        .chain((0..20).map(|i| format!("{}", if i < 10 { 0.0 } else { 5.0 } + (i % 3) as f64 * 0.1)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let f = write(&dir, "twenty.csv", &text);
+    let v = json_ok(&driftwatch(&["detect", f.to_str().unwrap()]));
+    assert_eq!(v["change_points"], serde_json::json!([10]), "{v}");
+}
+
+#[test]
 fn detect_without_options_chooses_the_window_and_says_so() {
     let f = fixture("variance_shift.csv");
-    let v = json_ok(&driftwatch(&["detect", &f, "--scores"]));
+    let v = json_ok(&driftwatch(&["detect", &f, "--method", "icid", "--scores"]));
     assert_eq!(v["window"], 55);
     assert!(v["defaults"]["window"].as_str().unwrap().starts_with("55"));
     assert!(v["defaults"]["psi"].as_str().unwrap().starts_with("auto"));
@@ -80,6 +122,8 @@ fn detect_reads_selected_columns_and_the_halfopen_layout() {
     let v = json_ok(&driftwatch(&[
         "detect",
         f,
+        "--method",
+        "icid",
         "--columns",
         "a,b",
         "--window",
@@ -101,6 +145,8 @@ fn detect_reads_selected_columns_and_the_halfopen_layout() {
     let w = json_ok(&driftwatch(&[
         "detect",
         f,
+        "--method",
+        "icid",
         "--columns",
         "1,2",
         "--window",
@@ -116,11 +162,19 @@ fn detect_reads_selected_columns_and_the_halfopen_layout() {
 #[test]
 fn results_do_not_depend_on_the_thread_count_or_the_nearest_centre_path() {
     let f = fixture("mean_shift.csv");
-    let base = json_ok(&driftwatch(&["detect", &f, "--scores", "--threads", "1", "--path", "scalar"]));
+    let base =
+        json_ok(&driftwatch(&["detect", &f, "--method", "icid", "--scores", "--threads", "1", "--path", "scalar"]));
     for extra in [["--threads", "2"], ["--path", "auto"]] {
-        let mut args = vec!["detect", f.as_str(), "--scores"];
+        let mut args = vec!["detect", f.as_str(), "--method", "icid", "--scores"];
         args.extend(extra);
         assert_eq!(json_ok(&driftwatch(&args)), base, "{extra:?}");
+    }
+    // The default method too.
+    let base = json_ok(&driftwatch(&["detect", &f, "--threads", "1", "--path", "scalar"]));
+    for extra in [["--threads", "2"], ["--path", "auto"]] {
+        let mut args = vec!["detect", f.as_str()];
+        args.extend(extra);
+        assert_eq!(json_ok(&driftwatch(&args)), base, "auto {extra:?}");
     }
 }
 
@@ -138,17 +192,22 @@ fn bad_input_gives_a_one_line_error_naming_file_row_and_reason() {
     ];
     for (name, text, reason) in cases {
         let f = write(&dir, name, text);
-        let err = one_line_error(&driftwatch(&["detect", f.to_str().unwrap(), "--window", "3"]));
+        let err = one_line_error(&driftwatch(&["detect", f.to_str().unwrap(), "--method", "icid", "--window", "3"]));
         assert!(err.contains(name), "{err}");
         assert!(err.contains(reason), "{name}: {err}");
     }
     let err = one_line_error(&driftwatch(&["detect", "/nonexistent/data.csv"]));
     assert!(err.contains("/nonexistent/data.csv"), "{err}");
     let f = fixture("mean_shift.csv");
-    let err = one_line_error(&driftwatch(&["detect", &f, "--psi", "lots"]));
-    assert!(err.contains("--psi"), "{err}");
-    let err = one_line_error(&driftwatch(&["detect", &f, "--psi", "1000"]));
-    assert!(err.contains("psi: must be between 1 and 256"), "{err}");
+    for method in ["auto", "icid"] {
+        let err = one_line_error(&driftwatch(&["detect", &f, "--method", method, "--psi", "lots"]));
+        assert!(err.contains("--psi"), "{err}");
+        let err = one_line_error(&driftwatch(&["detect", &f, "--method", method, "--psi", "1000"]));
+        assert!(err.contains("psi: must be between 1 and 256"), "{method}: {err}");
+    }
+    // iCID's options are refused by the default method, with the reason.
+    let err = one_line_error(&driftwatch(&["detect", &f, "--window", "50"]));
+    assert!(err.contains("--window applies to --method icid"), "{err}");
 }
 
 #[test]

@@ -192,7 +192,7 @@ def main(argv=None):
     ref_env = reference_env()
 
     def ours(csv, seed, psi):
-        cmd = [str(binary), "detect", str(csv), "--window", str(WINDOW), "--alpha", str(ALPHA),
+        cmd = [str(binary), "detect", str(csv), "--method", "icid", "--window", str(WINDOW), "--alpha", str(ALPHA),
                "--seed", str(seed), "--psi", str(psi)]
         if psi != "auto":
             cmd.append("--scores")

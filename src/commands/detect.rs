@@ -1,4 +1,7 @@
-//! `driftwatch detect FILE.csv`: offline iCID over a file, JSON on stdout.
+//! `driftwatch detect FILE.csv`: change points of a file, JSON on stdout. The default method is
+//! `auto` (segmentation in the isolation kernel's feature space, every choice from the data); the
+//! paper's iCID stays available by name (`--method icid`) with its own options and behaviour, and
+//! `--mode online` runs the streaming detector the service uses.
 //!
 //! Every value the user did not give is reported under `"defaults"` with the rule that chose it,
 //! so a run can be repeated exactly.
@@ -7,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use driftwatch_icid::segment::{Choice, SegmentParams, segment};
 use driftwatch_icid::{Layout, NearestPath, Params, PsiChoice, SimdLevel, detect, suggest_window};
 use serde_json::{Map, Value, json};
 
@@ -24,25 +28,40 @@ pub struct Args {
     /// Columns to use, by header name or 0-based index, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
-    /// Window length in rows (default: about sqrt(n), leaving at least 20 windows).
+    /// `auto`: segmentation in the kernel's feature space, every choice from the data (the
+    /// default). `icid`: the paper's method (windows, alpha, psi by approximate entropy).
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    pub method: MethodArg,
+    /// auto: pattern width of the subsequence embedding (default: from the autocorrelation).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// auto: a change is kept when its gain stands this many standard deviations above the
+    /// gains of block-shuffled copies (default 2).
+    #[arg(long)]
+    pub z: Option<f64>,
+    /// auto: block shuffles per significance test (default 50).
+    #[arg(long)]
+    pub permutations: Option<usize>,
+    /// icid and online: window length in rows (default: about sqrt(n), leaving at least 20 windows).
     #[arg(long, short = 'w')]
     pub window: Option<usize>,
-    /// Threshold = mean + alpha * std of the point scores.
-    #[arg(long, short = 'a', default_value_t = 2.0, allow_negative_numbers = true)]
-    pub alpha: f64,
-    /// `auto` (lowest approximate entropy over 2,4,8,16,32,64), a number, or a comma list of candidates.
+    /// icid and online: threshold = mean + alpha * std of the scores (default 2).
+    #[arg(long, short = 'a', allow_negative_numbers = true)]
+    pub alpha: Option<f64>,
+    /// `auto` or a number; icid also takes a comma list of candidates (auto: 2,4,8,16,32,64 by
+    /// lowest approximate entropy; method auto: 64, at most a quarter of the rows).
     #[arg(long, default_value = "auto")]
     pub psi: String,
-    /// Partitionings of the isolation kernel.
-    #[arg(long, default_value_t = 200)]
-    pub t: usize,
+    /// Partitionings of the isolation kernel (default: 100 for auto, 200 for icid and online).
+    #[arg(long)]
+    pub t: Option<usize>,
     /// Seed of the partitionings.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Window layout: `shared` (the authors': neighbours share a row) or `halfopen`.
-    #[arg(long, value_enum, default_value_t = LayoutArg::Shared)]
-    pub layout: LayoutArg,
-    /// Include the normalised point scores and the raw window scores.
+    /// icid: window layout, `shared` (the authors': neighbours share a row) or `halfopen`.
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
+    /// icid and online: include the normalised point scores and the raw window scores.
     #[arg(long)]
     pub scores: bool,
     /// Worker threads; 0 = all cores.
@@ -67,6 +86,15 @@ pub struct Args {
     /// online: re-select psi as the stream goes (tracks every candidate; more memory and time).
     #[arg(long)]
     pub online_psi: bool,
+}
+
+/// The offline method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// Segmentation in the isolation kernel's feature space with significance from the data.
+    Auto,
+    /// The paper's iCID: adjacent windows, threshold mean + alpha·std, psi by approximate entropy.
+    Icid,
 }
 
 /// Offline or streaming detection.
@@ -148,6 +176,9 @@ fn nearest_path(p: PathArg) -> anyhow::Result<NearestPath> {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     init_threads(args.threads);
     let table = read_csv(&args.file, args.columns.as_deref())?;
+    if args.mode == ModeArg::Offline && args.method == MethodArg::Auto {
+        return run_auto(args, &table);
+    }
     let mut defaults = Map::new();
     let window = match args.window {
         Some(w) => w,
@@ -164,11 +195,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let params = Params {
         window,
-        alpha: args.alpha,
-        t: args.t,
+        alpha: args.alpha.unwrap_or(2.0),
+        t: args.t.unwrap_or(driftwatch_icid::offline::DEFAULT_T),
         psi,
         seed: args.seed,
-        layout: match args.layout {
+        layout: match args.layout.unwrap_or(LayoutArg::Shared) {
             LayoutArg::Shared => Layout::Shared,
             LayoutArg::Halfopen => Layout::HalfOpen,
         },
@@ -183,6 +214,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     let mut out = Map::new();
     out.insert("file".into(), json!(args.file.display().to_string()));
+    out.insert("method".into(), json!("icid"));
     out.insert("n".into(), json!(det.n));
     out.insert("d".into(), json!(det.d));
     if let Some(names) = &table.names {
@@ -314,6 +346,84 @@ fn run_online(
     }
     if args.timing {
         out.insert("timing".into(), json!({"elapsed_s": elapsed, "points_per_sec": table.n as f64 / elapsed, "peak_rss_bytes": peak_rss_bytes()}));
+    }
+    println!("{}", Value::Object(out));
+    Ok(())
+}
+
+/// `--method auto` (offline): [`segment`] over the file, change points, their intervals and
+/// significance, and every choice it made.
+fn run_auto(args: &Args, table: &crate::input::Table) -> anyhow::Result<()> {
+    for (given, name) in [
+        (args.window.is_some(), "--window"),
+        (args.alpha.is_some(), "--alpha"),
+        (args.layout.is_some(), "--layout"),
+        (args.scores, "--scores"),
+    ] {
+        if given {
+            bail!("{name} applies to --method icid and --mode online, not to the default method auto");
+        }
+    }
+    let mut params = SegmentParams { seed: args.seed, path: nearest_path(args.path)?, ..SegmentParams::default() };
+    if let Some(w) = args.width {
+        params.width = Choice::Fixed(w);
+    }
+    if !args.psi.eq_ignore_ascii_case("auto") {
+        let p = args.psi.trim().parse::<usize>().with_context(|| {
+            format!("--psi: {:?} is not a whole number (method auto takes auto or one number)", args.psi)
+        })?;
+        params.psi = Choice::Fixed(p);
+    }
+    if let Some(t) = args.t {
+        params.t = t;
+    }
+    if let Some(z) = args.z {
+        params.z = z;
+    }
+    if let Some(r) = args.permutations {
+        params.permutations = r;
+    }
+    let started = Instant::now();
+    let seg = segment(&table.data, table.d, &params).with_context(|| args.file.display().to_string())?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut defaults: Map<String, Value> = seg.defaults.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
+    if args.z.is_none() {
+        defaults.insert(
+            "z".into(),
+            json!(format!("{}: a change must stand two standard deviations above block-shuffled copies", params.z)),
+        );
+    }
+    let mut out = Map::new();
+    out.insert("file".into(), json!(args.file.display().to_string()));
+    out.insert("method".into(), json!("auto"));
+    out.insert("n".into(), json!(seg.n));
+    out.insert("d".into(), json!(seg.d));
+    if let Some(names) = &table.names {
+        out.insert("columns".into(), json!(names));
+    }
+    out.insert("width".into(), json!(seg.width));
+    out.insert("psi".into(), json!(seg.psi));
+    out.insert("t".into(), json!(seg.t));
+    out.insert("z".into(), json!(params.z));
+    out.insert("permutations".into(), json!(params.permutations));
+    out.insert("min_size".into(), json!(seg.min_size));
+    out.insert("seed".into(), json!(params.seed));
+    out.insert("change_points".into(), json!(seg.rows()));
+    let intervals: Vec<Value> = seg
+        .change_points
+        .iter()
+        .map(|c| {
+            json!({"start": c.interval.0, "end": c.interval.1, "change_point": c.row, "peak_score": c.z,
+                   "p_value": c.p_value, "gain": c.gain})
+        })
+        .collect();
+    out.insert("intervals".into(), json!(intervals));
+    out.insert("defaults".into(), Value::Object(defaults));
+    if args.timing {
+        out.insert(
+            "timing".into(),
+            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": SimdLevel::detect().name(), "peak_rss_bytes": peak_rss_bytes()}),
+        );
     }
     println!("{}", Value::Object(out));
     Ok(())

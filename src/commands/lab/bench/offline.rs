@@ -92,7 +92,7 @@ fn best_of<T: Copy>(
 /// One `driftwatch detect` child run: (compute seconds, peak RSS, psi chosen, threads).
 fn run_detect(exe: &Path, file: &Path, threads: usize) -> anyhow::Result<(f64, Option<u64>, Value, usize)> {
     let out = Command::new(exe)
-        .args(["detect", "--window", "50", "--alpha", "1", "--timing", "--threads", &threads.to_string()])
+        .args(["detect", "--method", "icid", "--window", "50", "--alpha", "1", "--timing", "--threads", &threads.to_string()])
         .arg(file)
         .output()
         .context("running driftwatch detect")?;
