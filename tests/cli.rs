@@ -312,3 +312,64 @@ fn bench_soak_smoke_runs_the_service_with_queries_and_labeling_and_prints_figure
     assert!(summary["labeling"]["n"].as_u64().unwrap() > 3, "{summary}");
     assert_eq!(summary["labeling_failed"], 0, "{summary}");
 }
+
+#[test]
+fn eval_cpd_scores_a_generated_benchmark_folder_in_both_layouts_and_cross_validates() {
+    use driftwatch_testkit::{Regime, regime_series};
+    let dir = tempfile::tempdir().unwrap();
+    // TSSB layout: desc.txt (with a WINDOW hint the detector must ignore) and NAME.txt files.
+    let mut desc = String::new();
+    let cases = [
+        ("mean", Regime::Mean, vec![400, 800]),
+        ("spread", Regime::Variance, vec![500]),
+        ("rhythm", Regime::Frequency, vec![600]),
+        ("none", Regime::Mean, vec![]),
+    ];
+    for (i, (name, kind, cps)) in cases.iter().enumerate() {
+        let x = regime_series(*kind, 1200, cps, i as u64);
+        let text: String = x.iter().map(|v| format!("{v}\n")).collect();
+        write(&dir, &format!("{name}.txt"), &text);
+        desc.push_str(&format!("{name},999{}\n", cps.iter().map(|c| format!(",{c}")).collect::<String>()));
+    }
+    write(&dir, "desc.txt", &desc);
+    let v = json_ok(&driftwatch(&[
+        "eval",
+        "cpd",
+        dir.path().to_str().unwrap(),
+        "--json",
+        "--folds",
+        "2",
+        "--grid",
+        "z=2,4",
+    ]));
+    assert_eq!(v["series"], 4);
+    for s in v["per_series"].as_array().unwrap() {
+        assert!(s["covering"].as_f64().unwrap() > 0.9, "{s}");
+        let (found, truth) = (s["found"].as_array().unwrap(), s["truth"][0].as_array().unwrap());
+        assert_eq!(found.len(), truth.len(), "{s}");
+    }
+    assert_eq!(v["folds"].as_array().unwrap().len(), 2);
+    assert_eq!(v["grid"].as_array().unwrap().len(), 2);
+    let cv = v["cross_validated"]["covering"].as_f64().unwrap();
+    assert!(cv > 0.9 && cv <= 1.0, "{cv}");
+    // The paper's method on the same folder scores lower or equal, and its figures are reported too.
+    let icid = json_ok(&driftwatch(&["eval", "cpd", dir.path().to_str().unwrap(), "--json", "--method", "icid"]));
+    assert!(icid["defaults"]["covering"].as_f64().unwrap() <= v["defaults"]["covering"].as_f64().unwrap() + 1e-9);
+
+    // CSV layout: files and a truth.json with several annotators for one of them.
+    let csv = tempfile::tempdir().unwrap();
+    let x = regime_series(Regime::Mean, 900, &[300], 9);
+    let text: String = std::iter::once("value\n".to_string()).chain(x.iter().map(|v| format!("{v}\n"))).collect();
+    write(&csv, "a.csv", &text);
+    write(&csv, "truth.json", r#"{"a.csv": [[300], [298, 600]]}"#);
+    let v = json_ok(&driftwatch(&["eval", "cpd", csv.path().to_str().unwrap(), "--json"]));
+    let s = &v["per_series"][0];
+    assert_eq!(s["found"], serde_json::json!([300]));
+    // F1 against two annotators (TCPDBench): precision 1, recall (1 + 2/3) / 2.
+    let (p, r) = (1.0, (1.0 + 2.0 / 3.0) / 2.0);
+    assert!((s["f1"].as_f64().unwrap() - 2.0 * p * r / (p + r)).abs() < 1e-12, "{s}");
+    // A folder without either layout is refused with the reason.
+    let empty = tempfile::tempdir().unwrap();
+    let err = one_line_error(&driftwatch(&["eval", "cpd", empty.path().to_str().unwrap()]));
+    assert!(err.contains("neither desc.txt"), "{err}");
+}

@@ -1,5 +1,5 @@
 //! The lab commands: benchmarks, soaks and experiments that print figures (`bench ...`,
-//! `leiad ...`). Same binary and the same command names as always, listed in their own
+//! `leiad ...`, `eval ...`). Same binary and the same command names as always, listed in their own
 //! `--help` section, apart from the commands that run and feed the service.
 //!
 //! A lab command group is a module with a clap `Command` (a `Subcommand` enum) and
@@ -40,4 +40,6 @@ lab_commands! {
     Bench => bench,
     /// LEIAD: label-efficient interactive anomaly detection (replays and benchmarks).
     Leiad => leiad,
+    /// Detection quality on benchmark folders with the benchmarks' own scorers.
+    Eval => eval,
 }
