@@ -28,11 +28,14 @@
 //! * [`embed`] — pattern width from the autocorrelation and the subsequence (PAA) embedding.
 //! * [`segment`] — the `auto` batch method: binary segmentation in the kernel's feature space with
 //!   block-permutation significance and row-precise change points.
+//! * [`anomaly`] — the streaming anomaly score: nearest-neighbour rarity against a long reference,
+//!   calibrated on the series' own history, repeats suppressed.
 //! * [`stream`] — the per-series streaming detector: warm-up, windows scored as they complete,
 //!   events, point anomaly scores, explanations, bounded and serialisable state.
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod anomaly;
 pub mod apen;
 pub mod embed;
 mod error;

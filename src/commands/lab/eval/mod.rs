@@ -3,6 +3,7 @@
 //! separate commands; the test suite runs each on a small generated folder.
 
 mod cpd;
+mod nab;
 
 use clap::Subcommand;
 
@@ -14,6 +15,10 @@ pub enum Command {
     /// and in the mean, beside the published scores when the folder has them; `--folds K`
     /// cross-validates the method's settings.
     Cpd(cpd::Args),
+    /// The streaming anomaly score over NAB's data layout, point by point, scored with NAB's
+    /// rules (standard, reward_low_FP_rate, reward_low_FN_rate), per category and overall; with
+    /// `--grid`, leave-one-category-out choice of the settings; `--results` writes NAB's layout.
+    Nab(nab::Args),
 }
 
 /// Runs the command.
@@ -23,5 +28,6 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Cpd(args) => cpd::run(&args),
+        Command::Nab(args) => nab::run(&args),
     }
 }
