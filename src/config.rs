@@ -334,7 +334,7 @@ impl Default for PipelineSettings {
 
 impl Default for DetectorSettings {
     fn default() -> Self {
-        Self { window: 50, hop: 0, alpha: 2.0, t: 200, psi: "auto".into(), warmup_windows: 20 }
+        Self { window: 50, hop: 0, alpha: 2.0, t: 200, psi: "auto".into(), warmup_windows: 10 }
     }
 }
 

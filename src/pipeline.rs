@@ -360,7 +360,7 @@ mod tests {
             }
         }
         assert!(opened.contains(&1500), "{opened:?}");
-        assert_eq!(blocks, 20, "(2000 − 1000 warm-up) / 50");
+        assert_eq!(blocks, 40, "2000 / 50: every point's anomaly score is in a block, warm-up included");
         // Replaying a batch: the last point is a duplicate, the rest are late; nothing is fed.
         let r = p.ingest("s1".into(), all[1900..].to_vec()).await.unwrap();
         assert_eq!((r.accepted, r.duplicate, r.late), (0, 1, 99));

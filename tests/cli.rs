@@ -215,20 +215,21 @@ fn online_mode_streams_the_file_and_reports_intervals_with_explanations() {
     let f = fixture("mean_shift.csv");
     let v = json_ok(&driftwatch(&["detect", &f, "--mode", "online", "--window", "50", "--scores"]));
     assert_eq!(v["mode"], "online");
-    assert_eq!(v["warmup_points"], 1000);
+    assert_eq!(v["warmup_points"], 500, "the default warm-up: 500 points");
     assert_eq!(v["change_points"], serde_json::json!([1000, 2000]));
     let iv = &v["intervals"][0];
     assert_eq!(
-        (iv["start"].as_u64(), iv["end"].as_u64(), iv["detected_at"].as_u64()),
-        (Some(1000), Some(1050), Some(1050))
+        (iv["start"].as_u64(), iv["end"].as_u64(), iv["detected_at"].as_u64(), iv["change_point"].as_u64()),
+        (Some(1000), Some(1050), Some(1050), Some(1000))
     );
     let ex = &iv["explanation"];
     let (before, during) = (ex["before"]["mean"][0].as_f64().unwrap(), ex["during"]["mean"][0].as_f64().unwrap());
     assert!(during - before > 1.0, "mean 0 -> 2 at row 1000: before {before}, during {during}");
     assert_eq!(v["stats"]["points"], 3000);
-    assert_eq!(v["window_scores"].as_array().unwrap().len(), 40);
-    assert_eq!(v["anomaly_scores"].as_array().unwrap().len(), 2000);
-    assert!(v["state_bytes"].as_u64().unwrap() < 64 * 1024);
+    assert_eq!(v["window_scores"].as_array().unwrap().len(), 50, "(3000 - 500) / 50");
+    assert_eq!(v["anomaly_scores"].as_array().unwrap().len(), 3000, "one per point, warm-up included");
+    assert_eq!(v["anomaly_warmup_points"], 500);
+    assert!(v["state_bytes"].as_u64().unwrap() < 128 * 1024);
     let events: Vec<String> =
         v["events"].as_array().unwrap().iter().map(|e| e.as_object().unwrap().keys().next().unwrap().clone()).collect();
     assert_eq!(events, vec!["WarmedUp", "Opened", "Closed", "Opened", "Closed"]);
@@ -238,7 +239,7 @@ fn online_mode_streams_the_file_and_reports_intervals_with_explanations() {
 fn online_mode_refuses_a_file_shorter_than_warm_up_plus_a_window() {
     let dir = tempfile::tempdir().unwrap();
     let text: String =
-        std::iter::once("x".to_string()).chain((0..1020).map(|i| (i % 7).to_string())).collect::<Vec<_>>().join("\n");
+        std::iter::once("x".to_string()).chain((0..520).map(|i| (i % 7).to_string())).collect::<Vec<_>>().join("\n");
     let f = write(&dir, "short.csv", &text);
     let err = one_line_error(&driftwatch(&["detect", f.to_str().unwrap(), "--mode", "online", "--window", "50"]));
     assert!(err.contains("short.csv") && err.contains("too few for online mode"), "{err}");
@@ -251,9 +252,9 @@ fn online_mode_refuses_a_file_shorter_than_warm_up_plus_a_window() {
         "--window",
         "50",
         "--warmup-windows",
-        "10",
+        "5",
     ]));
-    assert_eq!(v["warmup_points"], 500);
+    assert_eq!(v["warmup_points"], 250);
 }
 
 #[test]

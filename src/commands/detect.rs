@@ -80,9 +80,9 @@ pub struct Args {
     /// online: points between scores (a divisor of the window; default: the window).
     #[arg(long)]
     pub hop: Option<usize>,
-    /// online: windows buffered before detection starts.
-    #[arg(long, default_value_t = 20)]
-    pub warmup_windows: usize,
+    /// online: windows buffered before detection starts (default: 500 points' worth, at least 2).
+    #[arg(long)]
+    pub warmup_windows: Option<usize>,
     /// online: re-select psi as the stream goes (tracks every candidate; more memory and time).
     #[arg(long)]
     pub online_psi: bool,
@@ -267,7 +267,9 @@ fn run_online(
     cfg.t = params.t;
     cfg.seed = params.seed;
     cfg.path = params.path;
-    cfg.warmup_windows = args.warmup_windows;
+    if let Some(w) = args.warmup_windows {
+        cfg.warmup_windows = w;
+    }
     cfg.psi = match (&params.psi, args.online_psi) {
         (PsiChoice::Fixed(p), _) => PsiPolicy::Fixed(*p),
         (PsiChoice::Auto(c), true) => PsiPolicy::Online { candidates: c.clone(), history: 40, every: 20 },
@@ -291,31 +293,46 @@ fn run_online(
             cfg.window
         );
     }
+    cfg.collect_blocks = args.scores;
     let mut det = StreamDetector::new(cfg.clone(), table.d).with_context(|| args.file.display().to_string())?;
     let started = Instant::now();
     let mut events = Vec::new();
-    let (mut window_scores, mut anomaly) = (Vec::new(), Vec::new());
+    // Window scores after warm-up; anomaly scores for every point, warm-up included (0 there).
+    let (mut window_scores, mut anomaly, mut anomaly_warmup) = (Vec::new(), Vec::new(), 0usize);
+    let mut take = |det: &mut StreamDetector, window_scores: &mut Vec<Option<f64>>, anomaly: &mut Vec<f32>| {
+        for b in det.drain_blocks() {
+            if b.threshold.is_some() || b.score.is_some() {
+                window_scores.push(b.score);
+            }
+            if b.warming_up {
+                anomaly_warmup = anomaly_warmup.max(b.first_index as usize + b.rows);
+            }
+            anomaly.extend_from_slice(&b.anomaly);
+        }
+    };
     for (i, row) in table.data.chunks_exact(table.d).enumerate() {
         det.push(i as i64, row, &mut events);
-        let seen = det.stats().points as usize;
-        if args.scores && seen > warm && (seen - warm).is_multiple_of(cfg.hop) {
-            window_scores.push(det.last_window_score());
-            anomaly.extend_from_slice(det.last_anomaly_scores());
+        if args.scores {
+            take(&mut det, &mut window_scores, &mut anomaly);
         }
     }
     det.flush(&mut events);
+    if args.scores {
+        take(&mut det, &mut window_scores, &mut anomaly);
+        anomaly.extend_from_slice(det.pending_anomaly_scores().0);
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let intervals: Vec<Value> = events
         .iter()
         .filter_map(|e| match e {
             Event::Closed(c) => Some(json!({
-                "start": c.start, "end": c.end, "peak_score": c.peak_score, "detected_at": c.detected_at,
-                "explanation": c.explanation,
+                "start": c.start, "end": c.end, "change_point": c.change_point, "peak_score": c.peak_score,
+                "detected_at": c.detected_at, "explanation": c.explanation,
             })),
             _ => None,
         })
         .collect();
-    let change_points: Vec<Value> = intervals.iter().map(|i| i["start"].clone()).collect();
+    let change_points: Vec<Value> = intervals.iter().map(|i| i["change_point"].clone()).collect();
     let mut out = Map::new();
     out.insert("file".into(), json!(args.file.display().to_string()));
     out.insert("mode".into(), json!("online"));
@@ -343,6 +360,7 @@ fn run_online(
     if args.scores {
         out.insert("window_scores".into(), json!(window_scores));
         out.insert("anomaly_scores".into(), json!(anomaly));
+        out.insert("anomaly_warmup_points".into(), json!(anomaly_warmup));
     }
     if args.timing {
         out.insert("timing".into(), json!({"elapsed_s": elapsed, "points_per_sec": table.n as f64 / elapsed, "peak_rss_bytes": peak_rss_bytes()}));

@@ -370,9 +370,10 @@ fn rejected_text(m: &Message) -> String {
 /// The events-topic payload of an interval event; `id` is the same for every redelivery.
 fn event_json(series: &str, e: &Event) -> Option<(&'static str, String)> {
     let (kind, body): (&'static str, Value) = match e {
-        Event::Opened { start, start_ts, detected_at, score, threshold } => (
+        Event::Opened { start, start_ts, change_point, change_ts, detected_at, score, threshold } => (
             "opened",
             json!({"id": format!("{series}/opened/{start}"), "start": start, "start_ts": start_ts,
+                   "change_point": change_point, "change_ts": change_ts,
                    "detected_at": detected_at, "score": score, "threshold": threshold}),
         ),
         Event::Extended { start, end, score } => (
@@ -382,7 +383,8 @@ fn event_json(series: &str, e: &Event) -> Option<(&'static str, String)> {
         Event::Closed(c) => (
             "closed",
             json!({"id": format!("{series}/closed/{}", c.start), "start": c.start, "end": c.end,
-                   "start_ts": c.start_ts, "end_ts": c.end_ts, "detected_at": c.detected_at,
+                   "start_ts": c.start_ts, "end_ts": c.end_ts, "change_point": c.change_point,
+                   "change_ts": c.change_ts, "detected_at": c.detected_at,
                    "peak_score": c.peak_score, "explanation": c.explanation}),
         ),
         _ => return None,

@@ -277,14 +277,49 @@ fn refine_locally(points: &crate::Scaled, row: usize, bounds: (usize, usize), wi
     let local = crate::Scaled { values: points.values[lo * points.d..hi * points.d].to_vec(), n: hi - lo, d: points.d };
     let c = row - lo;
     let radius = width.max(24);
-    let (from, to) = (c.saturating_sub(radius), c + radius);
+    best_split(&local, (c.saturating_sub(radius), c + radius), width, LOCAL_T, seed).map_or(row, |b| lo + b)
+}
+
+/// Places the one change in `data` (raw rows of `d` values; for the streaming detector, the
+/// flagged window and the window before it) to the row: the first row of the new regime, the
+/// row at least `edge` rows from either end that best separates the rows before it from those
+/// after it in local isolation-kernel feature spaces at `width` and halves of it (as
+/// [`refine_locally`] does for the batch method). `None` when the span is too short or no row
+/// separates anything (a constant span). `t` partitionings per local kernel (the batch method
+/// uses 1,000; the streaming detector its own `t`, to bound the work per opened interval).
+///
+/// # Errors
+/// Data that are not finite or not whole rows.
+pub fn refine_change(
+    data: &[f64],
+    d: usize,
+    width: usize,
+    edge: usize,
+    t: usize,
+    seed: u64,
+) -> Result<Option<usize>, IcidError> {
+    let points = minmax_scale(data, d)?;
+    let edge = edge.max(1);
+    if points.n < 2 * edge + 2 {
+        return Ok(None);
+    }
+    Ok(best_split(&points, (edge, points.n - edge), width.max(1), t.max(1), seed))
+}
+
+/// The best split row among `candidates` (inclusive, in `local`'s rows), summed over the scales
+/// `width`, `width / 2`, … down to 4 rows; `None` when no scale separates anything.
+fn best_split(local: &crate::Scaled, candidates: (usize, usize), width: usize, t: usize, seed: u64) -> Option<usize> {
+    let (from, to) = candidates;
+    if to < from {
+        return None;
+    }
     let mut total = vec![0f64; to - from + 1];
     let mut w = width;
     let mut scale = 0u64;
     loop {
-        let emb = embed(&local, w);
+        let emb = embed(local, w);
         if emb.n >= 16
-            && let Ok(kernel) = IsolationKernel::sample(&emb, local_psi(emb.n, w), LOCAL_T, seed ^ 0x5EED ^ scale)
+            && let Ok(kernel) = IsolationKernel::sample_lean(&emb, local_psi(emb.n, w), t, seed ^ 0x5EED ^ scale)
         {
             let cells = kernel.assign_ids(&emb, NearestPath::Auto);
             let space = Space { cells: &cells, t: kernel.t(), psi: kernel.psi() };
@@ -304,7 +339,7 @@ fn refine_locally(points: &crate::Scaled, row: usize, bounds: (usize, usize), wi
         scale += 1;
     }
     let best = total.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-    if best.1 > 0.0 { lo + from + best.0 } else { row }
+    (best.1 > 0.0).then_some(from + best.0)
 }
 
 /// psi of a local kernel over `rows` rows embedded at width `w`. For values alone (width 1) the

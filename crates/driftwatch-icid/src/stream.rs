@@ -33,6 +33,7 @@
 
 use std::collections::VecDeque;
 
+use crate::anomaly::{AnomalyConfig, AnomalyScorer};
 use crate::apen::approximate_entropy_default;
 use crate::kernel::{IsolationKernel, NearestPath};
 use crate::offline::{Params, lowest_apen, normalise, score_candidate};
@@ -41,7 +42,7 @@ use crate::score::histogram;
 use crate::{IcidError, Layout, Scaled, Windows};
 
 /// Version of the serialised detector state.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 /// The psi candidates a streaming detector chooses from by default: the paper's six less 32 and
 /// 64. A univariate detector's state is dominated by its kernel, `t·psi` exact f32 thresholds
@@ -114,8 +115,11 @@ pub struct StreamConfig {
     /// A gap longer than this many median sampling intervals ends the current window; `None`
     /// disables gap handling.
     pub max_gap_factor: Option<f64>,
-    /// Compute a point anomaly score for every point.
+    /// Compute a point anomaly score for every point ([`crate::anomaly`]).
     pub anomaly: bool,
+    /// Settings of the anomaly score.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub anomaly_config: AnomalyConfig,
     /// Attach an explanation to every closed interval.
     pub explain: bool,
     /// Seed of the partitionings.
@@ -130,7 +134,8 @@ pub struct StreamConfig {
 
 impl StreamConfig {
     /// The service's defaults for a window length: non-overlapping windows, alpha 2, t = 200,
-    /// psi chosen at warm-up over [`STREAM_PSI_CANDIDATES`], 20 warm-up windows, a 256-score history,
+    /// psi chosen at warm-up over [`STREAM_PSI_CANDIDATES`], warm-up of 500 points (at least 2
+    /// windows), a 256-score history,
     /// no refresh, gaps over 5 median intervals, anomaly scores and explanations on.
     pub fn new(window: usize) -> Self {
         Self {
@@ -139,11 +144,12 @@ impl StreamConfig {
             alpha: 2.0,
             t: crate::offline::DEFAULT_T,
             psi: PsiPolicy::AtWarmup(STREAM_PSI_CANDIDATES.to_vec()),
-            warmup_windows: 20,
+            warmup_windows: (500 / window.max(1)).max(2),
             history: 256,
             refresh: Refresh::Never,
             max_gap_factor: Some(5.0),
             anomaly: true,
+            anomaly_config: AnomalyConfig::default(),
             explain: true,
             seed: 0,
             path: NearestPath::Auto,
@@ -191,6 +197,9 @@ impl StreamConfig {
         }
         if self.t == 0 {
             return Err(IcidError::param("t", "must be at least 1"));
+        }
+        if self.anomaly {
+            self.anomaly_config.validate()?;
         }
         Ok(())
     }
@@ -252,6 +261,12 @@ pub struct ClosedInterval {
     pub peak_score: f64,
     /// Point index at which the interval was first reported.
     pub detected_at: u64,
+    /// The change itself, placed to the point: the first point of the new regime, found by the
+    /// best split of the flagged window and the window before it in the kernel's feature space
+    /// ([`crate::segment::refine_change`]). Inside `[start − window, end)`.
+    pub change_point: u64,
+    /// Timestamp of `change_point`.
+    pub change_ts: i64,
     /// Why, when explanations are on.
     pub explanation: Option<Explanation>,
 }
@@ -275,6 +290,10 @@ pub enum Event {
         start: u64,
         /// Its timestamp.
         start_ts: i64,
+        /// The change placed to the point (see [`ClosedInterval::change_point`]).
+        change_point: u64,
+        /// Its timestamp.
+        change_ts: i64,
         /// Point index at which this is reported (detection delay = `detected_at − start`).
         detected_at: u64,
         /// The window's score.
@@ -350,6 +369,11 @@ pub struct BlockScore {
     pub threshold: Option<f64>,
     /// Anomaly score of each point of the block (empty when anomaly scores are off).
     pub anomaly: Vec<f32>,
+    /// Whether some of these anomaly scores were given while the score was still warming up
+    /// (they are 0 and mean nothing), or the block precedes the end of the detector's warm-up
+    /// (no window score yet).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub warming_up: bool,
 }
 
 /// What [`StreamDetector::push`] did with one point.
@@ -370,9 +394,6 @@ struct Track {
     psi: usize,
     #[cfg_attr(feature = "serde", serde(with = "kernel_repr"))]
     kernel: IsolationKernel,
-    /// iNNE ball radius per cell for d > 1 when anomaly scores are on (empty in 1-D, where a
-    /// ball's radius comes from its sorted neighbours).
-    balls: Vec<f32>,
     /// Histograms of the last `2·window/hop − 1` hop blocks, oldest first: with the block being
     /// completed they make the two windows a score compares (u16: a block has at most 65535
     /// rows). Non-overlapping windows keep just one: the previous window.
@@ -386,6 +407,8 @@ struct Track {
 struct OpenInterval {
     start: u64,
     start_ts: i64,
+    change_point: u64,
+    change_ts: i64,
     end: u64,
     end_ts: i64,
     peak: f64,
@@ -518,6 +541,10 @@ struct Running {
     out_of_range_in_block: usize,
     /// Anomaly scores of the points of the last completed block.
     last_anomaly: Vec<f32>,
+    /// Pattern width of the warm-up (the autocorrelation's first peak, at most a quarter
+    /// window): the scale at which a change point is placed.
+    #[cfg_attr(feature = "serde", serde(default = "one"))]
+    width: usize,
     /// Blocks completed since the last gap (saturating). After a gap the windows start again:
     /// nothing is scored until a whole window of points after the gap is in, and that window is
     /// compared with the window before the gap.
@@ -554,9 +581,54 @@ pub struct StreamDetector {
     /// Completed blocks not yet drained (only with `collect_blocks`).
     #[cfg_attr(feature = "serde", serde(skip))]
     outbox: Vec<BlockScore>,
+    /// The point anomaly scorer (anomaly scores on). It lives beside the change detector's
+    /// phases: it keeps scoring through warm-ups, refreshes and gaps.
+    scorer: Option<AnomalyScorer>,
+    /// Anomaly scores of the points not yet in an emitted block, with the first one's index,
+    /// the last one's timestamp and whether any of them is a warm-up placeholder.
+    pending_scores: PendingScores,
+}
+
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct PendingScores {
+    scores: Vec<f32>,
+    first: u64,
+    last_ts: i64,
+    warming_up: bool,
+}
+
+impl PendingScores {
+    fn push(&mut self, index: u64, ts: i64, score: f32, warming_up: bool) {
+        if self.scores.is_empty() {
+            self.first = index;
+            self.warming_up = false;
+        }
+        self.scores.push(score);
+        self.last_ts = ts;
+        self.warming_up |= warming_up;
+    }
+
+    /// The pending scores as a block without a window score (warm-up, or points a gap dropped).
+    fn take_block(&mut self) -> Option<BlockScore> {
+        (!self.scores.is_empty()).then(|| BlockScore {
+            first_index: self.first,
+            rows: self.scores.len(),
+            end_ts: self.last_ts,
+            score: None,
+            threshold: None,
+            anomaly: std::mem::take(&mut self.scores),
+            warming_up: self.warming_up,
+        })
+    }
 }
 
 const DELTAS_KEPT: usize = 32;
+
+#[cfg(feature = "serde")]
+fn one() -> usize {
+    1
+}
 
 impl StreamDetector {
     /// A detector for a series of `d` values per point.
@@ -568,6 +640,7 @@ impl StreamDetector {
         if d == 0 {
             return Err(IcidError::param("d", "must be at least 1"));
         }
+        let scorer = if cfg.anomaly { Some(AnomalyScorer::new(cfg.anomaly_config.clone(), d)?) } else { None };
         Ok(Self {
             version: STATE_VERSION,
             cfg,
@@ -581,6 +654,8 @@ impl StreamDetector {
             refresh_ts: VecDeque::new(),
             pending: 0,
             outbox: Vec::new(),
+            scorer,
+            pending_scores: PendingScores::default(),
         })
     }
 
@@ -646,6 +721,13 @@ impl StreamDetector {
         }
     }
 
+    /// Anomaly scores of the points not yet in a completed block (the block in progress), oldest
+    /// first, and whether any of them is a warm-up placeholder. At the end of a stream these are
+    /// the last points' scores.
+    pub fn pending_anomaly_scores(&self) -> (&[f32], bool) {
+        (&self.pending_scores.scores, self.pending_scores.warming_up)
+    }
+
     /// Turns the completed-block outbox on or off (a restored detector keeps its configuration
     /// otherwise).
     pub fn set_collect_blocks(&mut self, on: bool) {
@@ -670,6 +752,8 @@ impl StreamDetector {
             end_ts: o.end_ts,
             peak_score: o.peak,
             detected_at: o.detected_at,
+            change_point: o.change_point,
+            change_ts: o.change_ts,
             explanation: None,
         })
     }
@@ -686,7 +770,9 @@ impl StreamDetector {
         let base = std::mem::size_of::<Self>()
             + self.deltas.capacity() * 8
             + f64s(&self.refresh_raw)
-            + self.refresh_ts.capacity() * 8;
+            + self.refresh_ts.capacity() * 8
+            + self.scorer.as_ref().map_or(0, AnomalyScorer::state_bytes)
+            + self.pending_scores.scores.capacity() * 4;
         base + match &self.phase {
             Phase::WarmingUp { raw, ts } => raw.capacity() * 8 + ts.capacity() * 8,
             Phase::Running(r) => {
@@ -706,7 +792,6 @@ impl StreamDetector {
                         .map(|t| {
                             std::mem::size_of::<Track>()
                                 + t.kernel.heap_bytes()
-                                + t.balls.capacity() * 4
                                 + t.blocks.iter().map(|b| b.capacity() * 2 + 24).sum::<usize>()
                                 + t.scores.capacity() * 8
                         })
@@ -736,6 +821,10 @@ impl StreamDetector {
             self.handle_gap(index, from_ts, ts, events);
             self.pending = 0;
         }
+        if let Some(scorer) = &mut self.scorer {
+            let s = scorer.push(values);
+            self.pending_scores.push(index, ts, s.score, s.warming_up);
+        }
         if self.cfg.refresh != Refresh::Never {
             self.refresh_raw.extend(values.iter().copied());
             self.refresh_ts.push_back(ts);
@@ -750,6 +839,12 @@ impl StreamDetector {
             Phase::WarmingUp { raw, ts: tss } => {
                 raw.extend_from_slice(values);
                 tss.push(ts);
+                if self.pending_scores.scores.len() >= self.cfg.hop
+                    && let Some(b) = self.pending_scores.take_block()
+                    && self.cfg.collect_blocks
+                {
+                    self.outbox.push(b);
+                }
                 if tss.len() == self.cfg.warmup_len() {
                     let (_, span) = column_range(raw, self.d);
                     if span.iter().all(|&s| s == 0.0) {
@@ -848,8 +943,7 @@ impl StreamDetector {
                 while scores.len() > self.cfg.history {
                     scores.pop_front();
                 }
-                let balls = if self.cfg.anomaly { ball_index(&s.kernel) } else { Vec::new() };
-                Track { psi, kernel: s.kernel, balls, blocks, scores }
+                Track { psi, kernel: s.kernel, blocks, scores }
             })
             .collect::<Vec<_>>();
         let at = self.stats.points - self.pending;
@@ -872,8 +966,16 @@ impl StreamDetector {
             drifting_windows: 0,
             out_of_range_in_block: 0,
             last_anomaly: Vec::new(),
+            width: crate::embed::pattern_width(raw, d).width.clamp(1, (w / 4).max(1)),
             since_gap: usize::MAX,
         };
+        // Scores of warm-up points not yet in a block go out as a block of their own: the first
+        // running block starts with the next point.
+        if let Some(b) = self.pending_scores.take_block()
+            && self.cfg.collect_blocks
+        {
+            self.outbox.push(b);
+        }
         let thr = threshold(&running.tracks[active].scores, self.cfg.alpha);
         events.push(Event::WarmedUp { at, psi: running.tracks[active].psi, threshold: thr });
         self.phase = Phase::Running(Box::new(running));
@@ -896,6 +998,12 @@ impl StreamDetector {
             r.block_scaled.clear();
             r.block_ts.clear();
             r.out_of_range_in_block = 0;
+            // The dropped points keep their anomaly scores, in a block without a window score.
+            if let Some(b) = self.pending_scores.take_block()
+                && self.cfg.collect_blocks
+            {
+                self.outbox.push(b);
+            }
             have
         };
         // The data after a gap is not continuous with the window before it: close any open
@@ -939,12 +1047,10 @@ impl StreamDetector {
         let rows = r.block_ts.len();
         let block = Scaled { values: std::mem::take(&mut r.block_scaled), n: rows, d };
         let per_window = cfg.window / cfg.hop;
-        // Anomaly scores of this block against the window before it (the last `window` points).
-        if cfg.anomaly {
-            let t = &r.tracks[r.active];
-            let prev = sum_blocks(&t.blocks, t.blocks.len() - per_window.., None);
-            anomaly_scores(&t.kernel, &t.balls, &block, &prev, cfg.path, &mut r.last_anomaly);
-        }
+        // The block's points' anomaly scores (computed as each point came in).
+        let block_warm = self.pending_scores.warming_up;
+        r.last_anomaly.clear();
+        r.last_anomaly.append(&mut self.pending_scores.scores);
         let window_end = r.block_start + rows as u64;
         let end_ts = *r.block_ts.last().expect("a completed block has rows");
         // Score every tracked candidate; only the active one drives events. A window is judged
@@ -978,6 +1084,7 @@ impl StreamDetector {
                 score,
                 threshold: scoring.then_some(thr),
                 anomaly: r.last_anomaly.clone(),
+                warming_up: block_warm && cfg.anomaly,
             });
         }
         if !scoring {
@@ -1011,9 +1118,21 @@ impl StreamDetector {
                     } else {
                         (None, None)
                     };
+                    let (change_point, change_ts) = place_change(r, cfg, d, lead, win_start, win_start_ts);
+                    if cfg.anomaly && cfg.anomaly_config.onsets {
+                        // The onset feeds the point score of the point that completes the window.
+                        let scores = &r.tracks[r.active].scores;
+                        let at_least = scores.iter().filter(|&&s| s >= score).count();
+                        let onset = 1.0 - at_least.max(1) as f64 / (scores.len() + 1) as f64;
+                        if let Some(last) = r.last_anomaly.last_mut() {
+                            *last = last.max(onset as f32);
+                        }
+                    }
                     r.open = Some(OpenInterval {
                         start: win_start,
                         start_ts: win_start_ts,
+                        change_point,
+                        change_ts,
                         end: window_end,
                         end_ts,
                         peak: score,
@@ -1024,6 +1143,8 @@ impl StreamDetector {
                     events.push(Event::Opened {
                         start: win_start,
                         start_ts: win_start_ts,
+                        change_point,
+                        change_ts,
                         detected_at: window_end,
                         score,
                         threshold: thr,
@@ -1172,7 +1293,32 @@ fn close_interval(open: OpenInterval, d: usize) -> ClosedInterval {
         end_ts: open.end_ts,
         peak_score: open.peak,
         detected_at: open.detected_at,
+        change_point: open.change_point,
+        change_ts: open.change_ts,
         explanation,
+    }
+}
+
+/// Places the change behind a window that opens an interval to the point: the best split of the
+/// window before the flagged one and the flagged window itself (`segment::refine_change` at the
+/// pattern width chosen at warm-up). Falls back to the flagged window's start.
+fn place_change(
+    r: &Running,
+    cfg: &StreamConfig,
+    d: usize,
+    lead: usize,
+    win_start: u64,
+    win_start_ts: i64,
+) -> (u64, i64) {
+    // The window before the flagged one and the flagged window's rows before this block.
+    let before = (cfg.window + lead).min(r.recent_ts.len());
+    let rows: Vec<f64> =
+        r.recent_raw.iter().skip(r.recent_raw.len() - before * d).copied().chain(r.block_raw.iter().copied()).collect();
+    let ts: Vec<i64> = r.recent_ts.iter().skip(r.recent_ts.len() - before).chain(&r.block_ts).copied().collect();
+    let edge = (cfg.window / 8).max(4);
+    match crate::segment::refine_change(&rows, d, r.width, edge, cfg.t, cfg.seed) {
+        Ok(Some(at)) if at < ts.len() => (r.block_start - before as u64 + at as u64, ts[at]),
+        _ => (win_start, win_start_ts),
     }
 }
 
@@ -1255,84 +1401,6 @@ fn select_online(tracks: &[Track], history: usize, window: usize) -> usize {
         }
     }
     best.0
-}
-
-/// The anomaly score's index for a kernel with d > 1: the iNNE radius of every cell, the distance
-/// from its centre to the nearest other distinct centre of the same partitioning (0 when there is
-/// none). 1-D kernels need none: centres by rank come from the kernel, radii from neighbours.
-fn ball_index(kernel: &IsolationKernel) -> Vec<f32> {
-    let (t, psi, d) = (kernel.t(), kernel.psi(), kernel.d());
-    if kernel.sorted().is_some() {
-        return Vec::new(); // 1-D: centres by rank are read from the kernel per block
-    }
-    let mut radii = vec![0f32; t * psi];
-    for k in 0..t {
-        let cs = &kernel.centres()[k * psi * d..(k + 1) * psi * d];
-        for c in 0..psi {
-            let me = &cs[c * d..(c + 1) * d];
-            let best = (0..psi)
-                .map(|o| &cs[o * d..(o + 1) * d])
-                .filter(|other| *other != me)
-                .map(|other| me.iter().zip(other).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt())
-                .fold(f32::INFINITY, f32::min);
-            radii[k * psi + c] = if best.is_finite() { best } else { 0.0 };
-        }
-    }
-    radii
-}
-
-/// Point anomaly scores of `rows` against the histogram `prev` of the window before them.
-///
-/// A point's similarity to that window is `sim(x) = (1/t) Σ_k [x inside the iNNE ball of its cell]
-/// · prev_k(cell) / |W|`: the share of the window that shares its cell, counted only where the
-/// point is inside the cell's ball. A point in no ball of a partitioning gets nothing from it, so
-/// values beyond the reference range, which aNNE would put in an unbounded outer cell with many
-/// ordinary points, score as anomalous. The score is `1 − min(1, sim(x) / typical)`, where
-/// `typical = (1/t) Σ_k Σ_c (prev_k(c) / |W|)²` is the similarity of a point drawn from the window
-/// itself: ordinary points score near 0, points unlike the window near 1.
-fn anomaly_scores(
-    kernel: &IsolationKernel,
-    balls: &[f32],
-    rows: &Scaled,
-    prev: &[u16],
-    path: NearestPath,
-    out: &mut Vec<f32>,
-) {
-    let (t, psi) = (kernel.t(), kernel.psi());
-    out.clear();
-    let total: u32 = prev[..psi].iter().map(|&c| c as u32).sum();
-    let typical_sum: u64 = prev.iter().map(|&c| c as u64 * c as u64).sum();
-    if total == 0 || typical_sum == 0 {
-        out.resize(rows.n, 0.0);
-        return;
-    }
-    let mut acc = vec![0u32; rows.n];
-    if let Some(sorted) = kernel.sorted() {
-        let level = path.level();
-        let mut centres = [0f32; crate::kernel::MAX_PSI];
-        for k in 0..t {
-            let thr = sorted.thresholds(k);
-            sorted.sorted_centres(k, kernel.centres(), &mut centres);
-            let counts = &prev[k * psi..(k + 1) * psi];
-            crate::kernel::sorted::ball_counts(level, &rows.values, thr, &centres, counts, &mut acc);
-        }
-    } else {
-        let cells = kernel.assign_ids(rows, path);
-        for (i, a) in acc.iter_mut().enumerate() {
-            let x = rows.row(i);
-            for k in 0..t {
-                let id = cells[i * t + k] as usize;
-                let c = kernel.centre_of_cell(k, id);
-                let dist: f32 = x.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
-                if dist <= balls[k * psi + id] {
-                    *a += prev[k * psi + id] as u32;
-                }
-            }
-        }
-    }
-    // sim / typical = (acc / (t·|W|)) / (typical_sum / (t·|W|²)) = acc·|W| / typical_sum.
-    let scale = total as f64 / typical_sum as f64;
-    out.extend(acc.iter().map(|&a| (1.0 - (a as f64 * scale).min(1.0)) as f32));
 }
 
 #[cfg(feature = "serde")]

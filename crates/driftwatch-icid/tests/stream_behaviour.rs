@@ -20,35 +20,100 @@ fn feed(det: &mut StreamDetector, data: &[f64], d: usize, t0: i64) -> (Vec<Event
     (events, anomaly)
 }
 
+/// psi 16 and the 20-window warm-up these window tests were written for (the default is now
+/// 500 points: 10 windows of 50).
 fn cfg(window: usize) -> StreamConfig {
     let mut c = StreamConfig::new(window);
     c.psi = PsiPolicy::Fixed(16);
+    c.warmup_windows = 20;
     c
 }
 
+/// Every point's anomaly score by stream index (blocks collected, the block in progress last).
+fn all_scores(det: &mut StreamDetector, data: &[f64], t0: i64) -> Vec<f32> {
+    det.set_collect_blocks(true);
+    let mut events = Vec::new();
+    let mut out = vec![f32::NAN; data.len()];
+    for (i, v) in data.iter().enumerate() {
+        det.push(t0 + i as i64, &[*v], &mut events);
+        for b in det.drain_blocks() {
+            assert_eq!(b.anomaly.len(), b.rows);
+            out[b.first_index as usize..b.first_index as usize + b.rows].copy_from_slice(&b.anomaly);
+        }
+    }
+    let (pending, _) = det.pending_anomaly_scores();
+    let n = out.len();
+    out[n - pending.len()..].copy_from_slice(pending);
+    assert!(out.iter().all(|s| s.is_finite() && (0.0..=1.0).contains(s)), "every point has a score in [0, 1]");
+    out
+}
+
 #[test]
-fn isolated_spikes_and_a_level_shift_rank_at_the_top_of_the_anomaly_scores() {
-    let mut x = gaussian_segments(&[(0.0, 1.0, 2000), (6.0, 1.0, 1000)], 5);
-    // Spikes after warm-up (points 1000..); the warm-up range covers about ±3.5.
-    let spikes = [1210usize, 1433, 1687, 1888];
-    for (i, &s) in spikes.iter().enumerate() {
-        x[s] = if i % 2 == 0 { 9.0 } else { -9.0 };
+fn a_spike_and_a_level_shift_score_above_0_9_at_their_rows_and_ordinary_points_low() {
+    // One spike per series (a repeat of the same spike is less new: the calibration has seen
+    // the first one), at rows off any block grid, then a level shift at 2000.
+    for (i, &spike) in [1210usize, 1433, 1687, 1888].iter().enumerate() {
+        let shift = 2000 + 37 * i;
+        // A shift of 10 noise deviations: with 6, a natural 4.3-deviation outlier 42 rows before
+        // it (seed 6) leaves the shift's first point at half strength: repeat suppression
+        // reports an incident once, and the outlier came first.
+        let mut x = gaussian_segments(&[(0.0, 1.0, shift), (10.0, 1.0, 1000)], 5 + i as u64);
+        let mut det = StreamDetector::new(StreamConfig::new(50), 1).unwrap();
+        let scores = all_scores(&mut det, &x, 0);
+        assert!(scores[shift] > 0.9, "the level shift's first point (row {shift}) scored {}", scores[shift]);
+        x[spike] = if i % 2 == 0 { 9.0 } else { -9.0 };
+        let mut det = StreamDetector::new(StreamConfig::new(50), 1).unwrap();
+        let scores = all_scores(&mut det, &x, 0);
+        assert!(scores[spike] > 0.9, "spike at {spike} scored {}", scores[spike]);
+        let ordinary: Vec<f32> = (600..shift).filter(|j| j.abs_diff(spike) > 10).map(|j| scores[j]).collect();
+        let low = ordinary.iter().filter(|&&s| s < 0.2).count();
+        assert!(low * 100 >= ordinary.len() * 99, "{low} of {} ordinary points below 0.2", ordinary.len());
     }
-    let mut det = StreamDetector::new(cfg(50), 1).unwrap();
-    let (_, scores) = feed(&mut det, &x, 1, 0);
-    assert_eq!(scores.len(), 2000);
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let rank_of = |p: usize| order.iter().position(|&i| i == p - 1000).unwrap();
-    for &s in &spikes {
-        assert!(rank_of(s) < spikes.len() + 50, "spike at {s} ranked {}", rank_of(s));
+}
+
+#[test]
+fn a_clean_periodic_series_scores_below_0_2_on_99_percent_of_its_points_after_warm_up() {
+    // Period 288 (a day of 5-minute samples), several amplitudes and noise levels.
+    for (amplitude, noise, seed) in [(1.0, 0.05, 1u64), (10.0, 0.5, 2), (100.0, 1.0, 3), (1.0, 0.2, 4)] {
+        let e = gaussian_segments(&[(0.0, noise, 288 * 30)], seed);
+        let x: Vec<f64> = e
+            .iter()
+            .enumerate()
+            .map(|(i, n)| 50.0 + amplitude * (i as f64 * std::f64::consts::TAU / 288.0).sin() + n)
+            .collect();
+        let mut det = StreamDetector::new(StreamConfig::new(50), 1).unwrap();
+        let scores = all_scores(&mut det, &x, 0);
+        let after: Vec<f32> = scores[500..].to_vec();
+        let low = after.iter().filter(|&&s| s < 0.2).count();
+        assert!(
+            low * 100 >= after.len() * 99,
+            "amplitude {amplitude}, noise {noise}: {low} of {} points below 0.2",
+            after.len()
+        );
     }
-    // The first window after the shift (points 2000..2050): its points are unlike the window
-    // before; they fill the top of the ranking with the spikes.
-    let shifted_in_top = (2000..2050).filter(|&p| rank_of(p) < spikes.len() + 50).count();
-    assert!(shifted_in_top >= 45, "only {shifted_in_top} of the first 50 shifted points rank at the top");
-    // An ordinary point scores low.
-    assert!(scores[1500 - 1000] < 0.6, "ordinary point scored {}", scores[500]);
+}
+
+#[test]
+fn warm_up_scores_are_marked_and_the_first_real_scores_come_by_point_500() {
+    let x = gaussian_segments(&[(0.0, 1.0, 1200)], 6);
+    let mut det = StreamDetector::new(StreamConfig::new(50), 1).unwrap();
+    det.set_collect_blocks(true);
+    let mut events = Vec::new();
+    let mut blocks = Vec::new();
+    for (i, v) in x.iter().enumerate() {
+        det.push(i as i64, &[*v], &mut events);
+        blocks.extend(det.drain_blocks());
+    }
+    // Blocks tile the stream from 0 without holes.
+    let mut next = 0;
+    for b in &blocks {
+        assert_eq!(b.first_index, next);
+        next += b.rows as u64;
+    }
+    let first_real = blocks.iter().find(|b| !b.warming_up).expect("a block past warm-up");
+    assert!(first_real.first_index <= 500, "first real scores at {}", first_real.first_index);
+    assert!(blocks[0].warming_up && blocks[0].anomaly.iter().all(|&s| s == 0.0));
+    assert!(events.iter().any(|e| matches!(e, Event::WarmedUp { at: 500, .. })), "{events:?}");
 }
 
 #[test]
@@ -102,14 +167,18 @@ fn state_round_trips_bit_exactly_and_the_restored_detector_continues_identically
 #[test]
 fn a_state_of_another_version_is_refused_with_the_reason() {
     let det = StreamDetector::new(cfg(50), 1).unwrap();
-    let json = serde_json::to_string(&det).unwrap().replacen("\"version\":1", "\"version\":0", 1);
+    let current = format!("\"version\":{}", driftwatch_icid::stream::STATE_VERSION);
+    let json = serde_json::to_string(&det).unwrap().replacen(&current, "\"version\":0", 1);
     let old: StreamDetector = serde_json::from_str(&json).unwrap();
     let err = old.check_version().unwrap_err();
     assert!(err.contains("version 0") && err.contains("re-warming"), "{err}");
 }
 
 #[test]
-fn state_size_is_bounded_and_within_64_kib_for_a_univariate_series_with_the_default_policy() {
+/// The budget was 64 KiB until the anomaly score's reference (issue 19): its 2,000 reference
+/// values and 1,000 calibration distances per channel, three channels, cost about 80 KB; the
+/// change detector's part is unchanged (about 40 KB at psi 16) and is bounded below on its own.
+fn state_size_is_bounded_and_within_128_kib_for_a_univariate_series_with_the_default_policy() {
     let x = gaussian_segments(&[(0.0, 1.0, 30_000), (4.0, 1.0, 30_000)], 4);
     let mut c = StreamConfig::new(50); // the default psi policy: chosen at warm-up
     c.seed = 1;
@@ -122,10 +191,17 @@ fn state_size_is_bounded_and_within_64_kib_for_a_univariate_series_with_the_defa
             sizes.push(det.state_bytes());
         }
     }
-    assert!(sizes[0] <= 64 * 1024, "{} bytes after warm-up", sizes[0]);
+    assert!(sizes[0] <= 128 * 1024, "{} bytes after warm-up", sizes[0]);
+    let mut c = StreamConfig::new(50);
+    c.anomaly = false;
+    let mut kernel_only = StreamDetector::new(c, 1).unwrap();
+    for (i, v) in x[..5_000].iter().enumerate() {
+        kernel_only.push(i as i64, &[*v], &mut ev);
+    }
+    assert!(kernel_only.state_bytes() <= 64 * 1024, "{} bytes without anomaly scores", kernel_only.state_bytes());
     assert!(sizes[1] <= sizes[0] + 4096, "state grew from {} to {} bytes", sizes[0], sizes[1]);
     let serialised = serde_json::to_vec(&det).unwrap().len();
-    assert!(serialised < 200 * 1024, "{serialised} bytes serialised");
+    assert!(serialised < 400 * 1024, "{serialised} bytes serialised");
     // psi 64 (opt-in) is bounded too, at about twice its kernel: 2·t·psi·4 bytes.
     let mut c = StreamConfig::new(50);
     c.psi = PsiPolicy::Fixed(64);
@@ -134,7 +210,7 @@ fn state_size_is_bounded_and_within_64_kib_for_a_univariate_series_with_the_defa
         big.push(i as i64, &[*v], &mut ev);
     }
     let bytes = big.state_bytes();
-    assert!(bytes > 2 * 200 * 64 * 4 && bytes < 200 * 1024, "psi 64: {bytes} bytes");
+    assert!(bytes > 2 * 200 * 64 * 4 && bytes < 300 * 1024, "psi 64: {bytes} bytes");
 }
 
 #[test]
@@ -238,12 +314,15 @@ fn drift_out_of_the_reference_range_triggers_a_refresh() {
 #[test]
 fn the_online_psi_policy_tracks_every_candidate_and_costs_more_memory() {
     let x = gaussian_segments(&[(0.0, 1.0, 1500), (2.0, 1.0, 1500)], 13);
+    // Kernels only: the anomaly scorer's state is the same for both.
     let mut c = cfg(50);
+    c.anomaly = false;
     c.psi = PsiPolicy::Online { candidates: vec![2, 4, 8, 16, 32, 64], history: 20, every: 5 };
-    let mut online = StreamDetector::new(c, 1).unwrap();
+    let mut online = StreamDetector::new(c.clone(), 1).unwrap();
     let (ev, _) = feed(&mut online, &x, 1, 0);
     assert!(ev.iter().any(|e| matches!(e, Event::Opened { .. })));
-    let mut fixed = StreamDetector::new(cfg(50), 1).unwrap();
+    c.psi = PsiPolicy::Fixed(16);
+    let mut fixed = StreamDetector::new(c, 1).unwrap();
     feed(&mut fixed, &x, 1, 0);
     assert!(online.state_bytes() > 3 * fixed.state_bytes());
     assert!([2, 4, 8, 16, 32, 64].contains(&online.psi().unwrap()));

@@ -155,6 +155,7 @@ fn the_kernel_after_warm_up_is_drawn_from_the_warm_up_points() {
     let data = series(1, 3);
     let mut cfg = StreamConfig::new(50);
     cfg.psi = PsiPolicy::Fixed(16);
+    cfg.warmup_windows = 20;
     let mut det = StreamDetector::new(cfg, 1).unwrap();
     let mut ev = Vec::new();
     for (i, v) in data.iter().take(1000).enumerate() {

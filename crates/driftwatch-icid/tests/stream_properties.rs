@@ -70,6 +70,7 @@ fn config() -> impl Strategy<Value = StreamConfig> {
                 refresh,
                 max_gap_factor,
                 anomaly,
+                anomaly_config: driftwatch_icid::anomaly::AnomalyConfig::default(),
                 explain,
                 seed,
                 path: if scalar { NearestPath::Scalar } else { NearestPath::Auto },
@@ -221,8 +222,14 @@ impl Checker {
                 prop_assert!(!threshold.is_nan(), "threshold {threshold}");
                 self.warmed = true;
             }
-            Event::Opened { start, start_ts, detected_at, score, threshold } => {
+            Event::Opened { start, start_ts, change_point, change_ts, detected_at, score, threshold } => {
                 prop_assert!(self.warmed, "opened before warm-up");
+                // The change is placed inside the flagged window or the window before it.
+                prop_assert!(
+                    *change_point + cfg.window as u64 >= *start && change_point < detected_at,
+                    "change point {change_point} outside [{start} - window, {detected_at})"
+                );
+                prop_assert!(*change_ts <= last_ts);
                 prop_assert!(self.open.is_none(), "opened {start} while {:?} is open", self.open);
                 prop_assert!(start < detected_at && *detected_at <= seen, "opened [{start}, {detected_at}) at {seen}");
                 // With hop < window the first flagged window may begin inside the last interval
@@ -315,7 +322,22 @@ fn state_bound(cfg: &StreamConfig, d: usize) -> usize {
         + w * d
         + 3 * d
         + 513 * d;
-    config + 32 + refresh + 16 + warming_up.max(running)
+    // The anomaly scorer: per channel a reference and a calibration window (arrival order, sorted
+    // run and unsorted tail, each at most `size + 64` values), then the smoothing window, the
+    // last point, the repeat-suppression deque and the pending scores.
+    let a = &cfg.anomaly_config;
+    let channels = d * (1 + usize::from(a.differences) + usize::from(a.smooth > 0));
+    let window = |size: usize| 4 + 2 * (size + 64) + 64;
+    let scorer = if cfg.anomaly {
+        32 + channels * (3 + window(a.reference) + window(a.calibration))
+            + a.smooth * d
+            + 3 * d
+            + 3 * (a.refractory + 1)
+            + 16
+    } else {
+        0
+    };
+    config + 32 + refresh + 16 + warming_up.max(running) + scorer + hop + 8
 }
 
 fn json_values(v: &serde_json::Value) -> usize {

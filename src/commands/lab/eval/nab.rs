@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use driftwatch_eval::nab::{self, NabFile, NabScorer, Profile};
-use driftwatch_icid::anomaly::{AnomalyConfig, AnomalyScorer};
+use driftwatch_icid::{Pushed, StreamConfig, StreamDetector};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use crate::commands::host::init_threads;
+use crate::config::DetectorSettings;
 
 /// `driftwatch eval nab`.
 #[derive(Debug, clap::Args)]
@@ -82,7 +83,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .iter()
         .map(|setting| {
             let cfg = config(setting)?;
-            series.par_iter().map(|s| score_file(&cfg, &s.values)).collect::<anyhow::Result<Vec<_>>>()
+            series
+                .par_iter()
+                .map(|s| score_file(&cfg, &s.file.timestamps, &s.values))
+                .collect::<anyhow::Result<Vec<_>>>()
         })
         .collect::<anyhow::Result<_>>()?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -153,22 +157,33 @@ fn leave_one_category_out(files: &[NabFile], scores: &[Vec<Vec<f64>>], grid: &[S
     Ok(json!({"folds": folds, "mean_at_train_threshold": fixed_sum / k, "mean_at_own_threshold": own_sum / k}))
 }
 
-fn config(setting: &Setting) -> anyhow::Result<AnomalyConfig> {
-    let mut cfg = AnomalyConfig::default();
+/// The service's `[detector]` defaults with the setting's changes.
+fn config(setting: &Setting) -> anyhow::Result<StreamConfig> {
+    let mut detector = DetectorSettings::default();
+    if let Some(w) = setting.get("window") {
+        detector.window = w.parse().with_context(|| format!("window={w:?} is not a whole number"))?;
+        detector.warmup_windows = (500 / detector.window.max(1)).max(2);
+    }
+    let mut cfg = detector.stream_config().map_err(anyhow::Error::msg)?;
+    let a = &mut cfg.anomaly_config;
     for (k, v) in setting {
         let n = || v.parse::<usize>().with_context(|| format!("setting {k}={v:?} is not a whole number"));
+        let b = || v.parse::<bool>().with_context(|| format!("setting {k}={v:?}: true or false"));
         match k.as_str() {
-            "reference" => cfg.reference = n()?,
-            "neighbours" => cfg.neighbours = n()?,
-            "calibration" => cfg.calibration = n()?,
-            "refractory" => cfg.refractory = n()?,
-            "warmup" => cfg.warmup = n()?,
-            "smooth" => cfg.smooth = n()?,
-            "differences" => cfg.differences = v.parse().with_context(|| format!("{k}={v:?}: true or false"))?,
+            "window" => {}
+            "reference" => a.reference = n()?,
+            "neighbours" => a.neighbours = n()?,
+            "calibration" => a.calibration = n()?,
+            "refractory" => a.refractory = n()?,
+            "warmup" => a.warmup = n()?,
+            "smooth" => a.smooth = n()?,
+            "differences" => a.differences = b()?,
+            "onsets" => a.onsets = b()?,
             _ => bail!("unknown setting {k:?}"),
         }
     }
-    cfg.validate()?;
+    cfg.collect_blocks = true;
+    StreamDetector::new(cfg.clone(), 1)?;
     Ok(cfg)
 }
 
@@ -190,10 +205,38 @@ fn expand_grid(base: &Setting, grid: &[String]) -> anyhow::Result<Vec<Setting>> 
     Ok(out)
 }
 
-/// Feeds one file point by point; the score of a warming-up point is 0.
-fn score_file(cfg: &AnomalyConfig, values: &[f64]) -> anyhow::Result<Vec<f64>> {
-    let mut scorer = AnomalyScorer::new(cfg.clone(), 1)?;
-    Ok(values.iter().map(|&v| scorer.push(&[v]).score as f64).collect())
+/// Feeds one file point by point through the streaming detector, with its own timestamps (as
+/// the service would get them); a point's score is what the detector reported for it, 0 while
+/// warming up and for points it refused (none in NAB's files).
+fn score_file(cfg: &StreamConfig, timestamps: &[i64], values: &[f64]) -> anyhow::Result<Vec<f64>> {
+    let mut det = StreamDetector::new(cfg.clone(), 1)?;
+    let mut events = Vec::new();
+    // Stream index of each accepted point -> row of the file.
+    let mut rows = Vec::with_capacity(values.len());
+    let mut out = vec![0f64; values.len()];
+    let place = |det: &mut StreamDetector, rows: &[usize], out: &mut [f64]| {
+        for b in det.drain_blocks() {
+            for (i, &s) in b.anomaly.iter().enumerate() {
+                out[rows[b.first_index as usize + i]] = f64::from(s);
+            }
+        }
+    };
+    for (row, (&ts, &v)) in timestamps.iter().zip(values).enumerate() {
+        if det.push(ts, &[v], &mut events) == Pushed::Accepted {
+            rows.push(row);
+        }
+        events.clear();
+        if row % 4096 == 0 {
+            place(&mut det, &rows, &mut out);
+        }
+    }
+    det.flush(&mut events);
+    place(&mut det, &rows, &mut out);
+    let (pending, _) = det.pending_anomaly_scores();
+    for (i, &s) in pending.iter().enumerate() {
+        out[rows[rows.len() - pending.len() + i]] = f64::from(s);
+    }
+    Ok(out)
 }
 
 /// Category folders of CSV files and their windows.
