@@ -48,6 +48,9 @@ pub struct Metrics {
     pub watched_window_score: GaugeVec,
     /// Watched series only: the largest point anomaly score of the latest detector block.
     pub watched_anomaly: GaugeVec,
+    /// Watched series only: 1 while the latest block's anomaly scores are warming up (0s that
+    /// mean nothing).
+    pub watched_anomaly_warming_up: IntGaugeVec,
     /// Kafka messages by outcome (processed, dead_lettered).
     pub kafka_messages: IntCounterVec,
     /// Points accepted from Kafka.
@@ -207,7 +210,15 @@ impl Metrics {
             watched_anomaly: GaugeVec::new(
                 Opts::new(
                     "driftwatch_watched_series_anomaly_score",
-                    "Largest point anomaly score of the latest block of a watched series.",
+                    "Largest point anomaly score (calibrated, 0 to 1) of the latest block of a watched series.",
+                ),
+                &["series"],
+            )
+            .expect("valid metric"),
+            watched_anomaly_warming_up: IntGaugeVec::new(
+                Opts::new(
+                    "driftwatch_watched_series_anomaly_warming_up",
+                    "1 while the anomaly score of a watched series is warming up (its scores are 0 and mean nothing).",
                 ),
                 &["series"],
             )
@@ -373,6 +384,7 @@ impl Metrics {
             Box::new(m.watched_warming_up.clone()),
             Box::new(m.watched_window_score.clone()),
             Box::new(m.watched_anomaly.clone()),
+            Box::new(m.watched_anomaly_warming_up.clone()),
             Box::new(m.kafka_messages.clone()),
             Box::new(m.kafka_points.clone()),
             Box::new(m.kafka_dead_letters.clone()),

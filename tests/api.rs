@@ -35,6 +35,14 @@ async fn posted_points_become_change_intervals_found_through_the_api() {
         let first = &body["intervals"][0];
         assert_eq!((first["end"].as_u64(), first["status"].as_str()), (Some(1050), Some("closed")));
         assert_eq!(first["start_ts"].as_i64(), Some(T0 + 1_000_000));
+        // The change placed to the row, with its time.
+        let second = &body["intervals"][1];
+        assert_eq!(
+            (first["change_point"].as_u64(), second["change_point"].as_u64()),
+            (Some(1000), Some(2000)),
+            "{name}"
+        );
+        assert_eq!(first["change_ts"].as_i64(), Some(T0 + 1_000_000));
         assert!(first["explanation"]["during"]["mean"][0].as_f64().unwrap() > 1.0, "{name}: {first}");
         // Across series, paged.
         let (_, page) = app.get("/v1/intervals?limit=1").await;
@@ -203,8 +211,16 @@ async fn points_and_scores_come_back_downsampled_and_series_can_be_configured_re
         let (status, bad) = app.get("/v1/series/mean/points?from=5&to=1").await;
         assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_query")));
         let (_, scores) = app.get("/v1/series/mean/scores").await;
-        assert_eq!(scores["points"].as_array().unwrap().len(), 40, "{name}: 2000 points after warm-up in blocks of 50");
+        let blocks = scores["points"].as_array().unwrap();
+        assert_eq!(blocks.len(), 60, "{name}: 3000 points in blocks of 50, warm-up included");
         assert_eq!(scores["columns"][2], "anomaly_max");
+        // The anomaly score warms up over the first 500 points (10 blocks), marked as such; every
+        // block holds the calibrated score (version 2).
+        let warming: Vec<bool> = blocks.iter().map(|b| b[1][3].as_f64() == Some(1.0)).collect();
+        assert_eq!(warming.iter().filter(|w| **w).count(), 10, "{name}: {warming:?}");
+        assert!(warming[..10].iter().all(|w| *w), "{name}: the first 10 blocks warm up");
+        assert!(blocks.iter().all(|b| b[1][4].as_f64() == Some(2.0)), "{name}: anomaly_version");
+        assert_eq!(scores["columns"][3], "anomaly_warming_up");
         // Own settings: merged over the defaults, validated by the engine, recorded.
         let (status, cfg) = app.put("/v1/series/mean/config", &json!({"window": 40, "psi": 8})).await;
         assert_eq!(status, 200, "{cfg}");

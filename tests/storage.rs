@@ -42,6 +42,8 @@ fn interval(series_id: i64, start_index: i64, end_index: i64, open: bool) -> Int
         psi: 16,
         open,
         explanation: (!open).then(|| r#"{"contributions":[0.9,0.1]}"#.to_string()),
+        change_point: Some(start_index + 7),
+        change_ts: Some((start_index + 7) * 1000),
     }
 }
 
@@ -101,6 +103,8 @@ async fn writing_the_same_batch_twice_leaves_the_same_rows_and_points_come_back_
                 score: Some(0.7),
                 threshold: Some(0.3),
                 anomaly: vec![0.1; 50],
+                warming_up: true,
+                anomaly_version: driftwatch::storage::ANOMALY_VERSION,
             }],
             last_ts: Some(99_000),
         };
@@ -114,6 +118,10 @@ async fn writing_the_same_batch_twice_leaves_the_same_rows_and_points_come_back_
         let ivs = s.intervals(&IntervalQuery { limit: 10, ..Default::default() }).await.unwrap();
         // The row keeps when it was first reported.
         assert_eq!(ivs, vec![IntervalRow { detected_at: 100, ..interval(id, 50, 150, false) }], "{}", b.name);
+        // The score block keeps its warm-up flag and version; the interval its change point.
+        let sc = s.scores(id, 0, 100_000).await.unwrap();
+        assert_eq!((sc.len(), sc[0].warming_up, sc[0].anomaly_version), (1, true, 2), "{}", b.name);
+        assert_eq!((ivs[0].change_point, ivs[0].change_ts), (Some(57), Some(57_000)), "{}", b.name);
         // Points in [30 s, 70 s): 40 points across both chunks, in order.
         let pts = s.points(id, 2, 30_000, 70_000).await.unwrap();
         assert_eq!(pts.len(), 40);
@@ -186,7 +194,15 @@ async fn deleting_a_series_removes_its_rows_and_retention_drops_old_blocks() {
         let batch = |id| WriteBatch {
             chunks: vec![chunk(0, 0, 10), chunk(10, 1_000_000, 10)],
             intervals: vec![interval(id, 0, 10, false)],
-            scores: vec![ScoreRow { first_index: 0, end_ts: 9_000, score: None, threshold: None, anomaly: vec![] }],
+            scores: vec![ScoreRow {
+                first_index: 0,
+                end_ts: 9_000,
+                score: None,
+                threshold: None,
+                anomaly: vec![],
+                warming_up: false,
+                anomaly_version: 2,
+            }],
             last_ts: Some(1_009_000),
         };
         s.write(a, &batch(a)).await.unwrap();

@@ -22,6 +22,7 @@ pub(super) fn routes() -> axum::Router<ApiState> {
 
 fn interval_json(series: &str, r: &IntervalRow, feedback: Option<&(String, String, i64)>) -> Value {
     json!({"series": series, "start": r.start_index, "end": r.end_index, "start_ts": r.start_ts, "end_ts": r.end_ts,
+           "change_point": r.change_point, "change_ts": r.change_ts,
            "detected_at": r.detected_at, "peak_score": r.peak_score, "psi": r.psi,
            "status": if r.open { "open" } else { "closed" },
            "explanation": r.explanation.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()),
@@ -99,7 +100,7 @@ async fn render_intervals(state: &ApiState, q: IntervalQuery) -> Result<Json<Val
     Ok(Json(json!({"intervals": items, "next": next})))
 }
 
-#[utoipa::path(get, path = "/v1/series/{name}/intervals", tag = "intervals", params(("name" = String, Path, description = "Series name"), IntervalParams), responses((status = 200, description = "Intervals [start, end) with peak score, psi, status and explanation; `next` cursor"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/series/{name}/intervals", tag = "intervals", params(("name" = String, Path, description = "Series name"), IntervalParams), responses((status = 200, description = "Intervals [start, end) with change_point and change_ts (the change placed to the row; null for intervals stored before version 2), peak score, psi, status and explanation; `next` cursor"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn series_intervals(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -110,7 +111,7 @@ async fn series_intervals(
     render_intervals(&state, query_of(&p, Some(s.id))?).await
 }
 
-#[utoipa::path(get, path = "/v1/intervals", tag = "intervals", params(IntervalParams), responses((status = 200, description = "Intervals across series, in (series, start) order; `next` cursor"), (status = 400, description = "Bad query", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/intervals", tag = "intervals", params(IntervalParams), responses((status = 200, description = "Intervals across series, in (series, start) order, each with its change_point and change_ts; `next` cursor"), (status = 400, description = "Bad query", body = ErrorBody)))]
 async fn all_intervals(
     State(state): State<ApiState>,
     params: Result<Query<IntervalParams>, QueryRejection>,

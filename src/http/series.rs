@@ -34,6 +34,7 @@ fn series_json(s: &SeriesRow, latest: Option<&IntervalRow>) -> Value {
            "created_by": s.created_by, "updated_by": s.updated_by,
            "config": s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
            "latest_change": latest.map(|r| json!({"start": r.start_index, "start_ts": r.start_ts,
+               "change_point": r.change_point, "change_ts": r.change_ts,
                "status": if r.open { "open" } else { "closed" }, "peak_score": r.peak_score}))})
 }
 
@@ -125,23 +126,32 @@ async fn series_points(
     Ok(Json(downsample::points_json(&points, from, to, max_points)))
 }
 
-#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score; and `anomaly_probability`: per labeling project holding the series, its end model's probability per point"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score (calibrated: near 1 = rarer than anything in the series' recent history), anomaly_warming_up (1 while the score warms up: its 0s mean nothing), anomaly_version (1 = the window-relative score stored before version 2, 2 = calibrated); and `anomaly_probability`: per labeling project holding the series, its end model's probability per point"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn series_scores(
     State(state): State<ApiState>,
     Ranged { series: s, from, to, max_points }: Ranged,
 ) -> Result<Json<Value>, ApiError> {
     let storage = &state.service.storage;
     let rows = storage.scores(s.id, from, to).await?;
-    // One entry per detector block: its window score, threshold and largest point anomaly score.
+    // One entry per detector block: its window score, threshold, largest point anomaly score,
+    // whether the anomaly score was still warming up (1: its 0s mean nothing) and which anomaly
+    // score the block holds (1: the window-relative score before migration 0005, 2: calibrated).
     let as_points: Vec<(i64, Vec<f64>)> = rows
         .iter()
         .map(|r| {
             let anomaly_max = r.anomaly.iter().copied().fold(0f32, f32::max) as f64;
-            (r.end_ts, vec![r.score.unwrap_or(f64::NAN), r.threshold.unwrap_or(f64::NAN), anomaly_max])
+            let row = vec![
+                r.score.unwrap_or(f64::NAN),
+                r.threshold.unwrap_or(f64::NAN),
+                anomaly_max,
+                f64::from(u8::from(r.warming_up)),
+                r.anomaly_version as f64,
+            ];
+            (r.end_ts, row)
         })
         .collect();
     let mut v = downsample::points_json(&as_points, from, to, max_points);
-    v["columns"] = json!(["window_score", "threshold", "anomaly_max"]);
+    v["columns"] = json!(["window_score", "threshold", "anomaly_max", "anomaly_warming_up", "anomaly_version"]);
     // Per labeling project holding the series: the end model's anomaly probability per point.
     let probs = storage.probabilities(s.id, from, to).await?;
     if !probs.is_empty() {

@@ -160,6 +160,7 @@ impl Service {
                     .watched_anomaly
                     .with_label_values(&l)
                     .set(b.anomaly.iter().copied().fold(0f32, f32::max) as f64);
+                self.metrics.watched_anomaly_warming_up.with_label_values(&l).set(i64::from(b.warming_up));
             }
         }
         self.metrics.detector_seconds.observe(report.detector_seconds);
@@ -234,6 +235,8 @@ fn interval_row(series_id: i64, iv: &ClosedInterval, psi: i64, open: bool) -> In
         psi,
         open,
         explanation: iv.explanation.as_ref().and_then(|e| serde_json::to_string(e).ok()),
+        change_point: Some(iv.change_point as i64),
+        change_ts: Some(iv.change_ts),
     }
 }
 
@@ -265,6 +268,8 @@ fn write_batch(series_id: i64, r: &Report) -> WriteBatch {
                 score: b.score,
                 threshold: b.threshold,
                 anomaly: b.anomaly.clone(),
+                warming_up: b.warming_up,
+                anomaly_version: crate::storage::ANOMALY_VERSION,
             })
             .collect(),
         last_ts: r.accepted_points.last().map(|p| p.0),

@@ -45,7 +45,7 @@ use thiserror::Error;
 pub use checkpoints::PartitionPosition;
 pub use codec::{decode_points, encode_points};
 pub use labeling::{Conflict, LabelRow, LfRow, LfStats, ModelRow, NewLabel, ProjectRow, RoundRow, SuggestionRow};
-pub use results::{IntervalQuery, IntervalRow, PointChunk, ScoreRow, WriteBatch};
+pub use results::{ANOMALY_VERSION, IntervalQuery, IntervalRow, PointChunk, ScoreRow, WriteBatch};
 pub use series::SeriesRow;
 pub use tokens::TokenRow;
 

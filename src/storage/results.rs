@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::rows::{F32Block, OpenStatus, encode_f32s};
+use super::rows::{F32Block, Flag, OpenStatus, encode_f32s};
 use super::{Storage, StorageError, decode_points, encode_points};
 
 /// A block of raw points.
@@ -40,6 +40,11 @@ pub struct IntervalRow {
     pub open: bool,
     /// Explanation (JSON), once closed.
     pub explanation: Option<String>,
+    /// The change placed to the point (None for intervals stored before row-precise change
+    /// points).
+    pub change_point: Option<i64>,
+    /// Its timestamp.
+    pub change_ts: Option<i64>,
 }
 
 /// One completed detector block's scores.
@@ -56,7 +61,16 @@ pub struct ScoreRow {
     /// Anomaly score per point of the block.
     #[sqlx(try_from = "F32Block")]
     pub anomaly: Vec<f32>,
+    /// Some of the anomaly scores were given while warming up (0, meaningless).
+    #[sqlx(try_from = "Flag")]
+    pub warming_up: bool,
+    /// Which anomaly score: 1 = the window-relative score of earlier versions, 2 = the
+    /// calibrated score ([`ANOMALY_VERSION`]).
+    pub anomaly_version: i64,
 }
+
+/// The anomaly score version new blocks are stored with (see migration 0005).
+pub const ANOMALY_VERSION: i64 = 2;
 
 /// Everything one ingested batch of a series produces, written in one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,13 +104,40 @@ pub struct IntervalQuery {
     pub limit: i64,
 }
 
-const INTERVAL_COLUMNS: &str =
-    "series_id, start_index, end_index, start_ts, end_ts, detected_at, peak_score, psi, status, explanation";
+const INTERVAL_COLUMNS: &str = "series_id, start_index, end_index, start_ts, end_ts, detected_at, peak_score, psi, status, explanation, \
+     change_point, change_ts";
 
 /// `($1, $2), ($3, $4), …`: `rows` tuples of `width` numbered placeholders.
 fn placeholders(rows: usize, width: usize) -> String {
     (0..rows)
         .map(|r| format!("({})", (1..=width).map(|c| format!("${}", r * width + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// As [`placeholders`], but a column whose value is absent (`present[row][col]` false) is written
+/// as a literal `NULL` and takes no placeholder. sqlx 0.8's Any driver declares a `None::<f64>`
+/// as `float4` (its Real/Double mapping for nulls is swapped), which PostgreSQL refuses with
+/// "incorrect binary data format" once the statement was prepared with `float8`: absent values
+/// never go through a bind.
+fn placeholders_with_nulls(present: &[Vec<bool>]) -> String {
+    let mut n = 0;
+    present
+        .iter()
+        .map(|row| {
+            let cols: Vec<String> = row
+                .iter()
+                .map(|&p| {
+                    if p {
+                        n += 1;
+                        format!("${n}")
+                    } else {
+                        "NULL".to_string()
+                    }
+                })
+                .collect();
+            format!("({})", cols.join(", "))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -183,8 +224,9 @@ impl Storage {
                     "INSERT INTO intervals ({INTERVAL_COLUMNS}) VALUES {} \
                      ON CONFLICT (series_id, start_index) DO UPDATE SET end_index = excluded.end_index, \
                      end_ts = excluded.end_ts, peak_score = excluded.peak_score, status = excluded.status, \
-                     explanation = excluded.explanation",
-                    placeholders(part.len(), 10)
+                     explanation = excluded.explanation, change_point = excluded.change_point, \
+                     change_ts = excluded.change_ts",
+                    placeholders(part.len(), 12)
                 );
                 let mut q = sqlx::query(&sql);
                 for iv in part {
@@ -198,28 +240,39 @@ impl Storage {
                         .bind(iv.peak_score)
                         .bind(iv.psi)
                         .bind(if iv.open { "open" } else { "closed" })
-                        .bind(iv.explanation.clone());
+                        .bind(iv.explanation.clone())
+                        .bind(iv.change_point)
+                        .bind(iv.change_ts);
                 }
                 q.execute(&mut *tx).await?;
             }
             for part in scores.chunks(ROWS) {
                 let sql = format!(
-                    "INSERT INTO score_chunks (series_id, first_index, n, end_ts, score, threshold, anomaly) VALUES {} \
+                    "INSERT INTO score_chunks (series_id, first_index, n, end_ts, score, threshold, anomaly, \
+                     warming_up, anomaly_version) VALUES {} \
                      ON CONFLICT (series_id, first_index) DO UPDATE SET n = excluded.n, end_ts = excluded.end_ts, \
-                     score = excluded.score, threshold = excluded.threshold, anomaly = excluded.anomaly",
-                    placeholders(part.len(), 7)
+                     score = excluded.score, threshold = excluded.threshold, anomaly = excluded.anomaly, \
+                     warming_up = excluded.warming_up, anomaly_version = excluded.anomaly_version",
+                    placeholders_with_nulls(
+                        &part
+                            .iter()
+                            .map(|(_, s)| {
+                                vec![true, true, true, true, s.score.is_some(), s.threshold.is_some(), true, true, true]
+                            })
+                            .collect::<Vec<_>>()
+                    )
                 );
                 let mut q = sqlx::query(&sql);
                 for (id, s) in part {
                     let anomaly = encode_f32s(&s.anomaly);
-                    q = q
-                        .bind(*id)
-                        .bind(s.first_index)
-                        .bind(s.anomaly.len() as i64)
-                        .bind(s.end_ts)
-                        .bind(s.score)
-                        .bind(s.threshold)
-                        .bind(anomaly);
+                    q = q.bind(*id).bind(s.first_index).bind(s.anomaly.len() as i64).bind(s.end_ts);
+                    if let Some(score) = s.score {
+                        q = q.bind(score);
+                    }
+                    if let Some(threshold) = s.threshold {
+                        q = q.bind(threshold);
+                    }
+                    q = q.bind(anomaly).bind(i64::from(s.warming_up)).bind(s.anomaly_version);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -434,7 +487,7 @@ impl Storage {
     /// A database failure or a corrupt block.
     pub async fn scores(&self, id: i64, from_ts: i64, to_ts: i64) -> Result<Vec<ScoreRow>, StorageError> {
         Ok(sqlx::query_as(
-            "SELECT first_index, end_ts, score, threshold, anomaly FROM score_chunks \
+            "SELECT first_index, end_ts, score, threshold, anomaly, warming_up, anomaly_version FROM score_chunks \
              WHERE series_id = $1 AND end_ts >= $2 AND end_ts < $3 ORDER BY first_index",
         )
         .bind(id)

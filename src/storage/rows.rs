@@ -50,6 +50,23 @@ impl TryFrom<OpenStatus> for bool {
     }
 }
 
+/// A 0/1 flag stored as an integer (the Any driver decodes no boolean on both back-ends).
+#[derive(Debug, Clone)]
+pub(super) struct Flag(i64);
+stored_as!(Flag(i64));
+
+impl TryFrom<Flag> for bool {
+    type Error = StorageError;
+
+    fn try_from(f: Flag) -> Result<bool, StorageError> {
+        match f.0 {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(StorageError::Corrupt(format!("flag {other}"))),
+        }
+    }
+}
+
 /// A block of little-endian `f32`s.
 #[derive(Debug, Clone)]
 pub(super) struct F32Block(Vec<u8>);
