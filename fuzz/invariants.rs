@@ -12,7 +12,8 @@
 use std::path::Path;
 
 use driftwatch::decode::{
-    DecodeError, MAX_DIM, MAX_SERIES_LEN, Message, Point, RejectReason, decode_body, decode_keyed, decode_message,
+    DecodeError, MAX_DIM, MAX_SERIES_LEN, MAX_TS_MS, MIN_TS_MS, Message, Point, RejectReason, decode_body,
+    decode_keyed, decode_message, is_invisible,
 };
 use driftwatch::input::{InputError, Table, parse_csv};
 use serde_json::Value;
@@ -32,7 +33,7 @@ pub const TARGETS: [(&str, Check); 3] =
 enum Expected {
     /// Understood: series, accepted points, rejected count per reason (in `RejectReason::ALL`
     /// order).
-    Message(String, Vec<Point>, [u64; 4]),
+    Message(String, Vec<Point>, [u64; 5]),
     /// Not understood, with this reason.
     Error(&'static str),
 }
@@ -41,17 +42,19 @@ fn reason_index(r: RejectReason) -> usize {
     RejectReason::ALL.iter().position(|&x| x == r).expect("every reason is listed")
 }
 
-/// RFC 3339 or integer epoch milliseconds. The string case uses the same parser as the decoder
-/// (the `time` crate): what is checked here is everything around it, and the range of the result.
+/// RFC 3339 or integer epoch milliseconds, in years 1..=9999. The string case uses the same
+/// parser as the decoder (the `time` crate): what is checked here is everything around it, and
+/// the range of the result.
 fn reference_ts(v: &Value) -> Option<i64> {
+    let in_range = |ms: i64| (MIN_TS_MS..=MAX_TS_MS).contains(&ms).then_some(ms);
     match v {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => n.as_i64().and_then(in_range),
         Value::String(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
             let ms = i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()?;
             // RFC 3339 years are 0000..=9999, offsets under a day.
             assert!((-62_167_305_600_000..=253_402_387_199_999).contains(&ms), "{s:?} decoded to {ms} ms");
-            Some(ms)
+            in_range(ms)
         }
         _ => None,
     }
@@ -82,7 +85,9 @@ fn reference_point(ts: &Value, values: &[Value]) -> Result<Point, RejectReason> 
 fn reference_series(v: Option<&Value>) -> Result<String, &'static str> {
     match v {
         None => Err("missing_field"),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SERIES_LEN && !s.chars().any(char::is_control) => {
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= MAX_SERIES_LEN && !s.chars().any(|c| c.is_control() || is_invisible(c)) =>
+        {
             Ok(s.clone())
         }
         Some(_) => Err("invalid_series"),
@@ -99,7 +104,7 @@ fn reference_message(value: &Value) -> Expected {
         Ok(s) => s,
         Err(r) => return Expected::Error(r),
     };
-    let mut rejected = [0u64; 4];
+    let mut rejected = [0u64; 5];
     let mut points = Vec::new();
     if let Some(batch) = obj.get("points") {
         if ["ts", "value", "values"].iter().any(|k| obj.contains_key(*k)) {

@@ -77,6 +77,24 @@ pub struct Principal {
     pub name: String,
     /// Its role.
     pub role: Role,
+    /// Whether a token proved the name (tokens mode); in open mode anyone may claim any name.
+    pub authenticated: bool,
+}
+
+/// What a name recorded from an open-mode request carries: nobody proved it.
+pub const UNAUTHENTICATED: &str = " (unauthenticated)";
+
+impl Principal {
+    /// The name recorded as the author of a change: with a token, the token's name, whatever
+    /// the request claims; in open mode, the name the request gives (`claimed`, else the
+    /// settings' principal) marked [`UNAUTHENTICATED`].
+    pub fn author(&self, claimed: Option<&str>) -> String {
+        if self.authenticated {
+            self.name.clone()
+        } else {
+            format!("{}{UNAUTHENTICATED}", claimed.unwrap_or(&self.name))
+        }
+    }
 }
 
 /// A new token: the string to hand out once, and what storage keeps.
@@ -180,7 +198,7 @@ pub async fn authenticate(
     match storage.token(key).await? {
         Some(t) if t.revoked_at.is_none() && secret_matches(secret, &t.hash) => {
             let role = Role::parse(&t.role).ok_or_else(|| AuthError::StoredRole(t.role.clone()))?;
-            let p = Principal { name: t.name, role };
+            let p = Principal { name: t.name, role, authenticated: true };
             cache.put(cache_key, p.clone());
             Ok(p)
         }

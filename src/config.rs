@@ -100,6 +100,8 @@ pub struct LabelingSettings {
     pub max_pool_points: usize,
     /// Probability at or above which a scored point counts as anomalous in the metrics.
     pub alert_probability: f64,
+    /// Most projects one author may have (0 = no limit): each holds its pool in memory.
+    pub max_projects_per_author: usize,
 }
 
 impl Default for LabelingSettings {
@@ -114,6 +116,7 @@ impl Default for LabelingSettings {
             half_window: 200,
             max_pool_points: 2_000_000,
             alert_probability: 0.5,
+            max_projects_per_author: 10,
         }
     }
 }
@@ -225,6 +228,18 @@ pub struct HttpSettings {
     pub admin_addr: Option<String>,
     /// Deadline of one request, milliseconds (answered 503 `timeout` past it).
     pub request_timeout_ms: u64,
+    /// Longest wait for a request's headers, milliseconds, on a new connection and between
+    /// requests on a kept-alive one (so it is also the idle timeout); the connection is closed
+    /// past it.
+    pub header_timeout_ms: u64,
+    /// Undecodable lines one ingest body may hold; past it the body is refused (400
+    /// `too_many_errors`, nothing stored) without decoding the rest.
+    pub max_bad_lines: usize,
+    /// Share (0 < share <= 1) of the read slots and of the write slots (`max_in_flight` each)
+    /// one token may hold at once; more get 503 `overloaded`. Tokens mode only.
+    pub token_share: f64,
+    /// Most points `GET /v1/series/{name}/points` returns in one answer (`limit`, then `next`).
+    pub max_points_per_page: usize,
 }
 
 /// Storage settings.
@@ -262,6 +277,9 @@ pub struct PipelineSettings {
     /// at shutdown). A crash loses no results either way: a restart replays the stored points
     /// after the newest checkpoint; this bounds how many.
     pub checkpoint_interval_ms: u64,
+    /// Points dated more than this past the server's clock are refused (`future_timestamp`),
+    /// milliseconds; 0 = no bound (synthetic time running ahead of the clock).
+    pub max_future_ms: u64,
 }
 
 /// Detector defaults.
@@ -307,6 +325,10 @@ impl Default for HttpSettings {
             max_in_flight: 512,
             admin_addr: None,
             request_timeout_ms: 30_000,
+            header_timeout_ms: 10_000,
+            max_bad_lines: 100,
+            token_share: 0.5,
+            max_points_per_page: 100_000,
         }
     }
 }
@@ -328,7 +350,7 @@ impl Default for StorageSettings {
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        Self { shards: 0, queue: 64, checkpoint_interval_ms: 30_000 }
+        Self { shards: 0, queue: 64, checkpoint_interval_ms: 30_000, max_future_ms: 86_400_000 }
     }
 }
 
@@ -427,10 +449,13 @@ impl Settings {
                 ));
             }
         }
-        if self.http.max_body_bytes == 0 || self.http.max_batch_points == 0 {
+        if self.http.max_body_bytes == 0 || self.http.max_batch_points == 0 || self.http.max_points_per_page == 0 {
             return Err(ConfigError::Invalid(
-                "http.max_body_bytes and http.max_batch_points must be at least 1".into(),
+                "http.max_body_bytes, http.max_batch_points and http.max_points_per_page must be at least 1".into(),
             ));
+        }
+        if !(self.http.token_share > 0.0 && self.http.token_share <= 1.0) {
+            return Err(ConfigError::Invalid("http.token_share must be above 0 and at most 1".into()));
         }
         if self.storage.max_bytes > 0 {
             if self.storage.url.as_deref().is_some_and(|u| !u.starts_with("sqlite:")) {
@@ -454,12 +479,13 @@ impl Settings {
             .unwrap_or_else(|| format!("sqlite://{}", self.storage.data_dir.join("driftwatch.db").display()))
     }
 
-    /// The settings as TOML, with any password in the storage URL masked.
+    /// The settings as TOML, with secrets masked: the storage URL's password (user info or a
+    /// `password=` query parameter) and Kafka properties that hold keys or credentials.
     pub fn show(&self) -> String {
         let mut shown = self.clone();
         shown.storage.url = Some(mask_password(&self.storage_url()));
         for (k, v) in shown.kafka.properties.iter_mut() {
-            if k.contains("password") || k.contains("secret") {
+            if secret_property(k) {
                 *v = PropertyValue::Text("***".into());
             }
         }
@@ -492,14 +518,44 @@ fn set(tree: &mut toml::Table, path: &[String], v: toml::Value) -> Result<(), St
     }
 }
 
-/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+/// Whether a librdkafka property holds a secret: passwords and secrets anywhere, private keys
+/// and key stores (`ssl.key.*`, `ssl.keystore.*`), and every `sasl.*` setting but the
+/// mechanism and the user name (OAUTHBEARER configs and Kerberos keytabs carry credentials).
+fn secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.starts_with("ssl.key")
+        || (k.starts_with("sasl.") && !matches!(k.as_str(), "sasl.mechanism" | "sasl.mechanisms" | "sasl.username"))
+}
+
+/// `scheme://user:secret@host/db?password=x&sslmode=y` → `scheme://user:***@host/db?password=***&sslmode=y`.
 pub fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((creds, host)) = rest.split_once('@') else { return url.to_owned() };
-    match creds.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?))) {
+        Some((scheme, (creds, host))) => match creds.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    let Some(query) = query else { return base };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _))
+                if ["password", "pass", "passwd", "sslpassword", "secret"]
+                    .contains(&k.to_ascii_lowercase().as_str()) =>
+            {
+                format!("{k}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", masked.join("&"))
 }
 
 #[cfg(test)]
@@ -551,6 +607,30 @@ mod tests {
         let d = Settings::load(None, vec![]).unwrap();
         assert_eq!(d, Settings::default());
         assert_eq!(d.storage_url(), "sqlite://driftwatch-data/driftwatch.db");
+    }
+
+    #[test]
+    fn config_show_masks_every_secret_it_knows() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://u@h/db?sslmode=require&password=hunter2&Password=x2"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SSL.KEY.PEM", "-----BEGIN PRIVATE KEY-----abc"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SSL.KEY.LOCATION", "/k.pem"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SASL.OAUTHBEARER.CONFIG", "clientSecret=s3cr3t"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SASL.KERBEROS.KEYTAB", "/etc/kt"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SASL.USERNAME", "svc"),
+                ("DRIFTWATCH__KAFKA__PROPERTIES__SASL.MECHANISM", "PLAIN"),
+            ]),
+        )
+        .unwrap();
+        let shown = s.show();
+        for secret in ["hunter2", "x2", "PRIVATE KEY", "s3cr3t", "/etc/kt", "/k.pem"] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
+        assert!(shown.contains("sslmode=require&password=***&Password=***"), "{shown}");
+        assert!(shown.contains("\"svc\"") && shown.contains("\"PLAIN\""), "{shown}");
+        assert_eq!(mask_password("postgres://u:p@w@h/db"), "postgres://u:***@h/db");
     }
 
     #[test]

@@ -18,8 +18,13 @@
 //!   field, a bad series name, a `points` that is not a list) is a [`DecodeError`] with a
 //!   message a person can act on; the caller answers 4xx or dead-letters it;
 //! * a **point** inside an understood message that is unusable (a value that is not a finite
-//!   number, a timestamp that does not parse, a dimension different from the message's first
-//!   point) is rejected and counted by [`RejectReason`]; the rest of the message goes on.
+//!   number, a timestamp that does not parse or lies outside years 1..=9999, a dimension
+//!   different from the message's first point) is rejected and counted by [`RejectReason`]; the
+//!   rest of the message goes on. The caller may also refuse points dated past its clock
+//!   ([`reject_after`]; the decoder itself reads no clock).
+//!
+//! [`decode_lines`] decodes a body lazily, one message at a time, so a caller can stop early
+//! (a body of millions of bad lines costs only as much work as the caller allows).
 
 use std::fmt;
 
@@ -30,6 +35,11 @@ use thiserror::Error;
 pub const MAX_SERIES_LEN: usize = 256;
 /// Most values one point may carry.
 pub const MAX_DIM: usize = 64;
+/// Earliest accepted timestamp: 0001-01-01T00:00:00Z, epoch milliseconds.
+pub const MIN_TS_MS: i64 = -62_135_596_800_000;
+/// Latest accepted timestamp: 9999-12-31T23:59:59.999Z, epoch milliseconds (so `i64::MAX` and
+/// its neighbours, which no range query can reach, are never stored).
+pub const MAX_TS_MS: i64 = 253_402_300_799_999;
 
 /// One observation of a series.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,15 +61,18 @@ pub enum RejectReason {
     DimensionMismatch,
     /// A batch entry is not a `[ts, value]` or `[ts, [values]]` pair.
     MalformedPoint,
+    /// The timestamp is further past the receiver's clock than it allows ([`reject_after`]).
+    FutureTimestamp,
 }
 
 impl RejectReason {
     /// Every reason, for metrics.
-    pub const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 5] = [
         RejectReason::InvalidValue,
         RejectReason::InvalidTimestamp,
         RejectReason::DimensionMismatch,
         RejectReason::MalformedPoint,
+        RejectReason::FutureTimestamp,
     ];
 
     /// Stable name for metrics labels and API counts.
@@ -69,6 +82,7 @@ impl RejectReason {
             RejectReason::InvalidTimestamp => "invalid_timestamp",
             RejectReason::DimensionMismatch => "dimension_mismatch",
             RejectReason::MalformedPoint => "malformed_point",
+            RejectReason::FutureTimestamp => "future_timestamp",
         }
     }
 }
@@ -81,7 +95,7 @@ impl fmt::Display for RejectReason {
 
 /// Rejected points of one message, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rejected([u64; 4]);
+pub struct Rejected([u64; 5]);
 
 impl Rejected {
     fn add(&mut self, r: RejectReason) {
@@ -104,6 +118,28 @@ impl Rejected {
             *a += b;
         }
     }
+
+    /// The non-zero counts as `3 invalid_value, 1 future_timestamp`, for messages to people.
+    pub fn describe(&self) -> String {
+        RejectReason::ALL
+            .iter()
+            .filter(|r| self.get(**r) > 0)
+            .map(|r| format!("{} {}", self.get(*r), r.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Sets aside the points of `m` dated after `limit_ms` (counted as
+/// [`RejectReason::FutureTimestamp`]); returns how many. The caller picks the limit (its clock
+/// plus an allowed skew): one point dated in year 9999 would otherwise make every real point of
+/// its series "late" for good.
+pub fn reject_after(m: &mut Message, limit_ms: i64) -> u64 {
+    let before = m.points.len();
+    m.points.retain(|p| p.ts_ms <= limit_ms);
+    let n = (before - m.points.len()) as u64;
+    m.rejected.0[RejectReason::FutureTimestamp as usize] += n;
+    n
 }
 
 /// A decoded message: the series, its usable points in message order, what was set aside.
@@ -246,18 +282,37 @@ pub fn decode_keyed(bytes: &[u8], key: Option<&[u8]>) -> Result<Message, DecodeE
 
 /// Decodes a body that is one JSON message, or NDJSON (one message per non-blank line). A body
 /// whose first non-blank line is a whole JSON value followed by more lines is NDJSON.
-/// Returns one result per message, so one bad line costs only itself.
+/// Returns one result per message, so one bad line costs only itself. Everything is decoded:
+/// callers that must bound their work use [`decode_lines`].
 pub fn decode_body(bytes: &[u8]) -> Vec<Result<Message, LineError>> {
-    // One message (possibly pretty-printed over several lines)?
-    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-        return vec![decode_value(value).map_err(|error| LineError { line: 1, error })];
+    decode_lines(bytes).collect()
+}
+
+/// [`decode_body`] one message at a time, in body order: stop consuming to stop decoding.
+pub fn decode_lines(bytes: &[u8]) -> impl Iterator<Item = Result<Message, LineError>> + '_ {
+    // One message (possibly pretty-printed over several lines)? Only a body that starts like
+    // an object and has no line of its own that parses can be one (a cheap test first, so an
+    // NDJSON body is not parsed twice).
+    let whole = if looks_like_one_message(bytes) { serde_json::from_slice::<Value>(bytes).ok() } else { None };
+    let single = whole.map(|value| decode_value(value).map_err(|error| LineError { line: 1, error }));
+    let lines = single.is_none().then(|| {
+        bytes
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .map(|(i, line)| decode_message(line).map_err(|error| LineError { line: i + 1, error }))
+    });
+    single.into_iter().chain(lines.into_iter().flatten())
+}
+
+/// Whether the body can be a single JSON value: it is one line, or its first non-blank line
+/// does not parse on its own (a pretty-printed message).
+fn looks_like_one_message(bytes: &[u8]) -> bool {
+    let mut lines = bytes.split(|&b| b == b'\n').filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()));
+    match (lines.next(), lines.next()) {
+        (None, _) | (Some(_), None) => true,
+        (Some(first), Some(_)) => serde_json::from_slice::<serde::de::IgnoredAny>(first).is_err(),
     }
-    bytes
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
-        .map(|(i, line)| decode_message(line).map_err(|error| LineError { line: i + 1, error }))
-        .collect()
 }
 
 fn decode_value(value: Value) -> Result<Message, DecodeError> {
@@ -331,7 +386,23 @@ fn series_name(v: Option<Value>) -> Result<String, DecodeError> {
     if s.chars().any(char::is_control) {
         return Err(DecodeError::Series("contains control characters".into()));
     }
+    if let Some(c) = s.chars().find(|c| is_invisible(*c)) {
+        return Err(DecodeError::Series(format!(
+            "contains the invisible or bidirectional character U+{:04X}; names must read as they are",
+            c as u32
+        )));
+    }
     Ok(s)
+}
+
+/// Characters that print as nothing or reorder the text around them (Unicode format characters,
+/// bidirectional controls and isolates, zero-width and filler characters, variation selectors,
+/// tags, line and paragraph separators): a name holding one can look like another name.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF
+        | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
 }
 
 fn batch_point(entry: Value) -> Result<Point, RejectReason> {
@@ -357,16 +428,18 @@ fn point(ts: &Value, values: &[Value]) -> Result<Point, RejectReason> {
     Ok(Point { ts_ms, values })
 }
 
-/// RFC 3339 string or integer epoch milliseconds; sub-millisecond digits are truncated.
+/// RFC 3339 string or integer epoch milliseconds, in years 1..=9999 ([`MIN_TS_MS`],
+/// [`MAX_TS_MS`]); sub-millisecond digits are truncated.
 fn timestamp(v: &Value) -> Option<i64> {
-    match v {
+    let ms = match v {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
             i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
         }
         _ => None,
-    }
+    }?;
+    (MIN_TS_MS..=MAX_TS_MS).contains(&ms).then_some(ms)
 }
 
 #[cfg(test)]
@@ -444,8 +517,43 @@ mod tests {
         assert_eq!(err(r#"{"series":"","ts":1,"value":1}"#), "invalid series name: is empty");
         assert_eq!(err(r#"{"series":7,"ts":1,"value":1}"#), "invalid series name: must be a string, got a number");
         assert!(err(&format!(r#"{{"series":"{}","ts":1,"value":1}}"#, "x".repeat(300))).contains("at most 256"));
+        // Invisible and bidirectional characters would let one name pass for another.
+        for bad in ["cpu\u{200B}.host1", "abc\u{202E}1gp.exe", "a\u{2066}b", "\u{FEFF}cpu", "a\u{E0041}"] {
+            let e = err(&serde_json::json!({"series": bad, "ts": 1, "value": 1}).to_string());
+            assert!(e.starts_with("invalid series name: contains the invisible"), "{bad:?}: {e}");
+        }
+        assert_eq!(ok(r#"{"series":"température.zürich-東京","ts":1,"value":1}"#).points.len(), 1);
         // Non-finite numbers are not JSON; the parser refuses them as a whole message.
         assert!(err(r#"{"series":"a","ts":1,"value":NaN}"#).starts_with("not valid JSON"));
+    }
+
+    #[test]
+    fn timestamps_outside_years_1_to_9999_and_past_the_callers_limit_are_rejected() {
+        let m = ok(&format!(
+            r#"{{"series":"a","points":[[{},1],[{},1],["9999-12-31T23:59:59.999Z",1],[{},1],[{},1]]}}"#,
+            i64::MAX,
+            MAX_TS_MS + 1,
+            MIN_TS_MS - 1,
+            MIN_TS_MS
+        ));
+        assert_eq!(m.points.iter().map(|p| p.ts_ms).collect::<Vec<_>>(), vec![MAX_TS_MS, MIN_TS_MS]);
+        assert_eq!(m.rejected.get(RejectReason::InvalidTimestamp), 3);
+        let mut m = ok(r#"{"series":"a","points":[[1000,1],[5000,2],[2000,3]]}"#);
+        assert_eq!(reject_after(&mut m, 2000), 1);
+        assert_eq!(m.points.iter().map(|p| p.ts_ms).collect::<Vec<_>>(), vec![1000, 2000]);
+        assert_eq!(m.rejected.describe(), "1 future_timestamp");
+    }
+
+    #[test]
+    fn lines_decode_lazily_so_a_caller_can_stop() {
+        let mut body = b"{\"series\":\"a\",\"ts\":1,\"value\":1}\n".to_vec();
+        body.extend(b"x\n".repeat(1000));
+        let mut it = decode_lines(&body);
+        assert!(it.next().unwrap().is_ok());
+        assert_eq!(it.next().unwrap().unwrap_err().line, 2);
+        assert_eq!(decode_lines(&body).count(), 1001);
+        // A pretty-printed message is still one message.
+        assert_eq!(decode_lines(b"{\n \"series\": \"a\",\n \"ts\": 1, \"value\": 2\n}").count(), 1);
     }
 
     #[test]
@@ -472,7 +580,7 @@ mod tests {
         #[test]
         fn encoded_batches_decode_to_the_same_points(
             series in "[a-z][a-z0-9._-]{0,20}",
-            pts in proptest::collection::vec((proptest::prelude::any::<i64>(), -1e12f64..1e12), 0..50),
+            pts in proptest::collection::vec((MIN_TS_MS..=MAX_TS_MS, -1e12f64..1e12), 0..50),
         ) {
             let msg = serde_json::json!({"series": series, "points": pts.iter().map(|(t, v)| serde_json::json!([t, v])).collect::<Vec<_>>()});
             let m = decode_message(msg.to_string().as_bytes()).unwrap();

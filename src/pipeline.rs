@@ -9,6 +9,12 @@
 //! are safe. Every batch gets a [`Report`]: counts by outcome, the events it caused and the
 //! scored blocks (window score, threshold, per-point anomaly scores) for storage.
 //!
+//! Stream indices are the series' own, not the detector's: a detector installed after a reset or
+//! a configuration change starts at a *base* (the series' next stored index) and after a *floor*
+//! (the series' newest stored timestamp), so its points continue the stored numbering (no row is
+//! overwritten) and stay in time order (older points are late, as before the reset). Every index
+//! in a [`Report`] is base + the detector's own.
+//!
 //! Shutdown: [`Pipeline::shutdown`] closes the channels; each shard finishes what is queued and
 //! returns its detectors, so the caller can checkpoint them.
 
@@ -75,13 +81,74 @@ pub struct Report {
     pub detector_seconds: f64,
 }
 
+/// Where a fresh detector starts in its series: the stream index of its first point and the
+/// timestamp its points must come after (the series' stored history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Start {
+    /// Stream index of the detector's first point (the series' stored point count).
+    pub index: u64,
+    /// Points at or before this timestamp are duplicate or late.
+    pub after_ts: Option<i64>,
+}
+
+/// A series' detector and where it sits in the series' stream.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The detector.
+    pub detector: StreamDetector,
+    /// Stream index of the detector's first point.
+    pub base: u64,
+    /// Points at or before this timestamp are refused (until the detector has its own).
+    floor: Option<i64>,
+}
+
+impl Held {
+    /// A detector at the start of a series, or at `base` after its history (restored from a
+    /// checkpoint that has seen `base + detector.stats().points` points).
+    pub fn new(detector: StreamDetector, base: u64) -> Self {
+        Self { detector, base, floor: None }
+    }
+
+    /// Points of the series this detector reflects: its base plus what it accepted.
+    pub fn points(&self) -> u64 {
+        self.base + self.detector.stats().points
+    }
+
+    /// The last accepted timestamp of the series as far as this detector knows.
+    pub fn last_ts(&self) -> Option<i64> {
+        self.detector.last_ts().or(self.floor)
+    }
+}
+
 enum Job {
-    Points { series: String, points: Vec<Point>, reply: oneshot::Sender<Report> },
-    Configure { series: String, config: StreamConfig, dim: usize, reply: oneshot::Sender<Result<(), String>> },
-    Snapshot { series: String, reply: oneshot::Sender<Option<StreamDetector>> },
-    SnapshotMany { series: Vec<String>, reply: oneshot::Sender<Vec<(String, StreamDetector)>> },
-    Restore { series: String, detector: Box<StreamDetector> },
-    Remove { series: String, reply: oneshot::Sender<bool> },
+    Points {
+        series: String,
+        points: Vec<Point>,
+        reply: oneshot::Sender<Report>,
+    },
+    Configure {
+        series: String,
+        config: Option<StreamConfig>,
+        dim: usize,
+        start: Start,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Snapshot {
+        series: String,
+        reply: oneshot::Sender<Option<Held>>,
+    },
+    SnapshotMany {
+        series: Vec<String>,
+        reply: oneshot::Sender<Vec<(String, Held)>>,
+    },
+    Restore {
+        series: String,
+        held: Box<Held>,
+    },
+    Remove {
+        series: String,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// A running pipeline. Shared by reference (`Arc`); [`Pipeline::shutdown`] works through a
@@ -91,7 +158,7 @@ pub struct Pipeline {
     /// Emptied by `shutdown`: once gone, shards see their channels close when the last in-flight
     /// sender clone drops, and finish.
     senders: std::sync::Mutex<Vec<mpsc::Sender<Job>>>,
-    threads: std::sync::Mutex<Vec<JoinHandle<HashMap<String, StreamDetector>>>>,
+    threads: std::sync::Mutex<Vec<JoinHandle<HashMap<String, Held>>>>,
     shards: usize,
     queue: usize,
 }
@@ -156,14 +223,22 @@ impl Pipeline {
         rx.await.map_err(|_| PipelineError::Stopped)
     }
 
-    /// Gives a series its own detector configuration; its detector starts again (re-warms).
+    /// Installs a fresh detector for a series with `config` (`None`: the pipeline's defaults),
+    /// starting at `start` in the series' stream; whatever the series had is forgotten (it
+    /// re-warms).
     ///
     /// # Errors
     /// A configuration the engine refuses, or a stopped pipeline.
-    pub async fn configure(&self, series: String, config: StreamConfig, dim: usize) -> Result<(), PipelineError> {
+    pub async fn configure(
+        &self,
+        series: String,
+        config: Option<StreamConfig>,
+        dim: usize,
+        start: Start,
+    ) -> Result<(), PipelineError> {
         let (reply, rx) = oneshot::channel();
         self.sender(&series)?
-            .send(Job::Configure { series, config, dim, reply })
+            .send(Job::Configure { series, config, dim, start, reply })
             .await
             .map_err(|_| PipelineError::Stopped)?;
         rx.await.map_err(|_| PipelineError::Stopped)?.map_err(PipelineError::Config)
@@ -173,7 +248,7 @@ impl Pipeline {
     ///
     /// # Errors
     /// A stopped pipeline.
-    pub async fn snapshot(&self, series: String) -> Result<Option<StreamDetector>, PipelineError> {
+    pub async fn snapshot(&self, series: String) -> Result<Option<Held>, PipelineError> {
         let (reply, rx) = oneshot::channel();
         self.sender(&series)?.send(Job::Snapshot { series, reply }).await.map_err(|_| PipelineError::Stopped)?;
         rx.await.map_err(|_| PipelineError::Stopped)
@@ -184,7 +259,7 @@ impl Pipeline {
     ///
     /// # Errors
     /// A stopped pipeline.
-    pub async fn snapshot_many(&self, series: Vec<String>) -> Result<Vec<(String, StreamDetector)>, PipelineError> {
+    pub async fn snapshot_many(&self, series: Vec<String>) -> Result<Vec<(String, Held)>, PipelineError> {
         let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); self.shards];
         for s in series {
             by_shard[self.shard_of(&s)].push(s);
@@ -211,9 +286,9 @@ impl Pipeline {
     ///
     /// # Errors
     /// A stopped pipeline.
-    pub async fn restore(&self, series: String, detector: StreamDetector) -> Result<(), PipelineError> {
+    pub async fn restore(&self, series: String, held: Held) -> Result<(), PipelineError> {
         self.sender(&series)?
-            .send(Job::Restore { series, detector: Box::new(detector) })
+            .send(Job::Restore { series, held: Box::new(held) })
             .await
             .map_err(|_| PipelineError::Stopped)
     }
@@ -231,7 +306,7 @@ impl Pipeline {
     /// Stops accepting work, lets every shard finish its queue (and any send already under way),
     /// and returns all detectors (for the final checkpoint). Blocks until the shard threads end;
     /// a second call returns nothing.
-    pub fn shutdown(&self) -> HashMap<String, StreamDetector> {
+    pub fn shutdown(&self) -> HashMap<String, Held> {
         self.senders.lock().expect("pipeline lock").clear();
         let threads = std::mem::take(&mut *self.threads.lock().expect("pipeline lock"));
         let mut all = HashMap::new();
@@ -244,18 +319,19 @@ impl Pipeline {
     }
 }
 
-fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<String, StreamDetector> {
-    let mut detectors: HashMap<String, StreamDetector> = HashMap::new();
+fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<String, Held> {
+    let mut detectors: HashMap<String, Held> = HashMap::new();
     while let Some(job) = rx.blocking_recv() {
         match job {
             Job::Points { series, points, reply } => {
                 let report = feed(&mut detectors, &defaults, series, &points);
                 let _ = reply.send(report); // the caller may have gone away; the work is done
             }
-            Job::Configure { series, mut config, dim, reply } => {
+            Job::Configure { series, config, dim, start, reply } => {
+                let mut config = config.unwrap_or_else(|| defaults.clone());
                 config.collect_blocks = true;
-                let result = StreamDetector::new(config, dim).map(|det| {
-                    detectors.insert(series, det);
+                let result = StreamDetector::new(config, dim).map(|detector| {
+                    detectors.insert(series, Held { detector, base: start.index, floor: start.after_ts });
                 });
                 let _ = reply.send(result.map_err(|e| e.to_string()));
             }
@@ -266,12 +342,12 @@ fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<Str
                 let copies = series.into_iter().filter_map(|s| detectors.get(&s).cloned().map(|d| (s, d))).collect();
                 let _ = reply.send(copies);
             }
-            Job::Restore { series, detector } => {
-                let mut det = *detector;
-                if det.check_version().is_ok() {
+            Job::Restore { series, held } => {
+                let mut held = *held;
+                if held.detector.check_version().is_ok() {
                     // Restored state keeps its own configuration; the outbox is always wanted here.
-                    det.set_collect_blocks(true);
-                    detectors.insert(series, det);
+                    held.detector.set_collect_blocks(true);
+                    detectors.insert(series, held);
                 }
             }
             Job::Remove { series, reply } => {
@@ -282,26 +358,35 @@ fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<Str
     detectors
 }
 
-fn feed(
-    detectors: &mut HashMap<String, StreamDetector>,
-    defaults: &StreamConfig,
-    series: String,
-    points: &[Point],
-) -> Report {
+fn feed(detectors: &mut HashMap<String, Held>, defaults: &StreamConfig, series: String, points: &[Point]) -> Report {
     let mut report = Report::default();
     let Some(first) = points.first() else { return report };
     let started = Instant::now();
-    let det = match detectors.entry(series) {
+    let held = match detectors.entry(series) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
             let det = StreamDetector::new(defaults.clone(), first.values.len()).expect("defaults validated at start");
-            e.insert(det)
+            e.insert(Held::new(det, 0))
         }
     };
-    report.first_index = det.stats().points;
+    let (base, floor) = (held.base, held.floor);
+    let det = &mut held.detector;
+    report.first_index = base + det.stats().points;
     for p in points {
         if p.values.len() != det.dim() {
             report.dimension_mismatch += 1;
+            continue;
+        }
+        // The series' stored history bounds a detector that has none of its own yet.
+        if det.last_ts().is_none()
+            && let Some(floor) = floor
+            && p.ts_ms <= floor
+        {
+            if p.ts_ms == floor {
+                report.duplicate += 1;
+            } else {
+                report.late += 1;
+            }
             continue;
         }
         match det.push(p.ts_ms, &p.values, &mut report.events) {
@@ -318,8 +403,40 @@ fn feed(
     report.blocks = det.drain_blocks();
     report.open_interval = det.open_interval();
     report.psi = det.psi();
+    if base > 0 {
+        shift(&mut report, base);
+    }
     report.detector_seconds = started.elapsed().as_secs_f64();
     report
+}
+
+/// Moves a report's detector indices to the series' stream (the detector starts at `base`).
+fn shift(report: &mut Report, base: u64) {
+    let interval = |iv: &mut ClosedInterval| {
+        iv.start += base;
+        iv.end += base;
+        iv.detected_at += base;
+    };
+    for e in &mut report.events {
+        match e {
+            Event::WarmedUp { at, .. } | Event::Gap { at, .. } | Event::Refreshed { at, .. } => *at += base,
+            Event::Opened { start, detected_at, .. } => {
+                *start += base;
+                *detected_at += base;
+            }
+            Event::Extended { start, end, .. } => {
+                *start += base;
+                *end += base;
+            }
+            Event::Closed(iv) => interval(iv),
+        }
+    }
+    for b in &mut report.blocks {
+        b.first_index += base;
+    }
+    if let Some(iv) = &mut report.open_interval {
+        interval(iv);
+    }
 }
 
 #[cfg(test)]
@@ -366,7 +483,7 @@ mod tests {
         assert_eq!((r.accepted, r.duplicate, r.late), (0, 1, 99));
         assert!(r.events.is_empty() && r.blocks.is_empty());
         let dets = p.shutdown();
-        assert_eq!(dets["s1"].stats().points, 2000);
+        assert_eq!(dets["s1"].points(), 2000);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,7 +512,7 @@ mod tests {
         let p = std::sync::Arc::try_unwrap(p).unwrap();
         let dets = p.shutdown();
         assert_eq!(dets.len(), 30);
-        assert!(dets.values().all(|d| d.stats().points == 1200 && !d.warming_up()));
+        assert!(dets.values().all(|d| d.points() == 1200 && !d.detector.warming_up()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,14 +521,17 @@ mod tests {
         let mut own = StreamConfig::new(20);
         own.psi = driftwatch_icid::PsiPolicy::Fixed(4);
         own.t = 30;
-        p.configure("a".into(), own.clone(), 1).await.unwrap();
+        p.configure("a".into(), Some(own.clone()), 1, Start::default()).await.unwrap();
         own.hop = 7; // does not divide 20
-        assert!(matches!(p.configure("a".into(), own, 1).await, Err(PipelineError::Config(m)) if m.contains("hop")));
+        assert!(matches!(
+            p.configure("a".into(), Some(own), 1, Start::default()).await,
+            Err(PipelineError::Config(m)) if m.contains("hop")
+        ));
         let data = shift();
         p.ingest("a".into(), points(&data[..500], 0)).await.unwrap();
         let snap = p.snapshot("a".into()).await.unwrap().expect("known series");
-        assert_eq!(snap.config().window, 20);
-        assert!(!snap.warming_up(), "20 windows of 20 points");
+        assert_eq!(snap.detector.config().window, 20);
+        assert!(!snap.detector.warming_up(), "20 windows of 20 points");
         assert!(p.remove("a".into()).await.unwrap());
         assert!(p.snapshot("a".into()).await.unwrap().is_none());
         p.restore("a".into(), snap).await.unwrap();
@@ -422,6 +542,30 @@ mod tests {
         let r = p.ingest("a".into(), vec![Point { ts_ms: 10_000_000, values: vec![1.0, 2.0] }]).await.unwrap();
         assert_eq!(r.dimension_mismatch, 1);
         p.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_detector_started_after_history_continues_its_numbering_and_time_order() {
+        let p = Pipeline::start(config(1)).unwrap();
+        let data = shift();
+        // A reset after 1,200 points stored up to ts 1,199,000: the new detector starts there.
+        p.configure("a".into(), None, 1, Start { index: 1200, after_ts: Some(1_199_000) }).await.unwrap();
+        let r = p.ingest("a".into(), points(&data[..10], 1_190_000)).await.unwrap();
+        assert_eq!((r.accepted, r.duplicate, r.late), (0, 1, 9), "older points stay late after a reset");
+        let (mut all, mut fed) = (Vec::new(), 0);
+        for chunk in points(&data, 1_200_000).chunks(100) {
+            let r = p.ingest("a".into(), chunk.to_vec()).await.unwrap();
+            assert_eq!(r.first_index, 1200 + fed);
+            fed += r.accepted;
+            all.extend(r.blocks.iter().map(|b| b.first_index));
+            for e in &r.events {
+                if let Event::Opened { start, detected_at, .. } = e {
+                    assert!(*start >= 1200 + 1000 && detected_at >= start, "{e:?}");
+                }
+            }
+        }
+        assert_eq!(all.first(), Some(&(1200 + 1000)), "blocks after warm-up, in the series' numbering");
+        assert_eq!(p.shutdown()["a"].points(), 3200);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,17 +129,16 @@ impl Application {
             let _ = rx.wait_for(|s| *s).await;
         };
         let labeling = tokio::spawn(self.state.labeling.clone().run(stop_rx.clone()));
+        let header_timeout = std::time::Duration::from_millis(service.settings.http.header_timeout_ms);
         match self.admin {
             None => {
                 let app = crate::http::router(self.state);
-                axum::serve(self.listener, app).with_graceful_shutdown(stopped(stop_rx)).await?;
+                crate::http::serve(self.listener, app, header_timeout, stopped(stop_rx)).await?;
             }
             Some(admin) => {
                 let (api, ops) = crate::http::routers(self.state);
-                let ops_server = tokio::spawn(
-                    axum::serve(admin, ops).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
-                );
-                axum::serve(self.listener, api).with_graceful_shutdown(stopped(stop_rx)).await?;
+                let ops_server = tokio::spawn(crate::http::serve(admin, ops, header_timeout, stopped(stop_rx.clone())));
+                crate::http::serve(self.listener, api, header_timeout, stopped(stop_rx)).await?;
                 ops_server.await??;
             }
         }

@@ -252,7 +252,12 @@ async fn a_token_creates_at_most_its_series_and_they_are_recorded_as_its() {
     let (status, r) = call(&app, "POST", "/v1/points", None, Some(&feeder)).await;
     assert_eq!(status, 400, "an empty body is still a 400: {r}");
     let post = |token: &str, body: String| {
-        let r = app.client.post(format!("{}/v1/points", app.base)).bearer_auth(token).body(body);
+        let r = app
+            .client
+            .post(format!("{}/v1/points", app.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
         async move {
             let r = r.send().await.unwrap();
             (r.status().as_u16(), serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap())
@@ -316,8 +321,8 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_503_not_queued() {
     s.storage.data_dir = dir.path().to_owned();
     s.http.max_in_flight = 1;
     let app = TestApp::spawn(s).await;
-    // Keep one request in progress (a large batch) and ask for the series meanwhile; repeat
-    // with fresh batches until a query lands while the batch is being served.
+    // Keep one request in progress (a large batch) and post a small one meanwhile; repeat with
+    // fresh batches until the small one lands while the batch is being served.
     let mut shed = None;
     for round in 0..20i64 {
         let pts: Vec<Value> = (0..100_000)
@@ -330,14 +335,23 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_503_not_queued() {
         // closed mid-body instead of the 503.)
         let big = tokio::spawn(async move {
             loop {
-                match client.post(&url).body(body.clone()).send().await {
+                match client.post(&url).header("content-type", "application/json").body(body.clone()).send().await {
                     Ok(r) if r.status().as_u16() != 503 => return r.status().as_u16(),
                     _ => continue,
                 }
             }
         });
+        // Writes are admitted apart from reads: another write finds the one slot taken.
         while !big.is_finished() {
-            let r = app.client.get(format!("{}/v1/series", app.base)).send().await.unwrap();
+            let probe = json!({"series": "probe", "points": [[1_795_780_800_000i64 + round, 1.0]]}).to_string();
+            let r = app
+                .client
+                .post(format!("{}/v1/points", app.base))
+                .header("content-type", "application/json")
+                .body(probe)
+                .send()
+                .await
+                .unwrap();
             if r.status().as_u16() == 503 {
                 let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
                 let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();

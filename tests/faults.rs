@@ -4,10 +4,11 @@
 //! * `sigkill_*`: `driftwatch serve` (a child process, SQLite) is SIGKILLed twice while clients
 //!   post points over HTTP, and restarted on the same port;
 //! * `postgres_restart_*`: the PostgreSQL server under an in-process service is stopped and
-//!   started again mid-stream (a server of its own, on port 55433, so other tests are untouched);
+//!   started again mid-stream (a server of its own, on port 55433 or `DRIFTWATCH_FAULTS_PG_PORT`,
+//!   so other tests are untouched);
 //! * `broker_pause_*`: the Kafka-protocol broker under a consuming service is frozen with SIGSTOP
-//!   and resumed (a broker of its own, on port 59093; tansu keeps topics in memory, so a real
-//!   restart would lose them);
+//!   and resumed (a broker of its own, on port 59093 or `DRIFTWATCH_FAULTS_KAFKA_PORT`; tansu
+//!   keeps topics in memory, so a real restart would lose them);
 //! * `storage_quota_*`: the embedded store reaches `storage.max_bytes` mid-stream, then space is
 //!   freed.
 //!
@@ -400,7 +401,7 @@ async fn postgres_restart_mid_stream_loses_and_duplicates_nothing() {
     // A server of its own: the test stops it, and other tests share the suite's server.
     let dir = tempfile::tempdir().unwrap();
     let pg_env = vec![
-        ("DRIFTWATCH_PG_PORT", "55433".to_owned()),
+        ("DRIFTWATCH_PG_PORT", std::env::var("DRIFTWATCH_FAULTS_PG_PORT").unwrap_or_else(|_| "55433".to_owned())),
         ("DRIFTWATCH_PG_DIR", dir.path().join("pg").display().to_string()),
     ];
     let url = script("pg.sh", "start", &pg_env);
@@ -517,7 +518,8 @@ async fn broker_paused_mid_stream_loses_and_duplicates_nothing() {
     let sz = size();
     let reference = reference().await;
     // A broker of its own: the test freezes it.
-    let kafka_env = vec![("DRIFTWATCH_KAFKA_PORT", "59093".to_owned())];
+    let kafka_port = std::env::var("DRIFTWATCH_FAULTS_KAFKA_PORT").unwrap_or_else(|_| "59093".to_owned());
+    let kafka_env = vec![("DRIFTWATCH_KAFKA_PORT", kafka_port)];
     let brokers = script("kafka.sh", "start", &kafka_env);
     let _stop = StopOnDrop("kafka.sh", kafka_env.clone());
     let pid = script("kafka.sh", "pid", &kafka_env);

@@ -14,6 +14,8 @@ const STEP_MS: i64 = 60_000;
 
 fn settings() -> Settings {
     let mut s = base_settings();
+    // A point a minute from 2026-11-27: synthetic time soon past the clock.
+    s.pipeline.max_future_ms = 0;
     s.labeling.tick_ms = 100;
     s.labeling.score_interval_ms = 200;
     s.labeling.refit_every = 5;
@@ -306,7 +308,7 @@ async fn bad_labeling_input_gets_a_clear_4xx_and_loses_nothing() {
         expect(post(v).await, 404, "not_found");
         let mut v = label_body("ann", &round, &s, vec![]);
         v.as_object_mut().unwrap().remove("author");
-        expect(post(v).await, 400, "invalid_body");
+        expect(post(v).await, 400, "invalid_author");
         let mut v = label_body("ann", &round, &s, vec![]);
         v["suggestion"] = json!(123_456);
         expect(post(v).await, 404, "not_found");
@@ -377,10 +379,14 @@ async fn bad_labeling_input_gets_a_clear_4xx_and_loses_nothing() {
         let l3 = l3["label"]["id"].as_i64().unwrap();
         assert_eq!(
             summary,
-            vec![(l3, "bob", true, None), (l2, "ann", false, Some(l1)), (l1, "ann", false, None)],
+            vec![
+                (l3, "bob (unauthenticated)", true, None),
+                (l2, "ann (unauthenticated)", false, Some(l1)),
+                (l1, "ann (unauthenticated)", false, None)
+            ],
             "{backend}"
         );
-        assert_eq!(labels[1]["undone_by"], "ann");
+        assert_eq!(labels[1]["undone_by"], "ann (unauthenticated)");
         let (_, p) = app.get("/v1/labeling/projects/q/progress").await;
         assert_eq!(p["labels_used"], 1, "{p}");
         app.stop().await;
@@ -435,7 +441,7 @@ async fn two_analysts_never_share_a_window_and_keep_both_labels() {
         let mut authors: Vec<&str> =
             labels["labels"].as_array().unwrap().iter().map(|l| l["author"].as_str().unwrap()).collect();
         authors.sort_unstable();
-        assert_eq!(authors, ["ann", "bob"], "{backend}");
+        assert_eq!(authors, ["ann (unauthenticated)", "bob (unauthenticated)"], "{backend}");
         app.stop().await;
     }
 }
@@ -462,12 +468,12 @@ async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_pr
         assert_eq!(r["labels"][0]["project"], "iv", "{r}");
         let (_, ivs) = app.get("/v1/series/m/intervals").await;
         assert_eq!(ivs["intervals"][0]["feedback"]["verdict"], "confirm");
-        assert_eq!(ivs["intervals"][0]["feedback"]["author"], "ann");
+        assert_eq!(ivs["intervals"][0]["feedback"]["author"], "ann (unauthenticated)");
         let (_, labels) = app.get("/v1/labeling/projects/iv/labels").await;
         let l = &labels["labels"][0];
         assert_eq!(
             (l["source"].as_str(), l["start"].clone(), l["author"].as_str()),
-            (Some("interval"), first["start"].clone(), Some("ann"))
+            (Some("interval"), first["start"].clone(), Some("ann (unauthenticated)"))
         );
         assert_eq!(l["anomalies"], json!([[first["start"], l["end"]]]), "a confirmed interval is anomalous throughout");
         let (_, p) = app.get("/v1/labeling/projects/iv/progress").await;

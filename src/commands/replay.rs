@@ -100,6 +100,7 @@ async fn replay(args: &Args, table: &crate::input::Table, sink: Sink) -> anyhow:
             Sink::Http(client, base) => {
                 let resp = client
                     .post(format!("{base}/v1/points"))
+                    .header("content-type", "application/json")
                     .body(body)
                     .send()
                     .await

@@ -41,7 +41,11 @@ pub async fn require(State(state): State<ApiState>, mut request: Request, next: 
     let Some(need) = required_role(request.method(), &route) else { return next.run(request).await };
     let settings = &state.service.settings;
     if !settings.auth.tokens() {
-        request.extensions_mut().insert(Principal { name: settings.principal.clone(), role: Role::Admin });
+        request.extensions_mut().insert(Principal {
+            name: settings.principal.clone(),
+            role: Role::Admin,
+            authenticated: false,
+        });
         return next.run(request).await;
     }
     let value = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -62,6 +66,28 @@ pub async fn require(State(state): State<ApiState>, mut request: Request, next: 
     }
 }
 
+/// The author a change is recorded under ([`Principal::author`]): with a token, the token's
+/// name (whatever `claimed` says); without, the name the request gives, which must be 1 to 100
+/// characters without control or invisible characters (else `400 invalid_author`).
+pub(super) fn author(p: &Principal, claimed: Option<&str>) -> Result<String, ApiError> {
+    if p.authenticated {
+        return Ok(p.author(None));
+    }
+    match claimed {
+        Some(c)
+            if !c.trim().is_empty()
+                && c.len() <= 100
+                && !c.chars().any(|ch| ch.is_control() || crate::decode::is_invisible(ch)) =>
+        {
+            Ok(p.author(Some(c)))
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_author",
+            "without a token, give your name as author: 1 to 100 characters, without control or invisible characters",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +101,17 @@ mod tests {
         assert_eq!(required_role(&Method::GET, "/v1/labeling/projects/{project}/lfs"), Some(Reader));
         assert_eq!(required_role(&Method::PUT, "/v1/series/{name}/config"), Some(Admin));
         assert_eq!(required_role(&Method::POST, "/v1/series/{name}/intervals/{start}/feedback"), Some(Analyst));
+    }
+
+    #[test]
+    fn authors_are_the_tokens_name_or_marked_unauthenticated() {
+        let token = Principal { name: "alice".into(), role: Role::Analyst, authenticated: true };
+        assert_eq!(author(&token, Some("bob")).unwrap(), "alice", "a token's holder cannot write as another");
+        assert_eq!(author(&token, None).unwrap(), "alice");
+        let open = Principal { name: "local".into(), role: Role::Admin, authenticated: false };
+        assert_eq!(author(&open, Some("bob")).unwrap(), "bob (unauthenticated)");
+        assert!(author(&open, None).is_err() && author(&open, Some(" ")).is_err(), "open mode needs a name");
+        assert!(author(&open, Some("b\u{202E}ob")).is_err());
+        assert!(author(&open, Some(&"x".repeat(101))).is_err());
     }
 }

@@ -13,6 +13,60 @@ struct Bucket {
     max: Vec<f64>,
 }
 
+/// Min/max buckets filled one point at a time, so a range of any length is downsampled in the
+/// memory of its buckets (the points API streams stored blocks through it).
+pub struct Bucketer {
+    from: i128,
+    span: i128,
+    buckets: i128,
+    out: Vec<Bucket>,
+}
+
+impl Bucketer {
+    /// About `max / 2` equal buckets over `[from_ts, to_ts)`.
+    pub fn new(from_ts: i64, to_ts: i64, max: usize) -> Self {
+        Self {
+            from: from_ts as i128,
+            span: (to_ts as i128 - from_ts as i128).max(1),
+            buckets: (max / 2).max(1) as i128,
+            out: Vec::new(),
+        }
+    }
+
+    /// Adds a point (in time order).
+    pub fn push(&mut self, ts: i64, values: &[f64]) {
+        let b = ((ts as i128 - self.from) * self.buckets / self.span).clamp(0, self.buckets - 1);
+        let lo = self.from + self.span * b / self.buckets;
+        let hi = self.from + self.span * (b + 1) / self.buckets;
+        match self.out.last_mut() {
+            Some(last) if last.from == lo as i64 => {
+                last.count += 1;
+                for (j, v) in values.iter().enumerate() {
+                    last.min[j] = last.min[j].min(*v);
+                    last.max[j] = last.max[j].max(*v);
+                }
+            }
+            _ => self.out.push(Bucket {
+                from: lo as i64,
+                to: hi as i64,
+                count: 1,
+                min: values.to_vec(),
+                max: values.to_vec(),
+            }),
+        }
+    }
+
+    /// `{"downsampled": true, "buckets": [...]}`.
+    pub fn finish(self) -> Value {
+        let buckets: Vec<Value> = self
+            .out
+            .iter()
+            .map(|b| json!({"from": b.from, "to": b.to, "count": b.count, "min": b.min, "max": b.max}))
+            .collect();
+        json!({"downsampled": true, "buckets": buckets})
+    }
+}
+
 /// Points as `[[ts, [values…]], …]`, or, when there are more than `max_points`, about
 /// `max_points / 2` buckets `{"from", "to", "count", "min": [...], "max": [...]}` covering the
 /// requested `[from_ts, to_ts)` narrowed to the points' own span (so an open-ended request is
@@ -22,35 +76,11 @@ pub fn points_json(points: &[(i64, Vec<f64>)], from_ts: i64, to_ts: i64, max_poi
     let to_ts = to_ts.min(points.last().map_or(to_ts, |p| p.0.saturating_add(1)));
     match max_points {
         Some(max) if points.len() > max && max >= 2 && to_ts > from_ts => {
-            let buckets = (max / 2).max(1) as i128;
-            let span = (to_ts as i128 - from_ts as i128).max(1);
-            let mut out: Vec<Bucket> = Vec::new();
+            let mut b = Bucketer::new(from_ts, to_ts, max);
             for (ts, values) in points {
-                let b = ((*ts as i128 - from_ts as i128) * buckets / span).clamp(0, buckets - 1);
-                let lo = from_ts as i128 + span * b / buckets;
-                let hi = from_ts as i128 + span * (b + 1) / buckets;
-                match out.last_mut() {
-                    Some(last) if last.from == lo as i64 => {
-                        last.count += 1;
-                        for (j, v) in values.iter().enumerate() {
-                            last.min[j] = last.min[j].min(*v);
-                            last.max[j] = last.max[j].max(*v);
-                        }
-                    }
-                    _ => out.push(Bucket {
-                        from: lo as i64,
-                        to: hi as i64,
-                        count: 1,
-                        min: values.clone(),
-                        max: values.clone(),
-                    }),
-                }
+                b.push(*ts, values);
             }
-            let buckets: Vec<Value> = out
-                .iter()
-                .map(|b| json!({"from": b.from, "to": b.to, "count": b.count, "min": b.min, "max": b.max}))
-                .collect();
-            json!({"downsampled": true, "buckets": buckets})
+            b.finish()
         }
         _ => json!({"downsampled": false, "points": points.iter().map(|(ts, v)| json!([ts, v])).collect::<Vec<_>>()}),
     }

@@ -20,7 +20,9 @@ pub struct ErrorBody {
 }
 
 /// A stable code (`invalid_body`, `invalid_query`, `invalid_config`, `not_found`,
-/// `body_too_large`, `batch_too_large`, `unauthorized`, `forbidden`, `rate_limited`,
+/// `body_too_large`, `batch_too_large`, `too_many_errors`, `points_rejected`, `series_deleted`,
+/// `unsupported_media_type`, `host_not_allowed`, `origin_not_allowed`, `too_many_projects`,
+/// `unauthorized`, `forbidden`, `rate_limited`,
 /// `overloaded`, `timeout`, `unavailable`, `storage_unavailable`, `storage_full`, `internal`;
 /// labeling: `invalid_label`, `invalid_round`, `invalid_project`, `invalid_author`,
 /// `invalid_verdict`, `stale_round`, `stale_label`, `suggestion_taken`, `suggestion_closed`,
@@ -61,6 +63,31 @@ impl ApiError {
         Self { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
     }
 
+    /// 403 with a code of its own (`host_not_allowed`, `origin_not_allowed`).
+    pub fn forbidden_code(code: &'static str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, code, message: message.into() }
+    }
+
+    /// 415: a write whose body is not JSON or NDJSON.
+    pub fn unsupported_media_type(got: &str) -> Self {
+        Self {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: format!("writes take Content-Type: application/json or application/x-ndjson, not {got:?}"),
+        }
+    }
+
+    /// 503: the token holds its share of the slots (`http.token_share`).
+    pub fn overloaded_share(token: &str, held: usize, kind: &str) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "overloaded",
+            message: format!(
+                "token {token:?} holds {held} {kind} slots, its share (http.token_share); retry when one ends"
+            ),
+        }
+    }
+
     /// 429: over the token's request rate.
     pub fn rate_limited(message: impl Into<String>) -> Self {
         Self { status: StatusCode::TOO_MANY_REQUESTS, code: "rate_limited", message: message.into() }
@@ -69,6 +96,11 @@ impl ApiError {
     /// 503: the request ran past `http.request_timeout_ms`.
     pub fn timeout(message: impl Into<String>) -> Self {
         Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "timeout", message: message.into() }
+    }
+
+    /// 422: understood, but nothing in it is usable.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code, message: message.into() }
     }
 
     /// 409: the request conflicts with the current state.
@@ -165,7 +197,9 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(m) => ApiError::not_found(m),
+            ServiceError::Invalid { code: "series_deleted", message } => ApiError::conflict("series_deleted", message),
             ServiceError::Invalid { code, message } => ApiError::bad_request(code, message),
+            e @ ServiceError::TooManyErrors { .. } => ApiError::bad_request("too_many_errors", e.to_string()),
             ServiceError::BatchTooLarge { points, limit } => ApiError::batch_too_large(points, limit),
             ServiceError::Pipeline(p) => p.into(),
             ServiceError::Storage(s) => s.into(),

@@ -20,7 +20,7 @@ pub(super) fn routes() -> axum::Router<ApiState> {
 
 /// Ingest points: one JSON message (a point or a batch for one series) or NDJSON lines.
 #[utoipa::path(post, path = "/v1/points", tag = "ingest", request_body(content = String, description = "`{\"series\", \"ts\", \"value\"|\"values\"}` or `{\"series\", \"points\": [[ts, x], ...]}`; JSON or NDJSON", content_type = "application/json"),
-    responses((status = 200, description = "Counts by outcome: accepted, duplicate, late, dimension_mismatch, rejected by reason, undecodable lines"), (status = 400, description = "No message could be decoded", body = ErrorBody), (status = 413, description = "Body over the limit", body = ErrorBody)))]
+    responses((status = 200, description = "Counts by outcome: accepted, duplicate, late, dimension_mismatch, rejected by reason, undecodable lines (`errors`: the first 20, `errors_total`: all)"), (status = 400, description = "No message could be decoded (`invalid_body`), or more undecodable lines than http.max_bad_lines (`too_many_errors`, nothing stored)", body = ErrorBody), (status = 413, description = "Body over the limit", body = ErrorBody), (status = 415, description = "Not JSON or NDJSON", body = ErrorBody), (status = 422, description = "No point usable (`points_rejected`), with the reasons", body = ErrorBody)))]
 async fn ingest(
     State(state): State<ApiState>,
     principal: Option<axum::Extension<Principal>>,
@@ -34,12 +34,14 @@ async fn ingest(
     // client) must not stop a batch between the detectors and storage, which would lose those
     // results. A retry of the same points is then counted as duplicates.
     let worker = state.service.clone();
-    // With tokens, new series are recorded as the token's and counted against its cap.
+    // With tokens, new series are recorded as the token's and counted against its cap; in
+    // open mode as the settings' principal, marked unauthenticated.
     let (who, cap) = match principal {
-        Some(axum::Extension(p)) if state.service.settings.auth.tokens() => {
-            (p.name, state.service.settings.auth.max_series_per_token)
+        Some(axum::Extension(p)) if p.authenticated => {
+            (p.author(None), state.service.settings.auth.max_series_per_token)
         }
-        _ => (state.service.settings.principal.clone(), 0),
+        Some(axum::Extension(p)) => (p.author(None), 0),
+        None => (state.service.settings.principal.clone(), 0),
     };
     let summary = tokio::spawn(async move { worker.ingest_body_as(&body, &who, cap).await })
         .await
@@ -53,7 +55,17 @@ async fn ingest(
     }
     if summary.messages == 0 {
         let first = summary.errors.first().map_or_else(|| "the body holds no message".to_string(), |e| e.to_string());
-        return Err(ApiError::bad_request("invalid_body", first));
+        let more = match summary.bad_lines {
+            0 | 1 => String::new(),
+            n => format!(" (and {} more undecodable lines)", n - 1),
+        };
+        return Err(ApiError::bad_request("invalid_body", format!("{first}{more}")));
+    }
+    if summary.all_rejected() {
+        return Err(ApiError::unprocessable(
+            "points_rejected",
+            format!("no point of the body was usable: {}", summary.rejection_text()),
+        ));
     }
     Ok(Json(summary_json(&summary)))
 }
@@ -66,6 +78,7 @@ fn summary_json(s: &IngestSummary) -> Value {
         "messages": s.messages, "accepted": s.accepted, "duplicate": s.duplicate, "late": s.late,
         "dimension_mismatch": s.dimension_mismatch, "rejected": rejected,
         "errors": s.errors.iter().map(|e| json!({"line": e.line, "message": e.error.to_string()})).collect::<Vec<_>>(),
+        "errors_total": s.bad_lines,
         "refused_series": s.refused_series,
     })
 }

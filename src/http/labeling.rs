@@ -1,16 +1,19 @@
 //! The labeling API under `/v1/labeling` and the interval-feedback route: parse, call
 //! [`crate::labeling::Labeling`], render. Bodies are checked with `deny_unknown_fields`, and
-//! every refusal is a 4xx [`ApiError`] with a stable code.
+//! every refusal is a 4xx [`ApiError`] with a stable code. Authors come from the request's
+//! principal (`http::auth::author`): with tokens the token's name, whatever `author` says.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
+use super::auth::author;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{body, query};
 use super::state::ApiState;
+use crate::auth::Principal;
 use crate::labeling::views::{
     FeedbackView, LabelChange, LabelList, LfList, Progress, ProjectList, ProjectView, RefitState, Skipped,
     SuggestionsView, Undone, Vetoed, WindowView,
@@ -36,11 +39,12 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/series/{name}/intervals/{start}/feedback", post(interval_feedback))
 }
 
-/// Who makes a change.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// Who makes a change (open mode; with tokens the token's name is the author).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Author {
-    author: String,
+    #[serde(default)]
+    author: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects", tag = "labeling", responses((status = 200, description = "Every project with its status, budget, labels used and anomalies found", body = ProjectList)))]
@@ -58,9 +62,12 @@ async fn list_projects(State(state): State<ApiState>) -> Result<Json<ProjectList
     responses((status = 201, description = "Created; the pool is prepared in the background (`status: preparing`)", body = ProjectView), (status = 400, description = "Bad settings or series", body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody)))]
 async fn create_project(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     b: Result<Json<NewProject>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
-    let row = state.labeling.create(body(b)?).await?;
+    let mut req = body(b)?;
+    req.author = author(&p, Some(&req.author))?;
+    let row = state.labeling.create(req).await?;
     Ok((StatusCode::CREATED, Json(state.labeling.project_view(&row).await?)))
 }
 
@@ -75,12 +82,13 @@ async fn one_project(
     Ok(Json(state.labeling.project_view(&p).await?))
 }
 
-/// `analyst` (required): who the suggestions are claimed for; `limit` (1..=20, default 5).
+/// `analyst`: who the suggestions are claimed for (open mode; with tokens, the token's name);
+/// `limit` (1..=20, default 5).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SuggestionParams {
-    analyst: String,
+    analyst: Option<String>,
     limit: Option<usize>,
 }
 
@@ -89,6 +97,7 @@ struct SuggestionParams {
         (status = 404, description = "Unknown project", body = ErrorBody), (status = 409, description = "Still preparing (`not_ready`) or failed", body = ErrorBody)))]
 async fn suggestions(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path(project): Path<String>,
     q: Result<Query<SuggestionParams>, QueryRejection>,
 ) -> Result<Json<SuggestionsView>, ApiError> {
@@ -97,7 +106,8 @@ async fn suggestions(
     if !(1..=20).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 20"));
     }
-    Ok(Json(state.labeling.suggestions(&project, &q.analyst, limit).await?))
+    let analyst = author(&p, q.analyst.as_deref())?;
+    Ok(Json(state.labeling.suggestions(&project, &analyst, limit).await?))
 }
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/suggestions/{id}/skip", tag = "labeling", params(("project" = String, Path, description = "Project name"), ("id" = i64, Path, description = "Suggestion id")),
@@ -105,10 +115,12 @@ async fn suggestions(
     responses((status = 200, description = "Skipped: not offered to anyone again", body = Skipped), (status = 404, description = "Unknown project or suggestion", body = ErrorBody), (status = 409, description = "Already labeled or skipped", body = ErrorBody)))]
 async fn skip(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path((project, id)): Path<(String, i64)>,
     b: Result<Json<Author>, JsonRejection>,
 ) -> Result<Json<Skipped>, ApiError> {
-    Ok(Json(state.labeling.skip(&project, id, &body(b)?.author).await?))
+    let who = author(&p, body(b)?.author.as_deref())?;
+    Ok(Json(state.labeling.skip(&project, id, &who).await?))
 }
 
 /// The window `[start, end)` of `series`, with `context` points either side (default 200, at
@@ -148,17 +160,21 @@ async fn labels(State(state): State<ApiState>, Path(project): Path<String>) -> R
         (status = 409, description = "`stale_round`: the window overlaps a label made after your round; `suggestion_taken`: claimed by someone else, labeled or skipped", body = ErrorBody)))]
 async fn add_label(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path(project): Path<String>,
     b: Result<Json<LabelRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<LabelChange>), ApiError> {
-    Ok((StatusCode::CREATED, Json(state.labeling.label(&project, body(b)?).await?)))
+    let mut req = body(b)?;
+    req.author = author(&p, Some(&req.author))?;
+    Ok((StatusCode::CREATED, Json(state.labeling.label(&project, req).await?)))
 }
 
 /// An edit: new anomalous ranges for the same window.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Edit {
-    author: String,
+    #[serde(default)]
+    author: Option<String>,
     #[serde(default)]
     anomalies: Vec<[i64; 2]>,
 }
@@ -168,29 +184,33 @@ struct Edit {
     responses((status = 200, description = "The new label, which replaces the old one", body = LabelChange), (status = 400, description = "Ranges outside the window", body = ErrorBody), (status = 404, description = "Unknown label", body = ErrorBody), (status = 409, description = "`stale_label`: no longer in force", body = ErrorBody)))]
 async fn edit_label(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path((project, id)): Path<(String, i64)>,
     b: Result<Json<Edit>, JsonRejection>,
 ) -> Result<Json<LabelChange>, ApiError> {
     let e = body(b)?;
-    Ok(Json(state.labeling.edit(&project, id, &e.author, &e.anomalies).await?))
+    let who = author(&p, e.author.as_deref())?;
+    Ok(Json(state.labeling.edit(&project, id, &who, &e.anomalies).await?))
 }
 
-/// Who undoes.
+/// Who undoes (open mode; with tokens, the token's name).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuthorParam {
-    author: String,
+    author: Option<String>,
 }
 
 #[utoipa::path(delete, path = "/v1/labeling/projects/{project}/labels/{id}", tag = "labeling", params(("project" = String, Path, description = "Project name"), ("id" = i64, Path, description = "Label id"), AuthorParam),
     responses((status = 200, description = "Undone", body = Undone), (status = 404, description = "Unknown label", body = ErrorBody), (status = 409, description = "Already undone", body = ErrorBody)))]
 async fn undo_label(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path((project, id)): Path<(String, i64)>,
     q: Result<Query<AuthorParam>, QueryRejection>,
 ) -> Result<Json<Undone>, ApiError> {
-    Ok(Json(state.labeling.undo(&project, Some(id), &query(q)?.author).await?))
+    let who = author(&p, query(q)?.author.as_deref())?;
+    Ok(Json(state.labeling.undo(&project, Some(id), &who).await?))
 }
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/undo", tag = "labeling", params(("project" = String, Path, description = "Project name")),
@@ -198,10 +218,12 @@ async fn undo_label(
     responses((status = 200, description = "The author's newest label in force, undone", body = Undone), (status = 404, description = "Nothing to undo", body = ErrorBody)))]
 async fn undo_newest(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path(project): Path<String>,
     b: Result<Json<Author>, JsonRejection>,
 ) -> Result<Json<Undone>, ApiError> {
-    Ok(Json(state.labeling.undo(&project, None, &body(b)?.author).await?))
+    let who = author(&p, body(b)?.author.as_deref())?;
+    Ok(Json(state.labeling.undo(&project, None, &who).await?))
 }
 
 #[utoipa::path(get, path = "/v1/labeling/projects/{project}/lfs", tag = "labeling", params(("project" = String, Path, description = "Project name")),
@@ -214,7 +236,8 @@ async fn lfs(State(state): State<ApiState>, Path(project): Path<String>) -> Resu
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Veto {
-    author: String,
+    #[serde(default)]
+    author: Option<String>,
     #[serde(default = "yes")]
     vetoed: bool,
 }
@@ -228,11 +251,13 @@ fn yes() -> bool {
     responses((status = 200, description = "The LF", body = Vetoed), (status = 404, description = "Unknown LF", body = ErrorBody)))]
 async fn veto(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path((project, id)): Path<(String, i64)>,
     b: Result<Json<Veto>, JsonRejection>,
 ) -> Result<Json<Vetoed>, ApiError> {
     let v = body(b)?;
-    Ok(Json(state.labeling.veto(&project, id, v.vetoed, &v.author).await?))
+    let who = author(&p, v.author.as_deref())?;
+    Ok(Json(state.labeling.veto(&project, id, v.vetoed, &who).await?))
 }
 
 #[utoipa::path(post, path = "/v1/labeling/projects/{project}/refit", tag = "labeling", params(("project" = String, Path, description = "Project name")),
@@ -240,10 +265,11 @@ async fn veto(
     responses((status = 202, description = "Queued; the project's lease holder fits in the background and the API keeps answering", body = RefitState), (status = 404, description = "Unknown project", body = ErrorBody)))]
 async fn refit(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path(project): Path<String>,
     b: Result<Json<Author>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RefitState>), ApiError> {
-    let _who = body(b)?;
+    author(&p, body(b)?.author.as_deref())?;
     Ok((StatusCode::ACCEPTED, Json(state.labeling.request_refit(&project).await?)))
 }
 
@@ -257,7 +283,8 @@ async fn progress(State(state): State<ApiState>, Path(project): Path<String>) ->
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Feedback {
-    author: String,
+    #[serde(default)]
+    author: Option<String>,
     verdict: String,
 }
 
@@ -266,9 +293,11 @@ struct Feedback {
     responses((status = 200, description = "Stored; a label (anomalous for confirm, normal for dismiss) in every ready project holding the interval", body = FeedbackView), (status = 400, description = "Bad verdict", body = ErrorBody), (status = 404, description = "Unknown series or interval", body = ErrorBody)))]
 async fn interval_feedback(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path((name, start)): Path<(String, i64)>,
     b: Result<Json<Feedback>, JsonRejection>,
 ) -> Result<Json<FeedbackView>, ApiError> {
     let f = body(b)?;
-    Ok(Json(state.labeling.interval_feedback(&name, start, &f.verdict, &f.author).await?))
+    let who = author(&p, f.author.as_deref())?;
+    Ok(Json(state.labeling.interval_feedback(&name, start, &f.verdict, &who).await?))
 }

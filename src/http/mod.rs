@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod rate;
 mod series;
+mod serve;
 mod state;
 mod web;
 
@@ -25,6 +26,7 @@ use axum::{Json, Router};
 
 pub use error::ApiError;
 pub use rate::RateLimiter;
+pub use serve::serve;
 pub use state::ApiState;
 
 /// The router over `state`: the API plus the operations routes (metrics, health).
@@ -44,14 +46,18 @@ pub fn routers(state: ApiState) -> (Router, Router) {
         .merge(intervals::routes())
         .merge(labeling::routes())
         .merge(web::routes())
+        // Innermost first: a token's share of the slots, its rate, then who it is.
+        .route_layer(from_fn_with_state(state.clone(), limits::share))
         .route_layer(from_fn_with_state(state.clone(), limits::rate_limit))
         .route_layer(from_fn_with_state(state.clone(), auth::require))
         .layer(DefaultBodyLimit::max(limit))
         .layer(from_fn_with_state(state.clone(), limits::admit))
+        .layer(from_fn_with_state(state.clone(), limits::origin))
         .layer(from_fn_with_state(state.clone(), limits::guard))
         .layer(from_fn_with_state(state.clone(), limits::record))
         .with_state(state.clone());
     let ops = ops::routes()
+        .layer(from_fn_with_state(state.clone(), limits::origin))
         .layer(from_fn_with_state(state.clone(), limits::guard))
         .layer(from_fn_with_state(state.clone(), limits::record))
         .with_state(state);

@@ -1,12 +1,12 @@
 //! Series: the listing, one series, its points and scores (downsampled for charts), and its
 //! administration (configure, reset, delete).
 
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,6 +14,7 @@ use super::downsample;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{body, query};
 use super::state::ApiState;
+use crate::auth::Principal;
 use crate::storage::{IntervalRow, SeriesRow};
 
 /// The series routes.
@@ -54,6 +55,7 @@ async fn one_series(State(state): State<ApiState>, Path(name): Path<String>) -> 
 
 #[utoipa::path(delete, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 204, description = "Deleted with everything stored for it"), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn delete_series(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    // The series row goes with everything stored for it; no author is kept.
     if state.service.delete(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -62,23 +64,29 @@ async fn delete_series(State(state): State<ApiState>, Path(name): Path<String>) 
 }
 
 #[utoipa::path(post, path = "/v1/series/{name}/reset", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "Detector state forgotten; the next points re-warm it"), (status = 404, description = "Unknown series", body = ErrorBody)))]
-async fn reset_series(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    state.service.reset(&name).await?;
+async fn reset_series(
+    State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.service.reset(&name, &p.author(None)).await?;
     Ok(Json(json!({"series": name, "reset": true})))
 }
 
 #[utoipa::path(put, path = "/v1/series/{name}/config", tag = "series", params(("name" = String, Path, description = "Series name")), request_body(content = Object, description = "Any of window, hop, alpha, psi, t, warmup_windows; the rest from the defaults"), responses((status = 200, description = "The series' configuration"), (status = 400, description = "Settings refused", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn configure_series(
     State(state): State<ApiState>,
+    Extension(p): Extension<Principal>,
     Path(name): Path<String>,
     b: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let config = state.service.configure(&name, body(b)?).await?;
+    let config = state.service.configure(&name, body(b)?, &p.author(None)).await?;
     Ok(Json(json!({"series": name, "config": config})))
 }
 
-/// Range filters for points and scores: `from`/`to` (epoch ms, default everything) and
-/// `max_points` (downsample to about that many values).
+/// Range filters for points and scores: `from`/`to` (epoch ms, default everything),
+/// `max_points` (downsample to about that many values) and, for points, `limit` (raw points per
+/// answer, at most `http.max_points_per_page`; the answer's `next` is the `from` of the next).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -86,14 +94,16 @@ struct RangeParams {
     from: Option<i64>,
     to: Option<i64>,
     max_points: Option<usize>,
+    limit: Option<usize>,
 }
 
-/// A checked range request: the series, `[from, to)` and the downsampling bound.
+/// A checked range request: the series, `[from, to)`, the downsampling bound and the page size.
 struct Ranged {
     series: SeriesRow,
     from: i64,
     to: i64,
     max_points: Option<usize>,
+    limit: usize,
 }
 
 /// The range routes' request: the query checked (400 `invalid_query`), then the series of the
@@ -109,27 +119,120 @@ impl FromRequestParts<ApiState> for Ranged {
         if from >= to {
             return Err(ApiError::bad_request("invalid_query", "from must be before to").into_response());
         }
-        if p.max_points.is_some_and(|m| m < 2) {
-            return Err(ApiError::bad_request("invalid_query", "max_points must be at least 2").into_response());
+        let cap = state.service.settings.http.max_points_per_page;
+        if p.max_points.is_some_and(|m| m < 2 || m > cap) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("max_points must be between 2 and {cap} (http.max_points_per_page)"),
+            )
+            .into_response());
+        }
+        if p.limit.is_some_and(|l| l == 0 || l > cap) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {cap} (http.max_points_per_page)"),
+            )
+            .into_response());
         }
         let series = state.service.series_named(&name).await.map_err(|e| ApiError::from(e).into_response())?;
-        Ok(Ranged { series, from, to, max_points: p.max_points })
+        Ok(Ranged { series, from, to, max_points: p.max_points, limit: p.limit.unwrap_or(cap) })
     }
 }
 
-#[utoipa::path(get, path = "/v1/series/{name}/points", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Points, or min/max buckets when over max_points"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
-async fn series_points(
-    State(state): State<ApiState>,
-    Ranged { series: s, from, to, max_points }: Ranged,
-) -> Result<Json<Value>, ApiError> {
-    let points = state.service.storage.points(s.id, s.dim as usize, from, to).await?;
-    Ok(Json(downsample::points_json(&points, from, to, max_points)))
+/// Stored blocks read per storage round trip while a points answer streams.
+const BLOCKS_PER_READ: i64 = 8;
+
+#[utoipa::path(get, path = "/v1/series/{name}/points", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "`{downsampled: false, points: [[ts, [values]], ...], next}` (at most `limit` points, streamed; `next`: the `from` of the next page, or null), or min/max buckets when over max_points"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn series_points(State(state): State<ApiState>, r: Ranged) -> Result<Response, ApiError> {
+    let storage = state.service.storage.clone();
+    let (s, dim) = (&r.series, r.series.dim as usize);
+    if let Some(max) = r.max_points
+        && let Some((lo, hi, n)) = storage.point_span(s.id, r.from, r.to).await?
+        && n > max as i64
+    {
+        // Every point of the range goes through the buckets, a few blocks at a time.
+        let (lo, hi) = (r.from.max(lo), r.to.min(hi.saturating_add(1)));
+        let mut buckets = downsample::Bucketer::new(lo, hi, max);
+        let (mut after, mut count) = (-1, 0usize);
+        loop {
+            let page = storage.point_blocks(s.id, dim, (r.from, r.to), after, BLOCKS_PER_READ).await?;
+            let Some(last) = page.last() else { break };
+            after = last.0;
+            for (ts, v) in page.iter().flat_map(|(_, pts)| pts) {
+                if (r.from..r.to).contains(ts) {
+                    buckets.push(*ts, v);
+                    count += 1;
+                }
+            }
+        }
+        if count > max {
+            return Ok(Json(buckets.finish()).into_response());
+        }
+    }
+    let limit = r.max_points.map_or(r.limit, |m| m.min(r.limit));
+    Ok(stream_points(storage, s.id, dim, (r.from, r.to), limit))
+}
+
+/// `{"downsampled": false, "points": [...], "next": ts|null}` written as it is read: at most
+/// `limit` points of `[from, to)`, a few stored blocks at a time, so a large page costs the
+/// memory of those blocks, not of the answer.
+fn stream_points(storage: crate::storage::Storage, id: i64, dim: usize, range: (i64, i64), limit: usize) -> Response {
+    use std::fmt::Write as _;
+    struct Cursor {
+        after: i64,
+        sent: usize,
+        done: bool,
+        opened: bool,
+    }
+    let start = Cursor { after: -1, sent: 0, done: false, opened: false };
+    let body = futures_util::stream::unfold(start, move |mut c| {
+        let storage = storage.clone();
+        async move {
+            if c.done {
+                return None;
+            }
+            let mut out = String::new();
+            if !c.opened {
+                out.push_str("{\"downsampled\":false,\"points\":[");
+                c.opened = true;
+            }
+            let page = match storage.point_blocks(id, dim, range, c.after, BLOCKS_PER_READ).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "Streaming points failed; the answer is cut short.");
+                    return Some((Err(std::io::Error::other("storage failed")), Cursor { done: true, ..c }));
+                }
+            };
+            let mut next = None;
+            for (ts, values) in page.iter().flat_map(|(_, pts)| pts).filter(|(ts, _)| (range.0..range.1).contains(ts)) {
+                if c.sent == limit {
+                    next = Some(*ts);
+                    break;
+                }
+                if c.sent > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "[{ts},{}]", serde_json::to_string(values).unwrap_or_default());
+                c.sent += 1;
+            }
+            match page.last() {
+                Some(last) if next.is_none() => c.after = last.0,
+                _ => {
+                    let next = next.map_or_else(|| "null".to_owned(), |t| t.to_string());
+                    let _ = write!(out, "],\"next\":{next}}}");
+                    c.done = true;
+                }
+            }
+            Some((Ok::<_, std::io::Error>(out), c))
+        }
+    });
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
 }
 
 #[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score (calibrated: near 1 = rarer than anything in the series' recent history), anomaly_warming_up (1 while the score warms up: its 0s mean nothing), anomaly_version (1 = the window-relative score stored before version 2, 2 = calibrated); and `anomaly_probability`: per labeling project holding the series, its end model's probability per point"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn series_scores(
     State(state): State<ApiState>,
-    Ranged { series: s, from, to, max_points }: Ranged,
+    Ranged { series: s, from, to, max_points, .. }: Ranged,
 ) -> Result<Json<Value>, ApiError> {
     let storage = &state.service.storage;
     let rows = storage.scores(s.id, from, to).await?;

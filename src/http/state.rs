@@ -1,8 +1,9 @@
 //! What every handler shares ([`ApiState`]): the service and the labeling loop below it, plus
-//! what only HTTP needs (the token cache, rate buckets, the in-flight limit, and the Kafka
+//! what only HTTP needs (the token cache, rate buckets, the in-flight limits, and the Kafka
 //! source's heartbeat for `/readyz`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::rate::RateLimiter;
 use crate::auth::TokenCache;
@@ -20,8 +21,13 @@ pub struct ApiState {
     pub tokens: TokenCache,
     /// Per-token request buckets.
     pub limiter: RateLimiter,
-    /// API requests in progress, at most `http.max_in_flight`.
-    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// API reads in progress, at most `http.max_in_flight`.
+    pub reads: Arc<tokio::sync::Semaphore>,
+    /// API writes in progress, at most `http.max_in_flight`, admitted apart from reads so
+    /// slow writes cannot starve queries (nor the reverse).
+    pub writes: Arc<tokio::sync::Semaphore>,
+    /// Slots each token holds now, by (token name, write?): at most `http.token_share` of each.
+    pub held: Arc<Mutex<HashMap<(String, bool), usize>>>,
     /// The Kafka consumer thread's heartbeat (read by `/readyz` when Kafka is on).
     pub kafka: Heartbeat,
 }
@@ -29,7 +35,16 @@ pub struct ApiState {
 impl ApiState {
     /// The state over the service, the labeling loop and the Kafka heartbeat.
     pub fn new(service: Service, labeling: Labeling, kafka: Heartbeat) -> Self {
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(service.settings.http.max_in_flight));
-        Self { service, labeling, tokens: TokenCache::default(), limiter: RateLimiter::default(), in_flight, kafka }
+        let slots = || Arc::new(tokio::sync::Semaphore::new(service.settings.http.max_in_flight));
+        Self {
+            reads: slots(),
+            writes: slots(),
+            held: Arc::default(),
+            service,
+            labeling,
+            tokens: TokenCache::default(),
+            limiter: RateLimiter::default(),
+            kafka,
+        }
     }
 }

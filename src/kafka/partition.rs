@@ -144,9 +144,13 @@ impl PartitionTask {
         let mut groups: HashMap<String, Message> = HashMap::new();
         let last = batch.last().map(|r| r.offset);
         let stamps: Vec<i64> = batch.iter().filter_map(|r| r.timestamp_ms).collect();
+        let horizon = state.future_horizon();
         for record in batch {
             match decode_keyed(&record.payload, record.key.as_deref()) {
-                Ok(m) => {
+                Ok(mut m) => {
+                    if let Some(h) = horizon {
+                        crate::decode::reject_after(&mut m, h);
+                    }
                     summary.messages += 1;
                     summary.rejected.merge(&m.rejected);
                     if m.rejected.total() > 0 {
@@ -164,7 +168,7 @@ impl PartitionTask {
                     }
                 }
                 Err(e) => {
-                    summary.errors.push(crate::decode::LineError { line: 1, error: e.clone() });
+                    summary.error(crate::decode::LineError { line: 1, error: e.clone() });
                     metrics.kafka_messages.with_label_values(&["dead_lettered"]).inc();
                     deliveries.push((self.dead_letter(&record, e.reason(), &e.to_string()), "dead_letter"));
                 }
@@ -207,7 +211,18 @@ impl PartitionTask {
         }
         let rows: Vec<(i64, &Report)> =
             reports.iter().filter_map(|(i, r)| self.loaded.get(&order[*i]).map(|id| (*id, r))).collect();
-        self.retry("storing results", || state.store_many(&rows)).await?;
+        let gone = self.retry("storing results", || state.store_many(&rows)).await?;
+        if !gone.is_empty() {
+            // Deleted while in flight: their points count as before the delete. The series is
+            // created afresh by its next message.
+            self.loaded.retain(|name, id| {
+                let deleted = gone.contains(id);
+                if deleted {
+                    tracing::info!(series = %name, "Series deleted while its batch was stored; its points were dropped.");
+                }
+                !deleted
+            });
+        }
         let now = crate::clock::now_ms();
         for t in stamps {
             metrics.kafka_record_age_seconds.observe((now - t).max(0) as f64 / 1000.0);
@@ -262,7 +277,7 @@ impl PartitionTask {
         let state = self.shared.service.clone();
         let names: Vec<String> = self.dirty.drain().collect();
         let copies = state.pipeline.snapshot_many(names).await.map_err(|_| Abandoned)?;
-        let copies: Vec<(i64, driftwatch_icid::StreamDetector)> =
+        let copies: Vec<(i64, crate::pipeline::Held)> =
             copies.into_iter().filter_map(|(name, det)| self.loaded.get(&name).map(|id| (*id, det))).collect();
         self.moved = false;
         let at = PartitionPosition {
@@ -276,8 +291,8 @@ impl PartitionTask {
             let checkpoints = tokio::task::spawn_blocking(move || {
                 copies
                     .into_iter()
-                    .filter_map(|(id, det)| match serde_json::to_vec(&det) {
-                        Ok(bytes) => Some((id, bytes, det.stats().points as i64)),
+                    .filter_map(|(id, held)| match serde_json::to_vec(&held.detector) {
+                        Ok(bytes) => Some((id, bytes, held.points() as i64)),
                         Err(e) => {
                             tracing::error!(series_id = id, error = %e, "A checkpoint did not serialise.");
                             None

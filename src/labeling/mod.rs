@@ -87,7 +87,8 @@ pub struct NewProject {
     pub half_window: Option<usize>,
     /// Seed (default 123).
     pub seed: Option<u64>,
-    /// Who creates it.
+    /// Who creates it (set by the HTTP layer from the request's principal).
+    #[serde(default)]
     pub author: String,
 }
 
@@ -95,7 +96,8 @@ pub struct NewProject {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelRequest {
-    /// Who labels.
+    /// Who labels (set by the HTTP layer from the request's principal).
+    #[serde(default)]
     pub author: String,
     /// The round the analyst's view was at.
     pub round: i64,
@@ -143,7 +145,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn check_author(author: &str) -> Result<(), LabelingError> {
-    if author.trim().is_empty() || author.len() > 100 {
+    // 100 characters of a name plus the open-mode mark (`auth::UNAUTHENTICATED`).
+    if author.trim().is_empty() || author.len() > 128 {
         return Err(LabelingError::Invalid("invalid_author", "author must be 1 to 100 characters".into()));
     }
     Ok(())

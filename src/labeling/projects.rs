@@ -26,6 +26,16 @@ impl Labeling {
         if req.series.is_empty() || req.series.len() > MAX_PROJECT_SERIES {
             return Err(bad(format!("a project holds 1 to {MAX_PROJECT_SERIES} series")));
         }
+        let cap = self.inner.settings.max_projects_per_author;
+        if cap > 0 && self.storage().projects_created_by(&req.author).await? >= cap as i64 {
+            return Err(LabelingError::Conflict(
+                "too_many_projects",
+                format!(
+                    "{} has {cap} projects, the most one author may have (labeling.max_projects_per_author)",
+                    req.author
+                ),
+            ));
+        }
         let budget = req.budget.unwrap_or(50);
         if !(1..=10_000).contains(&budget) {
             return Err(bad("budget must be between 1 and 10000 windows".into()));

@@ -3,9 +3,8 @@
 //! points), and for every detector at shutdown. With Kafka on, partitions persist their own
 //! series' checkpoints together with their offsets instead.
 
-use driftwatch_icid::StreamDetector;
-
 use super::{Service, ServiceError};
+use crate::pipeline::Held;
 
 impl Service {
     /// Stores the checkpoints of the series fed over HTTP since the last call. Returns how many
@@ -23,8 +22,8 @@ impl Service {
                     return Ok(false);
                 }
                 let Some(s) = self.storage.series(name).await? else { return Ok(false) };
-                let Some(det) = self.pipeline.snapshot(name.clone()).await? else { return Ok(false) };
-                self.storage.save_checkpoint(s.id, &serde_json::to_vec(&det)?, det.stats().points as i64).await?;
+                let Some(held) = self.pipeline.snapshot(name.clone()).await? else { return Ok(false) };
+                self.storage.save_checkpoint(s.id, &serde_json::to_vec(&held.detector)?, held.points() as i64).await?;
                 Ok::<_, ServiceError>(true)
             };
             match saving.await {
@@ -48,15 +47,15 @@ impl Service {
     /// A storage failure.
     pub async fn save_checkpoints(
         &self,
-        detectors: impl IntoIterator<Item = (String, StreamDetector)>,
+        detectors: impl IntoIterator<Item = (String, Held)>,
     ) -> Result<usize, ServiceError> {
         let mut saved = 0;
-        for (name, det) in detectors {
+        for (name, held) in detectors {
             if self.guards.is_stale(&name) {
                 continue;
             }
             if let Some(s) = self.storage.series(&name).await? {
-                self.storage.save_checkpoint(s.id, &serde_json::to_vec(&det)?, det.stats().points as i64).await?;
+                self.storage.save_checkpoint(s.id, &serde_json::to_vec(&held.detector)?, held.points() as i64).await?;
                 saved += 1;
             }
         }

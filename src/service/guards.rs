@@ -63,6 +63,12 @@ impl SeriesGuards {
         set(&self.dirty).insert(series.to_owned());
     }
 
+    /// Forgets a deleted series.
+    pub(super) fn forget(&self, series: &str) {
+        set(&self.stale).remove(series);
+        set(&self.dirty).remove(series);
+    }
+
     pub(super) fn take_dirty(&self) -> Vec<String> {
         set(&self.dirty).drain().collect()
     }

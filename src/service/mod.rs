@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub use checkpoints::run_checkpoints;
 pub use guards::SeriesGuards;
 pub use retention::run_retention;
-pub use write::IngestSummary;
+pub use write::{IngestSummary, LISTED_ERRORS};
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -47,6 +47,14 @@ pub enum ServiceError {
         points: usize,
         /// The limit.
         limit: usize,
+    },
+    /// More undecodable lines in one body than `http.max_bad_lines`; nothing was fed.
+    #[error("over {limit} undecodable lines (http.max_bad_lines); nothing was stored. First: {}", first.join("; "))]
+    TooManyErrors {
+        /// The limit.
+        limit: usize,
+        /// The first few lines' errors.
+        first: Vec<String>,
     },
     /// Storage refused or failed.
     #[error(transparent)]

@@ -5,9 +5,12 @@
 use driftwatch_icid::{ClosedInterval, Event};
 
 use super::{Service, ServiceError};
-use crate::decode::{LineError, Message, RejectReason, Rejected, decode_body};
+use crate::decode::{LineError, Message, RejectReason, Rejected, decode_lines, reject_after};
 use crate::pipeline::Report;
 use crate::storage::{IntervalRow, PointChunk, ScoreRow, StorageError, WriteBatch};
+
+/// Undecodable messages an answer lists; the rest are only counted (`bad_lines`).
+pub const LISTED_ERRORS: usize = 20;
 
 /// Outcome of one ingest request.
 #[derive(Debug, Default)]
@@ -24,8 +27,10 @@ pub struct IngestSummary {
     pub dimension_mismatch: u64,
     /// Points the decoder set aside.
     pub rejected: Rejected,
-    /// Messages that could not be decoded.
+    /// The first [`LISTED_ERRORS`] messages that could not be decoded.
     pub errors: Vec<LineError>,
+    /// Every message that could not be decoded (listed or not).
+    pub bad_lines: usize,
     /// Series not created because the token is at `auth.max_series_per_token`.
     pub refused_series: Vec<String>,
 }
@@ -37,6 +42,41 @@ impl IngestSummary {
         self.duplicate += report.duplicate;
         self.late += report.late;
         self.dimension_mismatch += report.dimension_mismatch;
+    }
+
+    /// Counts an undecodable message, listing it if fewer than [`LISTED_ERRORS`] are listed.
+    pub fn error(&mut self, e: LineError) {
+        self.bad_lines += 1;
+        if self.errors.len() < LISTED_ERRORS {
+            self.errors.push(e);
+        }
+    }
+
+    /// Whether points came and none was usable: every point was rejected, of the wrong
+    /// dimension, or in an undecodable message, and none was accepted, duplicate or late.
+    pub fn all_rejected(&self) -> bool {
+        self.accepted + self.duplicate + self.late == 0
+            && self.rejected.total() + self.dimension_mismatch + self.bad_lines as u64 > 0
+    }
+
+    /// Why nothing was usable, for people: counts by reason and the first undecodable lines.
+    pub fn rejection_text(&self) -> String {
+        let mut parts = Vec::new();
+        let described = self.rejected.describe();
+        if !described.is_empty() {
+            parts.push(described);
+        }
+        if self.dimension_mismatch > 0 {
+            parts.push(format!(
+                "{} dimension_mismatch (the series has another number of values)",
+                self.dimension_mismatch
+            ));
+        }
+        if self.bad_lines > 0 {
+            let first: Vec<String> = self.errors.iter().take(3).map(ToString::to_string).collect();
+            parts.push(format!("{} undecodable message(s), first: {}", self.bad_lines, first.join("; ")));
+        }
+        parts.join(", ")
     }
 }
 
@@ -53,11 +93,17 @@ impl Service {
     /// Decodes a body and runs every message through pipeline and storage on behalf of `who`
     /// (recorded as the creator of new series), who may have created at most `max_series`
     /// series (0 = no limit): messages for further new series are refused and listed in
-    /// `refused_series`. Decode problems are counted in the summary.
+    /// `refused_series`. Decode problems are counted in the summary (the first
+    /// [`LISTED_ERRORS`] listed); points dated past the clock plus `pipeline.max_future_ms` are
+    /// rejected as `future_timestamp`.
+    ///
+    /// The work per body is bounded before anything is fed: decoding stops at the
+    /// `http.max_bad_lines`-th undecodable line and at `http.max_batch_points` points (a message
+    /// counts as at least one).
     ///
     /// # Errors
-    /// [`ServiceError::BatchTooLarge`] (nothing of the body is fed then); storage or pipeline
-    /// failures.
+    /// [`ServiceError::TooManyErrors`] and [`ServiceError::BatchTooLarge`] (nothing of the body
+    /// is fed then); storage or pipeline failures.
     pub async fn ingest_body_as(
         &self,
         body: &[u8],
@@ -65,43 +111,70 @@ impl Service {
         max_series: usize,
     ) -> Result<IngestSummary, ServiceError> {
         let mut summary = IngestSummary::default();
-        let decoded = decode_body(body);
-        // The whole request is refused before any of it reaches a detector.
-        let points: usize =
-            decoded.iter().filter_map(|m| m.as_ref().ok()).map(|m| m.points.len() + m.rejected.total() as usize).sum();
-        let limit = self.settings.http.max_batch_points;
-        if points > limit {
-            return Err(ServiceError::BatchTooLarge { points, limit });
-        }
-        for decoded in decoded {
+        let (limit, max_bad) = (self.settings.http.max_batch_points, self.settings.http.max_bad_lines);
+        let mut messages = Vec::new();
+        let mut points = 0usize;
+        for decoded in decode_lines(body) {
             match decoded {
-                Ok(message) => {
-                    summary.messages += 1;
-                    summary.rejected.merge(&message.rejected);
-                    if max_series > 0
-                        && self.storage.series(&message.series).await?.is_none()
-                        && self.storage.series_created_by(who).await? >= max_series as i64
-                    {
-                        summary.refused_series.push(message.series);
-                        continue;
+                Ok(m) => {
+                    points += (m.points.len() + m.rejected.total() as usize).max(1);
+                    if points > limit {
+                        // The whole request is refused before any of it reaches a detector.
+                        return Err(ServiceError::BatchTooLarge { points, limit });
                     }
-                    self.ingest_message(message, who, &mut summary).await?;
+                    messages.push(m);
                 }
-                Err(e) => summary.errors.push(e),
+                Err(e) => {
+                    summary.error(e);
+                    if summary.bad_lines > max_bad {
+                        return Err(ServiceError::TooManyErrors {
+                            limit: max_bad,
+                            first: summary.errors.iter().take(5).map(ToString::to_string).collect(),
+                        });
+                    }
+                }
             }
+        }
+        let horizon = self.future_horizon();
+        for mut message in messages {
+            summary.messages += 1;
+            if let Some(h) = horizon {
+                reject_after(&mut message, h);
+            }
+            summary.rejected.merge(&message.rejected);
+            self.ingest_message(message, who, max_series, &mut summary).await?;
         }
         self.record(&summary);
         Ok(summary)
     }
 
+    /// The latest timestamp accepted now: the clock plus `pipeline.max_future_ms` (`None`: no
+    /// bound).
+    pub fn future_horizon(&self) -> Option<i64> {
+        let skew = self.settings.pipeline.max_future_ms;
+        (skew > 0).then(|| crate::clock::now_ms().saturating_add(i64::try_from(skew).unwrap_or(i64::MAX)))
+    }
+
     /// Feeds one decoded message to its series' detector and stores the results durably (one
-    /// transaction), under the series' write lock; a series left stale by an earlier failed
-    /// write is rebuilt from storage first.
-    async fn ingest_message(&self, m: Message, who: &str, summary: &mut IngestSummary) -> Result<(), ServiceError> {
+    /// transaction), under the series' write lock (taken before the series is looked up or
+    /// created, so a delete, reset or configuration change runs wholly before or after); a
+    /// series left stale by an earlier failed write is rebuilt from storage first. A new
+    /// series past `who`'s cap is refused (listed in `refused_series`).
+    async fn ingest_message(
+        &self,
+        m: Message,
+        who: &str,
+        max_series: usize,
+        summary: &mut IngestSummary,
+    ) -> Result<(), ServiceError> {
         let Some(first) = m.points.first() else { return Ok(()) };
+        let _order = self.guards.lock(&m.series).await;
         let now = crate::clock::now_ms();
-        let series = self.storage.ensure_series(&m.series, first.values.len() as i64, who, now).await?;
-        let _order = self.guards.lock(&series.name).await;
+        let dim = first.values.len() as i64;
+        let Some(series) = self.storage.ensure_series_capped(&m.series, dim, who, now, max_series).await? else {
+            summary.refused_series.push(m.series);
+            return Ok(());
+        };
         if self.guards.is_stale(&series.name) {
             let outcome = self.recover_detector(&series).await;
             self.metrics.recoveries.with_label_values(&[if outcome.is_ok() { "ok" } else { "failed" }]).inc();
@@ -114,6 +187,14 @@ impl Service {
         if let Err(e) = self.store(series.id, &report).await {
             // The detector is ahead of storage now; rebuild it before the series' next batch.
             self.guards.mark_stale(&name);
+            if let ServiceError::Storage(StorageError::Gone(_)) = e {
+                return Err(ServiceError::Invalid {
+                    code: "series_deleted",
+                    message: format!(
+                        "series {name:?} was deleted while these points were stored; nothing of them was stored"
+                    ),
+                });
+            }
             tracing::warn!(series = %name, error = %e, "Results not stored; the client's retry will be accepted.");
             return Err(e);
         }
@@ -132,7 +213,7 @@ impl Service {
         m.points_rejected.with_label_values(&["duplicate"]).inc_by(summary.duplicate);
         m.points_rejected.with_label_values(&["late"]).inc_by(summary.late);
         m.points_rejected.with_label_values(&["dimension_mismatch"]).inc_by(summary.dimension_mismatch);
-        m.points_rejected.with_label_values(&["undecodable_message"]).inc_by(summary.errors.len() as u64);
+        m.points_rejected.with_label_values(&["undecodable_message"]).inc_by(summary.bad_lines as u64);
         m.points_ingested.inc_by(summary.accepted);
         for (shard, depth) in self.pipeline.queue_depths().into_iter().enumerate() {
             m.queue_depth.with_label_values(&[&shard.to_string()]).set(depth as i64);
@@ -187,11 +268,12 @@ impl Service {
     }
 
     /// Stores what many series' reports produced in one transaction (see
-    /// `Storage::write_many`); like [`Service::store`], safe to retry.
+    /// `Storage::write_many`); like [`Service::store`], safe to retry. Returns the ids of series
+    /// deleted meanwhile (their results are not stored).
     ///
     /// # Errors
     /// A storage failure; nothing is stored then.
-    pub async fn store_many(&self, reports: &[(i64, &Report)]) -> Result<(), ServiceError> {
+    pub async fn store_many(&self, reports: &[(i64, &Report)]) -> Result<Vec<i64>, ServiceError> {
         let batches: Vec<(i64, WriteBatch)> = reports.iter().map(|(id, r)| (*id, write_batch(*id, r))).collect();
         let refs: Vec<(i64, &WriteBatch)> = batches.iter().map(|(id, b)| (*id, b)).collect();
         self.timed_write(self.storage.write_many(&refs)).await
@@ -211,15 +293,14 @@ impl Service {
     }
 
     /// Times a storage write and counts its failure.
-    async fn timed_write(
+    async fn timed_write<T>(
         &self,
-        write: impl std::future::Future<Output = Result<(), StorageError>>,
-    ) -> Result<(), ServiceError> {
+        write: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, ServiceError> {
         let started = std::time::Instant::now();
         let written = write.await;
         self.metrics.storage_write_seconds.observe(started.elapsed().as_secs_f64());
-        written.inspect_err(|e| self.count_failure(e))?;
-        Ok(())
+        Ok(written.inspect_err(|e| self.count_failure(e))?)
     }
 }
 

@@ -4,9 +4,12 @@
 
 use super::{Storage, StorageError};
 
+// A stale copy never overwrites a newer state, nor a reset's marker (an empty state at the
+// series' index of the reset) with a detector that has seen no point since.
 const SAVE_CHECKPOINT: &str = "INSERT INTO checkpoints (state, points, series_id) VALUES ($1, $2, $3) \
      ON CONFLICT (series_id) DO UPDATE SET state = excluded.state, points = excluded.points \
-     WHERE checkpoints.points <= excluded.points";
+     WHERE checkpoints.points < excluded.points \
+        OR (checkpoints.points = excluded.points AND length(checkpoints.state) > 0)";
 
 /// Where a Kafka partition stands: the first offset not yet reflected in storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,17 +111,20 @@ impl Storage {
         Ok(())
     }
 
-    /// Forgets a series' detector state (reset, new configuration), recording who did it.
+    /// Forgets a series' detector state (reset, new configuration) at stream index `at` (the
+    /// series' stored point count), recording who did it. Stored points are kept.
     ///
     /// # Errors
     /// A database failure.
-    pub async fn clear_checkpoint(&self, id: i64, principal: &str, now_ms: i64) -> Result<(), StorageError> {
+    pub async fn clear_checkpoint(&self, id: i64, at: i64, principal: &str, now_ms: i64) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM checkpoints WHERE series_id = $1").bind(id).execute(&mut *tx).await?;
-        // An empty state marks the reset: a restart starts the series' detector afresh instead
-        // of replaying its stored points (see `Service::recover_detector`).
-        sqlx::query("INSERT INTO checkpoints (state, points, series_id) VALUES ($1, 0, $2)")
+        // An empty state at index `at` marks the reset: a restart starts the series' detector
+        // afresh there and replays only the points stored after it (see
+        // `Service::recover_detector`).
+        sqlx::query("INSERT INTO checkpoints (state, points, series_id) VALUES ($1, $2, $3)")
             .bind(Vec::<u8>::new())
+            .bind(at)
             .bind(id)
             .execute(&mut *tx)
             .await?;

@@ -64,6 +64,9 @@ pub enum StorageError {
     /// A stored value is not what this version wrote.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The series was deleted while its results were being written; nothing of them is stored.
+    #[error("series {0} was deleted meanwhile")]
+    Gone(String),
 }
 
 /// What kind of failure a [`StorageError`] is, for callers that answer differently: a client

@@ -146,18 +146,24 @@ impl Storage {
     /// Writes one batch of a series in one transaction; every row is an upsert on its key.
     ///
     /// # Errors
-    /// A database failure (nothing of the batch is written then).
+    /// A database failure (nothing of the batch is written then); [`StorageError::Gone`] when
+    /// the series no longer exists.
     pub async fn write(&self, series_id: i64, batch: &WriteBatch) -> Result<(), StorageError> {
-        self.write_many(&[(series_id, batch)]).await
+        match self.write_many(&[(series_id, batch)]).await?.first() {
+            Some(gone) => Err(StorageError::Gone(format!("id {gone}"))),
+            None => Ok(()),
+        }
     }
 
     /// Writes the batches of many series in one transaction, a few multi-row statements per
     /// table rather than several statements per series: the Kafka source writes a whole poll's
     /// worth of series at once. Every row is an upsert on its key. At most one batch per series.
+    /// The series rows are locked first; the batches of series deleted meanwhile are left out
+    /// (so no block outlives its series) and their ids returned.
     ///
     /// # Errors
     /// A database failure (nothing is written then).
-    pub async fn write_many(&self, batches: &[(i64, &WriteBatch)]) -> Result<(), StorageError> {
+    pub async fn write_many(&self, batches: &[(i64, &WriteBatch)]) -> Result<Vec<i64>, StorageError> {
         /// Rows per statement: far under both back-ends' bind limits (SQLite 32766).
         const ROWS: usize = 400;
         let chunks: Vec<(i64, &PointChunk)> = batches
@@ -169,7 +175,7 @@ impl Storage {
             batches.iter().flat_map(|(id, b)| b.scores.iter().map(move |s| (*id, s))).collect();
         let last: Vec<(i64, i64)> = batches.iter().filter_map(|(id, b)| b.last_ts.map(|t| (*id, t))).collect();
         if chunks.is_empty() && intervals.is_empty() && scores.is_empty() && last.is_empty() {
-            return Ok(());
+            return Ok(vec![]);
         }
         // A connection whose write failed is closed instead of going back to the pool. SQLite
         // rolls a transaction back by itself on some errors (SQLITE_FULL among them); the
@@ -179,6 +185,25 @@ impl Storage {
         let mut conn = self.pool.acquire().await?;
         let written = async {
             let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+            let ids: std::collections::BTreeSet<i64> = batches.iter().map(|(id, _)| *id).collect();
+            let mut live = std::collections::BTreeSet::new();
+            for part in ids.iter().copied().collect::<Vec<_>>().chunks(ROWS) {
+                // A no-op update takes the series rows' write locks until commit (PostgreSQL),
+                // so a delete of one of these series waits for this write and then removes what
+                // it stored; a series already deleted returns no row.
+                let list = (1..=part.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                let sql = format!("UPDATE series SET last_ts = last_ts WHERE id IN ({list}) RETURNING id");
+                let mut q = sqlx::query_as::<_, (i64,)>(&sql);
+                for id in part {
+                    q = q.bind(*id);
+                }
+                live.extend(q.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id));
+            }
+            let gone: Vec<i64> = ids.difference(&live).copied().collect();
+            let chunks: Vec<_> = chunks.into_iter().filter(|(id, _)| live.contains(id)).collect();
+            let intervals: Vec<_> = intervals.into_iter().filter(|iv| live.contains(&iv.series_id)).collect();
+            let scores: Vec<_> = scores.into_iter().filter(|(id, _)| live.contains(id)).collect();
+            let last: Vec<_> = last.into_iter().filter(|(id, _)| live.contains(id)).collect();
             for part in chunks.chunks(ROWS) {
                 // A replay after a restore may cut the same points into other blocks: drop stored
                 // blocks that start inside a new one, so no point is stored twice. Their later
@@ -290,7 +315,7 @@ impl Storage {
                 q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok::<_, StorageError>(())
+            Ok::<_, StorageError>(gone)
         }
         .await;
         if written.is_err() {
@@ -434,6 +459,56 @@ impl Storage {
             out.extend(decode_points(data, dim)?.into_iter().filter(|(ts, _)| (from_ts..to_ts).contains(ts)));
         }
         Ok(out)
+    }
+
+    /// One page of a series' raw point blocks overlapping `[from_ts, to_ts)`: at most `blocks`
+    /// blocks after stream index `after` (exclusive; -1 for the first page), as
+    /// (first index, points), in order. The points API streams a range page by page.
+    ///
+    /// # Errors
+    /// A database failure or a corrupt chunk.
+    pub async fn point_blocks(
+        &self,
+        id: i64,
+        dim: usize,
+        (from_ts, to_ts): (i64, i64),
+        after: i64,
+        blocks: i64,
+    ) -> Result<Vec<(i64, Vec<(i64, Vec<f64>)>)>, StorageError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT first_index, data FROM point_chunks WHERE series_id = $1 AND last_ts >= $2 AND first_ts < $3 \
+             AND first_index > $4 ORDER BY first_index LIMIT $5",
+        )
+        .bind(id)
+        .bind(from_ts)
+        .bind(to_ts)
+        .bind(after)
+        .bind(blocks)
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(|(first, data)| Ok((first, decode_points(&data, dim)?))).collect()
+    }
+
+    /// The span and size of a series' stored points overlapping `[from_ts, to_ts)`: the first
+    /// and last timestamps of the overlapping blocks and their point count (an upper bound of
+    /// the points inside), or `None` when no block overlaps.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn point_span(&self, id: i64, from_ts: i64, to_ts: i64) -> Result<Option<(i64, i64, i64)>, StorageError> {
+        let (lo, hi, n): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(first_ts), MAX(last_ts), CAST(SUM(n) AS BIGINT) FROM point_chunks \
+             WHERE series_id = $1 AND last_ts >= $2 AND first_ts < $3",
+        )
+        .bind(id)
+        .bind(from_ts)
+        .bind(to_ts)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(match (lo, hi, n) {
+            (Some(lo), Some(hi), Some(n)) => Some((lo, hi, n)),
+            _ => None,
+        })
     }
 
     /// Points of a series with stream index in `[from, to)`, as `(index, ts, values)`.

@@ -49,17 +49,60 @@ impl Storage {
         principal: &str,
         now_ms: i64,
     ) -> Result<SeriesRow, StorageError> {
-        sqlx::query(
-            "INSERT INTO series (name, dim, created_at, created_by, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $3, $4) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(dim)
-        .bind(now_ms)
-        .bind(principal)
-        .execute(&self.pool)
-        .await?;
-        self.series(name).await?.ok_or_else(|| StorageError::Corrupt(format!("series {name:?} vanished after insert")))
+        Ok(self.ensure_series_capped(name, dim, principal, now_ms, 0).await?.expect("no cap"))
+    }
+
+    /// [`Storage::ensure_series`] for a creator who may have created at most `cap` series
+    /// (0 = no limit): `None` when the series is new and `principal` is at the cap. The count
+    /// and the insert are one transaction under a lock on the creator (an advisory lock on
+    /// PostgreSQL; SQLite has one writer), so concurrent first points cannot pass the cap.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn ensure_series_capped(
+        &self,
+        name: &str,
+        dim: i64,
+        principal: &str,
+        now_ms: i64,
+        cap: usize,
+    ) -> Result<Option<SeriesRow>, StorageError> {
+        // A series deleted between the insert and the read (another instance) is created again.
+        for _ in 0..3 {
+            if let Some(row) = self.series(name).await? {
+                return Ok(Some(row));
+            }
+            let mut tx = self.pool.begin().await?;
+            if cap > 0 {
+                if self.backend == super::Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+                        .bind(format!("driftwatch.series_cap.{principal}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM series WHERE created_by = $1 AND name <> $2")
+                    .bind(principal)
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if n >= cap as i64 {
+                    tx.rollback().await?;
+                    return self.series(name).await;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO series (name, dim, created_at, created_by, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $3, $4) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(dim)
+            .bind(now_ms)
+            .bind(principal)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        self.series(name).await?.map(Some).ok_or_else(|| StorageError::Gone(name.to_owned()))
     }
 
     /// The series named `name`.
@@ -136,14 +179,17 @@ impl Storage {
     pub async fn delete_series(&self, name: &str) -> Result<bool, StorageError> {
         let Some(s) = self.series(name).await? else { return Ok(false) };
         let mut tx = self.pool.begin().await?;
+        // The series row first: on PostgreSQL this waits for a results write that holds it (see
+        // `write_many`), whose rows the statements below then see and remove; a later write
+        // finds no row and stores nothing. So no block outlives its series.
+        let gone = sqlx::query("DELETE FROM series WHERE id = $1").bind(s.id).execute(&mut *tx).await?.rows_affected();
         for table in
             ["point_chunks", "intervals", "score_chunks", "checkpoints", "anomaly_probabilities", "interval_feedback"]
         {
             sqlx::query(&format!("DELETE FROM {table} WHERE series_id = $1")).bind(s.id).execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM series WHERE id = $1").bind(s.id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(gone > 0)
     }
 
     /// Retention counted back from each series' newest point: deletes raw point blocks that end

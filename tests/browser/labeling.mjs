@@ -197,7 +197,7 @@ async function main() {
       label = await eventually('the label is stored with its range and author', async () => {
         const { labels } = await apiGet(`${P}/labels`);
         return labels.find((l) => l.series === sug.series && l.start === sug.start && l.end === sug.end && l.in_force &&
-          l.author === ANALYST && (l.anomalies || []).some(([x, y]) => x === marked[0] && y === marked[1]));
+          l.author === `${ANALYST} (unauthenticated)` && (l.anomalies || []).some(([x, y]) => x === marked[0] && y === marked[1]));
       });
       check(label.anomalies.length === 1, `label ${label.id} has ${label.anomalies.length} anomaly ranges, expected 1`);
       const shown = await eventually('the suggestions shown change and no longer offer the labeled window', async () => {
@@ -274,7 +274,7 @@ async function main() {
       await eventually(`interval ${start} of ${target} carries the confirmation`, async () => {
         const { intervals } = await apiGet(`/v1/series/${enc(target)}/intervals?limit=1000`);
         const f = intervals.find((iv) => iv.start === start)?.feedback;
-        return f && f.verdict === 'confirm' && f.author === ANALYST;
+        return f && f.verdict === 'confirm' && f.author === `${ANALYST} (unauthenticated)`;
       });
       await eventually('the row shows the confirmation',
         async () => (await page.locator(`[data-testid=interval-row][data-start="${start}"]`).getAttribute('data-verdict')) === 'confirm');

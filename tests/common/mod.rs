@@ -55,7 +55,10 @@ impl TestApp {
     }
 
     pub async fn post_raw(&self, path: &str, body: String) -> (u16, Value) {
-        self.send(self.client.post(format!("{}{path}", self.base)).body(body)).await
+        self.send(
+            self.client.post(format!("{}{path}", self.base)).header("content-type", "application/x-ndjson").body(body),
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {

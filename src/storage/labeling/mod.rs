@@ -297,6 +297,18 @@ impl Storage {
         self.project_on(&self.pool, name).await
     }
 
+    /// Projects created by `author`.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn projects_created_by(&self, author: &str) -> Result<i64, StorageError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM labeling_projects WHERE created_by = $1")
+            .bind(author)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n)
+    }
+
     async fn project_on(&self, pool: &sqlx::AnyPool, name: &str) -> Result<Option<ProjectRow>, StorageError> {
         Ok(sqlx::query_as(&format!("SELECT {PROJECT_COLUMNS} FROM labeling_projects WHERE name = $1"))
             .bind(name)

@@ -81,6 +81,8 @@
   // ---------------------------------------------------------------- local settings
 
   const analyst = () => (localStorage.getItem(LS_ANALYST) || '').trim();
+  // Without tokens the service records a name as given, marked as nobody's proof of it.
+  const sameAuthor = (author, me) => author === me || author === `${me} (unauthenticated)`;
   // The API token (auth.mode = tokens) lives in sessionStorage: it leaves with the tab.
   const LS_TOKEN = 'driftwatch.token';
   const apiToken = () => (sessionStorage.getItem(LS_TOKEN) || '').trim();
@@ -1327,7 +1329,7 @@
           anomalies ? h('strong', null, `${anomalies} anomalous`) : 'normal',
           h('div', { class: 'muted small' }, `${l.author}, ${fmtTs(l.created_at)}${l.source && l.source !== 'suggestion' ? ` · ${l.source}` : ''}`,
             l.in_force ? '' : ` · undone by ${l.undone_by || '?'}`),
-          l.in_force && l.author === me ? h('button', { type: 'button', class: 'link', testid: 'recent-undo', onclick: () => undoLabel(l) }, 'undo') : null));
+          l.in_force && sameAuthor(l.author, me) ? h('button', { type: 'button', class: 'link', testid: 'recent-undo', onclick: () => undoLabel(l) }, 'undo') : null));
       }
     }
 

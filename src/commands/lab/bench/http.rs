@@ -49,6 +49,8 @@ async fn http_async(args: &Args) -> anyhow::Result<()> {
         None => {
             let mut s = crate::config::Settings::load(None, std::env::vars())?;
             s.http.addr = "127.0.0.1:0".into();
+            // Synthetic time from 2026-11-27, a second a point: soon past the clock.
+            s.pipeline.max_future_ms = 0;
             if s.storage.url.is_none() {
                 let dir = tempfile::tempdir()?;
                 s.storage.data_dir = dir.path().to_owned();
@@ -79,7 +81,10 @@ async fn http_async(args: &Args) -> anyhow::Result<()> {
                 if b >= limit {
                     break;
                 }
-                let r = client.post(format!("{base}/v1/points")).body(batch_body(b, series, &data)).send().await;
+                let r = client
+                    .post(format!("{base}/v1/points"))
+                    .header("content-type", "application/json")
+                    .body(batch_body(b, series, &data)).send().await;
                 if r.is_ok_and(|r| r.status().is_success()) {
                     ok += 1;
                 }
@@ -115,6 +120,7 @@ async fn http_async(args: &Args) -> anyhow::Result<()> {
                 sent.push(tokio::spawn(async move {
                     client
                         .post(format!("{base}/v1/points"))
+                        .header("content-type", "application/json")
                         .body(batch_body(b, series, &data))
                         .send()
                         .await

@@ -108,6 +108,8 @@ async fn phase_run(args: &Args, phase: &str, rate: u64) -> anyhow::Result<serde_
     // The service, in process.
     let mut s = Settings::load(None, std::env::vars())?;
     s.http.addr = "127.0.0.1:0".into();
+    // Synthetic time from 2026-11-27, a second a point: soon past the clock.
+    s.pipeline.max_future_ms = 0;
     let _dir = if s.storage.url.is_none() {
         let dir = tempfile::tempdir()?;
         s.storage.data_dir = dir.path().to_owned();

@@ -123,6 +123,8 @@ async fn soak(args: &Args) -> anyhow::Result<()> {
     cmd.arg("serve")
         .env("DRIFTWATCH__HTTP__ADDR", format!("127.0.0.1:{port}"))
         .env("DRIFTWATCH__STORAGE__DATA_DIR", dir.path().join("data"))
+        // Synthetic time runs far faster than the clock.
+        .env("DRIFTWATCH__PIPELINE__MAX_FUTURE_MS", "0")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log)?);
@@ -158,7 +160,7 @@ async fn soak(args: &Args) -> anyhow::Result<()> {
                 body = body.replacen("\"series\":\"bench-", "\"series\":\"max-", 1);
             }
             async move {
-                let r = client.post(format!("{base}/v1/points")).body(body).send().await;
+                let r = client.post(format!("{base}/v1/points")).header("content-type", "application/json").body(body).send().await;
                 r.is_ok_and(|r| r.status().is_success())
             }
         }
