@@ -216,16 +216,16 @@ async fn a_labeling_session_ends_with_a_model_that_beats_the_seed_detectors_on_h
         assert!(metrics.contains("driftwatch_labeling_budget_remaining{project=\"p\"} 20"));
         app.stop().await;
 
-        // The end model's gate kept the trees on this set, and says why: they ranked the
-        // analyst's anomalies higher in the pool, before each was labeled, than the anchored
-        // model did.
+        // The end model's gate kept its default, the seed-anchored regression, on this set, and
+        // says why: no other candidate ranked the analyst's anomalies (before each was labeled)
+        // 1.5 times higher in the pool.
         let curve = progress["curve"].as_array().unwrap().clone();
         let last = curve.last().unwrap().clone();
         println!("{backend}: gate after {rounds} windows: {}", last["gate"]);
-        assert_eq!(last["end_model"], "trees", "{backend}: {last}");
-        let (trees, anchored) =
-            (last["gate"]["trees_top"].as_f64().unwrap(), last["gate"]["anchored_top"].as_f64().unwrap());
-        assert!(trees < anchored, "{backend}: {last}");
+        assert_eq!(last["end_model"], "anchored", "{backend}: {last}");
+        let top = |k: &str| last["gate"][k].as_f64().unwrap();
+        assert!(top("trees_top") * 1.5 >= top("anchored_top"), "{backend}: {last}");
+        assert!(top("supervised_top") * 1.5 >= top("anchored_top"), "{backend}: {last}");
         // A restart replays the stored labels and model versions in the order the lease holder
         // saw them, so the gate weighs the same evidence: a refit right after the restart records
         // it unchanged (a replay of the labels alone would leave it empty).
@@ -239,7 +239,7 @@ async fn a_labeling_session_ends_with_a_model_that_beats_the_seed_detectors_on_h
         .await;
         let relast = after["curve"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(relast["gate"], last["gate"], "{backend}: the evidence after a restart");
-        assert_eq!(relast["end_model"], "trees");
+        assert_eq!(relast["end_model"], "anchored");
         again.stop().await;
     }
 }
@@ -317,7 +317,9 @@ async fn bad_labeling_input_gets_a_clear_4xx_and_loses_nothing() {
         let (status, l1) = post(label_body("ann", &round, &s, ranges(&set[0].labels, a as usize, b as usize))).await;
         assert_eq!(status, 201, "{l1}");
         let l1 = l1["label"]["id"].as_i64().unwrap();
-        let overlapping = json!({"author": "bob", "round": round, "series": "s0", "start": a + 10, "end": b + 10,
+        // Shifted by 10 points, inwards when the suggestion ends at the series' end.
+        let shift = if b + 10 > 3000 { -10 } else { 10 };
+        let overlapping = json!({"author": "bob", "round": round, "series": "s0", "start": a + shift, "end": b + shift,
                                  "anomalies": [[a + 20, a + 30]]});
         expect(post(overlapping.clone()).await, 409, "stale_round");
         // Ann edits her label; Bob's edit of the old version is refused.

@@ -164,7 +164,7 @@ fn simulate_lists_the_labeled_windows_and_the_lfs_against_the_ground_truth() {
         assert_eq!(l["anomalous_points"].as_u64().unwrap() as usize, truth[a..b].iter().filter(|&&t| t).count(), "{l}");
     }
     let lfs = rows.iter().find_map(|l| l.get("lfs")).expect("an lfs line").as_array().unwrap();
-    assert_eq!(lfs.iter().filter(|f| f["kind"].as_str().unwrap().starts_with("seed:")).count(), 5);
+    assert_eq!(lfs.iter().filter(|f| f["kind"].as_str().unwrap().starts_with("seed:")).count(), 6);
     for f in lfs {
         let p = &f["truth_precision_anomaly"];
         assert_eq!(p.is_null(), f["anomaly_votes"] == 0, "{f}");
@@ -186,4 +186,57 @@ fn simulate_lists_the_labeled_windows_and_the_lfs_against_the_ground_truth() {
     );
     let balanced: Vec<&str> = json_args.iter().copied().chain(["--set", "em_unlabeled_weight=balanced"]).collect();
     assert!(lines(&driftwatch(&balanced)).iter().any(|l| l.get("summary").is_some()));
+}
+
+#[test]
+fn simulate_suite_runs_each_category_as_its_own_pool_and_prints_one_table_with_the_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("suite");
+    for (name, seed) in [("alpha", "3"), ("beta", "4")] {
+        let out = driftwatch(&[
+            "leiad",
+            "synth",
+            root.join(name).to_str().unwrap(),
+            "--series",
+            "2",
+            "--len",
+            "2000",
+            "--seed",
+            seed,
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let args = [
+        "leiad",
+        "simulate",
+        "--suite",
+        root.to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--max-windows",
+        "2",
+        "--checkpoints",
+        "1,2",
+    ];
+    let out = driftwatch(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for row in
+        ["| alpha | leiad |", "| beta | labels_prior |", "| mean over 2 | leiad_random |", "| alpha | anomaly_score |"]
+    {
+        assert!(text.contains(row), "{row} missing:\n{text}");
+    }
+    assert!(text.contains("LEIAD − method @2 [95% CI]"), "{text}");
+    // Each category's pool is its own: the dataset lines name them, with every seed's AP.
+    let datasets: Vec<&str> = text.lines().filter(|l| l.starts_with("dataset: ")).collect();
+    assert_eq!(datasets.len(), 2, "{text}");
+    assert!(datasets[0].contains("\"data\":\"alpha\"") && datasets[0].contains("\"seed_ap\""), "{}", datasets[0]);
+    // JSON: round lines carry their category, and one suite line closes.
+    let mut json = args.to_vec();
+    json.push("--json");
+    let rows = lines(&driftwatch(&json));
+    assert!(rows.iter().any(|r| r["category"] == "beta" && r["windows_labeled"] == 2));
+    let suite = &rows.last().unwrap()["suite"];
+    assert!(suite["alpha"]["summary"]["2"]["leiad"]["ap"].is_number(), "{suite}");
+    assert_eq!(suite["mean"]["2"]["labels_only"]["sets"], 2, "{suite}");
 }

@@ -15,8 +15,23 @@
 //!   own. It catches rare levels that the window-based scores smooth out. (On NAB realKnownCause,
 //!   value only: pooled AP 0.037; value and first difference: 0.029.)
 //!
+//! Added for NAB-shaped incidents (issue 20; docs/experiments.md has each one's AP per
+//! development set):
+//! * [`Detector::AnomalyScore`]: the engine's calibrated streaming anomaly score
+//!   (`driftwatch_icid::anomaly::AnomalyScorer`, default settings): nearest-neighbour rarity of
+//!   the value, its difference and a short mean against the series' own history, as a tail
+//!   probability, repeats suppressed.
+//! * [`Detector::GaussianTail`]: NAB's windowed Gaussian: `−log10` of the two-sided Gaussian tail
+//!   probability of the value under the mean and sd of the previous `w` points.
+//! * [`Detector::DiffTail`]: the same on the first difference (a rate of change).
+//! * [`Detector::SeasonalResidual`]: the residual after a seasonal baseline (the median of the
+//!   values one, two and three seasons back; the season is the autocorrelation peak of the
+//!   series' first points, its warm-up; without a clear season the previous point), scaled by
+//!   the residuals' rolling MAD.
+//!
 //! Points a detector cannot score yet (warm-up, a trailing partial block) get 0.
 
+use driftwatch_icid::anomaly::{AnomalyConfig, AnomalyScorer};
 use driftwatch_icid::{NearestPath, PsiPolicy, StreamConfig, StreamDetector};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,12 +53,29 @@ pub enum Detector {
     SpectralResidual,
     /// Isolation forest on the value.
     IsolationForest,
+    /// The engine's calibrated streaming anomaly score.
+    AnomalyScore,
+    /// Windowed Gaussian tail probability of the value.
+    GaussianTail,
+    /// Windowed Gaussian tail probability of the first difference.
+    DiffTail,
+    /// Residual after a seasonal baseline, over its rolling MAD.
+    SeasonalResidual,
 }
 
 impl Detector {
     /// Every detector, in column order.
-    pub const ALL: [Detector; 5] =
-        [Self::IcidChange, Self::IdkPoint, Self::RobustZ, Self::SpectralResidual, Self::IsolationForest];
+    pub const ALL: [Detector; 9] = [
+        Self::IcidChange,
+        Self::IdkPoint,
+        Self::RobustZ,
+        Self::SpectralResidual,
+        Self::IsolationForest,
+        Self::AnomalyScore,
+        Self::GaussianTail,
+        Self::DiffTail,
+        Self::SeasonalResidual,
+    ];
 
     /// Short name used in reports.
     pub fn name(self) -> &'static str {
@@ -53,20 +85,124 @@ impl Detector {
             Self::RobustZ => "robust_z",
             Self::SpectralResidual => "spectral_residual",
             Self::IsolationForest => "isolation_forest",
+            Self::AnomalyScore => "anomaly_score",
+            Self::GaussianTail => "gaussian_tail",
+            Self::DiffTail => "diff_tail",
+            Self::SeasonalResidual => "seasonal_residual",
         }
+    }
+
+    /// The detector a [`Detector::name`] names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
     }
 }
 
 /// Scores of every detector for one series: `scores[d][t]`.
-pub fn score_series(values: &[f64], win: &SeriesWindows, seed: u64) -> [Vec<f64>; 5] {
+pub fn score_series(values: &[f64], win: &SeriesWindows, seed: u64) -> [Vec<f64>; 9] {
     let (change, point) = icid_scores(values, win.icid, seed);
+    let diffs: Vec<f64> =
+        values.iter().enumerate().map(|(t, &v)| if t == 0 { 0.0 } else { v - values[t - 1] }).collect();
     [
         change,
         point,
         robust_z(values, win.mid.max(8)),
         spectral_residual(values, win.short.clamp(16, 64)),
         isolation_forest(values, 200, 256, seed),
+        anomaly_score(values),
+        gaussian_tail(values, win.mid.max(8)),
+        gaussian_tail(&diffs, win.mid.max(8)),
+        seasonal_residual(values, win),
     ]
+}
+
+/// The engine's calibrated anomaly score (default settings), 0 while it warms up.
+fn anomaly_score(values: &[f64]) -> Vec<f64> {
+    let Ok(mut scorer) = AnomalyScorer::new(AnomalyConfig::default(), 1) else {
+        return vec![0.0; values.len()];
+    };
+    values.iter().map(|&v| f64::from(scorer.push(&[v]).score)).collect()
+}
+
+/// `−log10` of the two-sided Gaussian tail probability of each value under the mean and sd of
+/// the `w` points before it (NAB's windowed Gaussian detector).
+fn gaussian_tail(values: &[f64], w: usize) -> Vec<f64> {
+    let n = values.len();
+    let mut out = vec![0.0; n];
+    let (mut sum, mut sum2) = (0.0, 0.0);
+    for t in 0..n {
+        let k = t.min(w);
+        if k >= 3 {
+            let mean = sum / k as f64;
+            let var = (sum2 / k as f64 - mean * mean).max(0.0);
+            let span = values[t - k..t].iter().fold(0.0f64, |m, v| m.max((v - mean).abs()));
+            let sd = var.sqrt().max(1e-3 * span).max(1e-9 * (1.0 + mean.abs()));
+            out[t] = -log10_two_sided_tail((values[t] - mean).abs() / sd);
+        }
+        sum += values[t];
+        sum2 += values[t] * values[t];
+        if t >= w {
+            sum -= values[t - w];
+            sum2 -= values[t - w] * values[t - w];
+        }
+    }
+    out
+}
+
+/// `log10 P(|Z| > z)` for a standard normal `Z`, without underflow: `ln erfc(z/√2)` from the
+/// Chebyshev fit of Numerical Recipes (`erfcc`, relative error below 1.2e-7).
+fn log10_two_sided_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x);
+    let poly = -x * x - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    (t.ln() + poly).min(0.0) / std::f64::consts::LN_10
+}
+
+/// The season of a series in points: the highest autocorrelation peak (above 0.3) at lags
+/// `4..=max_lag` over its first points (its warm-up), or `None`.
+fn season(values: &[f64]) -> Option<usize> {
+    let head = &values[..values.len().min(4000)];
+    let max_lag = (head.len() / 3).min(1500);
+    if max_lag < 8 {
+        return None;
+    }
+    let (m, _) = mean_sd(head);
+    let c: Vec<f64> = head.iter().map(|v| v - m).collect();
+    let var: f64 = c.iter().map(|v| v * v).sum();
+    if var <= 0.0 {
+        return None;
+    }
+    let acf: Vec<f64> =
+        (0..=max_lag + 1).map(|lag| c[lag..].iter().zip(&c).map(|(a, b)| a * b).sum::<f64>() / var).collect();
+    (4..=max_lag)
+        .filter(|&l| acf[l] > 0.3 && acf[l] >= acf[l - 1] && acf[l] >= acf[l + 1])
+        .max_by(|&a, &b| acf[a].total_cmp(&acf[b]).then(b.cmp(&a)))
+}
+
+/// `|x_t − b_t| / (1.4826·MAD)` of the residuals over the previous `win.mid` points, where
+/// `b_t` is the median of the values one, two and three seasons back (as many as exist), or the
+/// previous value without a season.
+fn seasonal_residual(values: &[f64], win: &SeriesWindows) -> Vec<f64> {
+    let n = values.len();
+    let period = season(values);
+    let resid: Vec<f64> = (0..n)
+        .map(|t| match period {
+            Some(p) if t >= p => {
+                let mut back: Vec<f64> = (1..=3).filter(|k| t >= k * p).map(|k| values[t - k * p]).collect();
+                back.sort_by(f64::total_cmp);
+                values[t] - median_sorted(&back)
+            }
+            _ if t > 0 => values[t] - values[t - 1],
+            _ => 0.0,
+        })
+        .collect();
+    robust_z(&resid, win.mid.max(8))
 }
 
 /// iCID window scores and IDK point scores from one pass of the streaming detector.

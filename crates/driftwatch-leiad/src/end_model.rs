@@ -76,6 +76,11 @@ pub struct EndModelConfig {
     /// 0.060 against 0.064; the trees alone: 0.163). On NAB the evidence against the trees is
     /// about twice that from the first anomaly (0.96 against 0.47).
     pub gate_margin: f64,
+    /// Gate: the candidate ([`GATE_CANDIDATES`] index) that answers without evidence against it.
+    /// 1, the seed-anchored regression, since issue 20: with the calibrated seed columns and the
+    /// anchor chosen by the pool rank of the labeled anomalies it ranked above the trees on both
+    /// NAB and the synthetic sets (docs/experiments.md, 2026-12-07). It was 0, the trees.
+    pub gate_default: usize,
 }
 
 impl Default for EndModelConfig {
@@ -92,6 +97,7 @@ impl Default for EndModelConfig {
             anchor_ridge: 2.0,
             select_margin: 1.5,
             gate_margin: 1.5,
+            gate_default: 1,
         }
     }
 }

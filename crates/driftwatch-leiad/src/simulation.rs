@@ -54,6 +54,9 @@ pub struct RoundReport {
     pub roc_auc: BTreeMap<String, f64>,
     /// Points scored (unlabeled in both runs).
     pub evaluated_points: usize,
+    /// Anomalous points among them: with none (a small pool whose anomalies both runs have
+    /// labeled), AP and ROC-AUC are undefined and every method reports 0.
+    pub evaluated_anomalies: usize,
 }
 
 /// One seed's replay.
@@ -192,6 +195,7 @@ impl Simulation {
             ap,
             roc_auc: auc,
             evaluated_points: mask.len(),
+            evaluated_anomalies: truth.iter().filter(|&&t| t).count(),
         })
     }
 }

@@ -107,7 +107,8 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let prep = Arc::new(Prepared::new(Pool::new(series)?, 0));
     let prepare_s = t.elapsed().as_secs_f64();
-    let mut cfg = LeiadConfig { max_lfs: args.lfs.max(7), ..LeiadConfig::default() };
+    let mut cfg = LeiadConfig::default();
+    cfg.max_lfs = args.lfs.max(cfg.seed_lfs.len() + 2);
     cfg.end_model.backend = backend(args.end_model);
     let mut session = Leiad::new(prep.clone(), cfg)?;
     // Anomalous windows, one per event, in a fixed order: each adds prototype LFs.

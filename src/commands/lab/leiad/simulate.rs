@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use driftwatch_leiad::eval::{average_precision, roc_auc};
 use driftwatch_leiad::simulation::{RoundReport, SimConfig, Simulation};
-use driftwatch_leiad::{AlWeights, Backend, LeiadConfig, Pool, Prepared, SeriesInput};
+use driftwatch_leiad::{AlWeights, Backend, Detector, LeiadConfig, Pool, Prepared, SeriesInput};
 use serde_json::{Value, json};
 
 /// `driftwatch leiad simulate`.
@@ -19,7 +20,15 @@ use serde_json::{Value, json};
 pub struct Args {
     /// A directory of CSV files (NAB layout: `timestamp,value`, labels from a JSON file; or files
     /// with a 0/1 `label` column), or one CSV file with a `label` column.
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
+    /// Run each category folder of DIR (NAB's layout: folders of CSV files, labels JSON in DIR)
+    /// as its own pool and print one table over them, with the mean over categories.
+    #[arg(long, value_name = "DIR", conflicts_with = "data")]
+    pub suite: Option<PathBuf>,
+    /// Add the five synthetic development sets (`leiad synth` seeds 1 to 5) to the suite (alone:
+    /// a suite of just them).
+    #[arg(long)]
+    pub synthetic: bool,
     /// NAB labels JSON (default: `combined_labels.json`, or `combined_windows.json` with
     /// --windows, in DATA's parent directory).
     #[arg(long)]
@@ -65,7 +74,7 @@ pub struct Args {
     pub show_labels: bool,
     /// Session setting overrides, `NAME=VALUE` (anomaly_rate, ws_ratio, neg_ratio, human_weight,
     /// k_stat, k_repr, golden_every, max_lfs, iterations, learning_rate, max_depth, candidates,
-    /// em_steps, em_unlabeled_weight (a number or `balanced`), anchor_weight, anchor_ridge, gate_margin).
+    /// em_steps, em_unlabeled_weight (a number or `balanced`), anchor_weight, anchor_ridge, gate_margin, gate_default).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<String>,
 }
@@ -114,19 +123,136 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     {
         bail!("--weights takes five non-negative numbers (disagreement, abstention, uncertainty, novelty, prior)");
     }
-    let (loaded, from_nab) = load(args)?;
-    let names: Vec<String> = loaded.iter().map(|l| l.series.name.clone()).collect();
-    let truth: Vec<bool> = loaded.iter().flat_map(|l| l.truth.iter().copied()).collect();
-    let pool = Pool::new(loaded.into_iter().map(|l| l.series).collect())?;
-    let positives = truth.iter().filter(|&&t| t).count();
+    let sets = datasets(args)?;
+    let suite = args.suite.is_some() || args.synthetic;
+    let mut results: Vec<SetResult> = Vec::new();
+    for set in sets {
+        let at = run_set(args, &set, suite)?;
+        if !suite {
+            if args.json {
+                println!("{}", json!({ "summary": summarise(&at) }));
+            } else {
+                print_summary(&at);
+            }
+        }
+        results.push(SetResult { name: set.name, points: set.points, anomalous: set.anomalous, at });
+    }
+    if suite {
+        if args.json {
+            println!("{}", json!({ "suite": suite_json(&results) }));
+        } else {
+            print_suite(&results, args.seeds);
+        }
+    }
+    Ok(())
+}
+
+/// One data set to replay: a NAB category, a directory or file, or a synthetic set.
+struct DataSet {
+    name: String,
+    loaded: Vec<Loaded>,
+    ground_truth: String,
+    points: usize,
+    anomalous: usize,
+}
+
+/// One data set's reports at the checkpoints.
+struct SetResult {
+    name: String,
+    points: usize,
+    anomalous: usize,
+    at: BTreeMap<usize, Vec<RoundReport>>,
+}
+
+/// The synthetic development sets (`leiad synth` seeds 1 to 5 with the shapes docs/experiments.md
+/// used): (seed, series, points per series).
+const SYNTHETIC: [(u64, usize, usize); 5] = [(1, 8, 5000), (2, 8, 5000), (3, 6, 6000), (4, 8, 5000), (5, 10, 4000)];
+
+/// The data sets the arguments name, in order: DATA, or each category folder of --suite (sorted),
+/// then the synthetic sets with --synthetic.
+fn datasets(args: &Args) -> anyhow::Result<Vec<DataSet>> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    match (&args.data, &args.suite) {
+        (Some(_), Some(_)) => bail!("give either DATA or --suite DIR, not both"),
+        (Some(d), None) => dirs.push(d.clone()),
+        (None, Some(root)) => {
+            let mut cats: Vec<PathBuf> = std::fs::read_dir(root)
+                .with_context(|| format!("Failed to read directory {}", root.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_dir()
+                        && std::fs::read_dir(p).is_ok_and(|mut r| {
+                            r.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "csv")))
+                        })
+                })
+                .collect();
+            cats.sort();
+            if cats.is_empty() {
+                bail!("{}: no category folders holding CSV files", root.display());
+            }
+            dirs.extend(cats);
+        }
+        (None, None) if args.synthetic => {}
+        (None, None) => bail!("give DATA, --suite DIR or --synthetic"),
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        let (loaded, from_nab) = load(args, &d)?;
+        let name = d.file_name().map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let ground_truth = if !from_nab {
+            "label column".to_string()
+        } else if args.windows {
+            "NAB windows".to_string()
+        } else {
+            format!("±{} samples of NAB labels", args.tolerance)
+        };
+        out.push(DataSet::new(name, loaded, ground_truth));
+    }
+    if args.synthetic {
+        for (seed, series, len) in SYNTHETIC {
+            let loaded = driftwatch_testkit::labeled_set(series, len, seed)
+                .into_iter()
+                .enumerate()
+                .map(|(k, s)| Loaded {
+                    series: SeriesInput { name: format!("synthetic_{k:02}.csv"), values: s.values, period_secs: Some(300.0) },
+                    truth: s.labels,
+                })
+                .collect();
+            out.push(DataSet::new(format!("synthetic_{seed}"), loaded, "label column".into()));
+        }
+    }
+    Ok(out)
+}
+
+impl DataSet {
+    fn new(name: String, loaded: Vec<Loaded>, ground_truth: String) -> Self {
+        let points = loaded.iter().map(|l| l.truth.len()).sum();
+        let anomalous = loaded.iter().map(|l| l.truth.iter().filter(|&&t| t).count()).sum();
+        Self { name, loaded, ground_truth, points, anomalous }
+    }
+}
+
+/// Replays one data set over the seeds; returns the reports at the checkpoints.
+fn run_set(args: &Args, set: &DataSet, quiet: bool) -> anyhow::Result<BTreeMap<usize, Vec<RoundReport>>> {
+    let category = set.name.as_str();
+    let names: Vec<String> = set.loaded.iter().map(|l| l.series.name.clone()).collect();
+    let truth: Vec<bool> = set.loaded.iter().flat_map(|l| l.truth.iter().copied()).collect();
+    let pool = Pool::new(set.loaded.iter().map(|l| l.series.clone()).collect())?;
     let t0 = Instant::now();
     let prep = Arc::new(Prepared::new(pool, 0));
     let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
+    // Each seed detector over the whole pool, before any label.
+    let mut seed_ap = serde_json::Map::new();
+    let mut seed_auc = serde_json::Map::new();
+    for d in Detector::ALL {
+        let s = prep.detector_scores(d);
+        seed_ap.insert(d.name().into(), json!(average_precision(s, &truth)));
+        seed_auc.insert(d.name().into(), json!(roc_auc(s, &truth)));
+    }
     let info = json!({
-        "data": args.data.display().to_string(), "series": names.len(), "points": truth.len(),
-        "anomalous_points": positives,
-        "ground_truth": if !from_nab { "label column".to_string() } else if args.windows { "NAB windows".to_string() } else { format!("±{} samples of NAB labels", args.tolerance) },
-        "prepare_ms": prepare_ms.round(),
+        "data": category, "series": names.len(), "points": truth.len(),
+        "anomalous_points": set.anomalous, "ground_truth": set.ground_truth,
+        "prepare_ms": prepare_ms.round(), "seed_ap": seed_ap, "seed_roc_auc": seed_auc,
     });
     if args.json {
         println!("{}", json!({ "dataset": info }));
@@ -135,6 +261,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let truth = Arc::new(truth);
     let mut at: BTreeMap<usize, Vec<RoundReport>> = BTreeMap::new();
+    let show = !quiet;
     for seed in args.first_seed..args.first_seed + args.seeds {
         let mut leiad = LeiadConfig { seed, half_window: args.half_window, ..LeiadConfig::default() };
         leiad.end_model.backend = backend(args.end_model);
@@ -155,11 +282,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             if args.json {
                 println!(
                     "{}",
-                    json!({"seed": seed, "round": r.round, "windows_labeled": r.windows_labeled,
+                    json!({"category": category, "seed": seed, "round": r.round, "windows_labeled": r.windows_labeled,
                         "anomalous_windows": r.anomalous_windows, "ap": r.ap, "roc_auc": r.roc_auc,
-                        "round_ms": round_ms.round(), "evaluated_points": r.evaluated_points})
+                        "round_ms": round_ms.round(), "evaluated_points": r.evaluated_points,
+                        "evaluated_anomalies": r.evaluated_anomalies})
                 );
-            } else {
+            } else if show {
                 let fmt = |m: &BTreeMap<String, f64>| {
                     m.iter().map(|(k, v)| format!("{k}={v:.3}")).collect::<Vec<_>>().join(" ")
                 };
@@ -259,13 +387,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
         }
     }
-    let summary = summarise(&at);
-    if args.json {
-        println!("{}", json!({ "summary": summary }));
-    } else {
-        print_summary(&at);
-    }
-    Ok(())
+    Ok(at)
 }
 
 /// Applies one `NAME=VALUE` session override.
@@ -295,6 +417,7 @@ fn apply_override(cfg: &mut LeiadConfig, o: &str) -> anyhow::Result<()> {
         "anchor_weight" => cfg.end_model.anchor_weight = v,
         "anchor_ridge" => cfg.end_model.anchor_ridge = v,
         "gate_margin" => cfg.end_model.gate_margin = v,
+        "gate_default" => cfg.end_model.gate_default = whole()?.min(2),
         "candidates" => cfg.candidates = whole()?,
         "em_steps" => cfg.label_model.em_steps = whole()?,
         "em_unlabeled_weight" => cfg.label_model.em_unlabeled_weight = Some(v),
@@ -333,10 +456,12 @@ struct MethodStats {
     d_h: f64,
 }
 
+/// Over the seeds whose scored points hold an anomaly (elsewhere AP is undefined).
 fn method_stats(reports: &[RoundReport], m: &str) -> MethodStats {
-    let ap: Vec<f64> = reports.iter().map(|r| r.ap[m]).collect();
-    let auc: Vec<f64> = reports.iter().map(|r| r.roc_auc[m]).collect();
-    let diff: Vec<f64> = reports.iter().map(|r| r.ap["leiad"] - r.ap[m]).collect();
+    let defined = || reports.iter().filter(|r| r.evaluated_anomalies > 0);
+    let ap: Vec<f64> = defined().map(|r| r.ap[m]).collect();
+    let auc: Vec<f64> = defined().map(|r| r.roc_auc[m]).collect();
+    let diff: Vec<f64> = defined().map(|r| r.ap["leiad"] - r.ap[m]).collect();
     let ((ap_m, ap_h), (auc_m, _), (d_m, d_h)) = (mean_ci(&ap), mean_ci(&auc), mean_ci(&diff));
     MethodStats { ap_m, ap_h, auc_m, d_m, d_h }
 }
@@ -373,22 +498,174 @@ fn print_summary(at: &BTreeMap<usize, Vec<RoundReport>>) {
     }
 }
 
-/// The series with their ground truth, and whether any came from NAB label files.
-fn load(args: &Args) -> anyhow::Result<(Vec<Loaded>, bool)> {
-    if args.data.is_file() {
-        let (ts, values, labels) = read_csv(&args.data)?;
-        let labels =
-            labels.with_context(|| format!("{}: a single CSV needs a 0/1 `label` column", args.data.display()))?;
-        return Ok((vec![Loaded { series: series_input(&args.data, ts.as_deref(), values), truth: labels }], false));
+/// The methods LEIAD is compared with in the suite (issue 20's fixed set): the baselines, the
+/// label model and every seed detector (the gate's candidates are insight, not comparisons).
+fn compared() -> Vec<String> {
+    let mut m: Vec<String> =
+        ["labels_only", "labels_prior", "leiad_random", "label_model"].iter().map(|s| (*s).to_string()).collect();
+    m.extend(Detector::ALL.iter().map(|d| d.name().to_string()));
+    m
+}
+
+/// Per seed (report order), the mean over the data sets of `f(report)`, over the sets where
+/// that seed's scored points hold an anomaly; seeds every set reached.
+fn across_sets(results: &[SetResult], w: usize, f: impl Fn(&RoundReport) -> f64) -> Vec<f64> {
+    let per: Vec<&Vec<RoundReport>> = results.iter().filter_map(|r| r.at.get(&w)).collect();
+    if per.len() < results.len() {
+        return Vec::new();
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.data)
-        .with_context(|| format!("Failed to read directory {}", args.data.display()))?
+    let seeds = per.iter().map(|r| r.len()).min().unwrap_or(0);
+    (0..seeds)
+        .filter_map(|k| {
+            let v: Vec<f64> = per.iter().map(|r| &r[k]).filter(|r| r.evaluated_anomalies > 0).map(&f).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        })
+        .collect()
+}
+
+/// The suite's figures: per data set its summary, then `mean` (per method and checkpoint: the mean
+/// AP over the sets, the paired LEIAD − method difference of the per-seed means with its 95 %
+/// interval, and in how many sets that difference's interval is above zero).
+fn suite_json(results: &[SetResult]) -> Value {
+    let mut out = serde_json::Map::new();
+    for r in results {
+        out.insert(
+            r.name.clone(),
+            json!({"points": r.points, "anomalous_points": r.anomalous, "summary": summarise(&r.at)}),
+        );
+    }
+    let mut mean = serde_json::Map::new();
+    let checkpoints: Vec<usize> = results.first().map(|r| r.at.keys().copied().collect()).unwrap_or_default();
+    for w in checkpoints {
+        let mut methods = serde_json::Map::new();
+        for m in std::iter::once("leiad".to_string()).chain(compared()) {
+            let ap = across_sets(results, w, |r| r.ap[&m]);
+            let d = across_sets(results, w, |r| r.ap["leiad"] - r.ap[&m]);
+            let ((ap_m, _), (d_m, d_h)) = (mean_ci(&ap), mean_ci(&d));
+            let above = results
+                .iter()
+                .filter(|r| {
+                    r.at.get(&w).is_some_and(|reps| {
+                        let s = method_stats(reps, &m);
+                        s.d_m - s.d_h > 0.0
+                    })
+                })
+                .count();
+            methods.insert(
+                m,
+                json!({"ap": ap_m, "leiad_minus_ap": d_m, "leiad_minus_ci": [d_m - d_h, d_m + d_h],
+                       "sets_ci_above_zero": above, "sets": results.len()}),
+            );
+        }
+        mean.insert(w.to_string(), Value::Object(methods));
+    }
+    out.insert("mean".into(), Value::Object(mean));
+    Value::Object(out)
+}
+
+/// One table over the suite (markdown): per data set, LEIAD and every compared method at each
+/// checkpoint with the paired difference and its 95 % interval, then the mean over the sets; and
+/// a verdict per set.
+fn print_suite(results: &[SetResult], seeds: u64) {
+    let checkpoints: Vec<usize> = results.first().map(|r| r.at.keys().copied().collect()).unwrap_or_default();
+    println!("\nsuite: {} data sets, {seeds} seeds; AP over the points neither run labeled\n", results.len());
+    let mut head = "| data | method |".to_string();
+    let mut rule = "|---|---|".to_string();
+    for w in &checkpoints {
+        head.push_str(&format!(" AP @{w} | LEIAD − method @{w} [95% CI] |"));
+        rule.push_str("---|---|");
+    }
+    println!("{head}\n{rule}");
+    let methods: Vec<String> = std::iter::once("leiad".to_string()).chain(compared()).collect();
+    for r in results {
+        for m in &methods {
+            let mut row = format!("| {} | {m} |", r.name);
+            for w in &checkpoints {
+                match r.at.get(w) {
+                    Some(reps) if reps[0].ap.contains_key(m) => {
+                        let st = method_stats(reps, m);
+                        let d = if m == "leiad" {
+                            String::new()
+                        } else {
+                            format!("{:+.4} [{:+.4}, {:+.4}]", st.d_m, st.d_m - st.d_h, st.d_m + st.d_h)
+                        };
+                        row.push_str(&format!(" {:.4} | {d} |", st.ap_m));
+                    }
+                    _ => row.push_str(" – | – |"),
+                }
+            }
+            println!("{row}");
+        }
+    }
+    let mean = suite_json(results);
+    for m in &methods {
+        let mut row = format!("| mean over {} | {m} |", results.len());
+        for w in &checkpoints {
+            let e = &mean["mean"][w.to_string()][m];
+            let d = if m == "leiad" {
+                String::new()
+            } else {
+                let ci = &e["leiad_minus_ci"];
+                format!(
+                    "{:+.4} [{:+.4}, {:+.4}], CI > 0 in {}/{}",
+                    e["leiad_minus_ap"].as_f64().unwrap_or(f64::NAN),
+                    ci[0].as_f64().unwrap_or(f64::NAN),
+                    ci[1].as_f64().unwrap_or(f64::NAN),
+                    e["sets_ci_above_zero"],
+                    e["sets"]
+                )
+            };
+            row.push_str(&format!(" {:.4} | {d} |", e["ap"].as_f64().unwrap_or(f64::NAN)));
+        }
+        println!("{row}");
+    }
+    println!();
+    for r in results {
+        let mut parts = Vec::new();
+        for w in &checkpoints {
+            let Some(reps) = r.at.get(w) else { continue };
+            let defined = reps.iter().filter(|r| r.evaluated_anomalies > 0).count();
+            if defined == 0 {
+                parts.push(format!("@{w}: undefined (every anomaly labeled by one run or the other in every seed)"));
+                continue;
+            }
+            let stats: Vec<(String, MethodStats)> =
+                compared().into_iter().filter(|m| reps[0].ap.contains_key(m)).map(|m| (m.clone(), method_stats(reps, &m))).collect();
+            let below: Vec<&str> = stats.iter().filter(|(_, s)| s.d_m <= 0.0).map(|(m, _)| m.as_str()).collect();
+            let ci = stats.iter().filter(|(_, s)| s.d_m - s.d_h > 0.0).count();
+            parts.push(format!(
+                "@{w} ({defined} seeds with an anomaly left): LEIAD {:.4}, above all {} in the mean: {}, CI > 0 for {}/{}",
+                method_stats(reps, "leiad").ap_m,
+                stats.len(),
+                if below.is_empty() { "yes".to_string() } else { format!("no (not above {})", below.join(", ")) },
+                ci,
+                stats.len()
+            ));
+        }
+        let first = checkpoints.first().and_then(|w| r.at.get(w)).map(|reps| method_stats(reps, "leiad").ap_m);
+        let last = checkpoints.last().and_then(|w| r.at.get(w)).map(|reps| method_stats(reps, "leiad").ap_m);
+        if let (Some(a), Some(b)) = (first, last) {
+            parts.push(format!("LEIAD last − first checkpoint {:+.4}", b - a));
+        }
+        println!("{} ({} points, {} anomalous): {}", r.name, r.points, r.anomalous, parts.join("; "));
+    }
+}
+
+/// The series with their ground truth, and whether any came from NAB label files.
+fn load(args: &Args, data: &Path) -> anyhow::Result<(Vec<Loaded>, bool)> {
+    if data.is_file() {
+        let (ts, values, labels) = read_csv(data)?;
+        let labels = labels.with_context(|| format!("{}: a single CSV needs a 0/1 `label` column", data.display()))?;
+        return Ok((vec![Loaded { series: series_input(data, ts.as_deref(), values), truth: labels }], false));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data)
+        .with_context(|| format!("Failed to read directory {}", data.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "csv"))
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("{}: no CSV files", args.data.display());
+        bail!("{}: no CSV files", data.display());
     }
     let mut nab: Option<serde_json::Map<String, Value>> = None;
     let mut out = Vec::new();
@@ -398,12 +675,12 @@ fn load(args: &Args) -> anyhow::Result<(Vec<Loaded>, bool)> {
             Some(l) => l,
             None => {
                 if nab.is_none() {
-                    nab = Some(read_nab_labels(args)?);
+                    nab = Some(read_nab_labels(args, data)?);
                 }
                 let map = nab.as_ref().expect("just loaded");
                 let ts =
                     ts.as_deref().with_context(|| format!("{}: NAB files need a timestamp column", f.display()))?;
-                let key = nab_key(&args.data, f);
+                let key = nab_key(data, f);
                 let entry = map.get(&key).with_context(|| format!("labels JSON has no entry {key:?}"))?;
                 nab_truth(ts, entry, args.windows, args.tolerance).with_context(|| format!("labels for {key}"))?
             }
@@ -429,11 +706,11 @@ fn nab_key(dir: &Path, file: &Path) -> String {
     format!("{d}/{f}")
 }
 
-fn read_nab_labels(args: &Args) -> anyhow::Result<serde_json::Map<String, Value>> {
+fn read_nab_labels(args: &Args, data: &Path) -> anyhow::Result<serde_json::Map<String, Value>> {
     let path = match &args.labels {
         Some(p) => p.clone(),
         None => {
-            let parent = args.data.canonicalize()?.parent().map(Path::to_path_buf).unwrap_or_default();
+            let parent = data.canonicalize()?.parent().map(Path::to_path_buf).unwrap_or_default();
             parent.join(if args.windows { "combined_windows.json" } else { "combined_labels.json" })
         }
     };
