@@ -1075,6 +1075,20 @@ impl StreamDetector {
             t.blocks.push_back(fresh);
             t.blocks.pop_front();
         }
+        if scoring && cfg.anomaly && cfg.anomaly_config.onsets && r.open.is_none() {
+            // An interval opens here: the onset feeds the point score of the point that completes
+            // the window, on the point score's scale: the window score's tail probability among
+            // the recent window scores, as a log ratio to the smallest one they can give.
+            let scores = &r.tracks[r.active].scores;
+            let score = *scores.back().expect("just pushed");
+            if score > thr {
+                let at_least = scores.iter().filter(|&&s| s >= score).count().max(1);
+                let onset = (at_least as f64 / (scores.len() + 1) as f64).ln() / (-((scores.len() + 1) as f64).ln());
+                if let Some(last) = r.last_anomaly.last_mut() {
+                    *last = last.max(onset.clamp(0.0, 1.0) as f32);
+                }
+            }
+        }
         if cfg.collect_blocks {
             let score = if scoring { r.tracks[r.active].scores.back().copied() } else { None };
             self.outbox.push(BlockScore {
@@ -1119,15 +1133,6 @@ impl StreamDetector {
                         (None, None)
                     };
                     let (change_point, change_ts) = place_change(r, cfg, d, lead, win_start, win_start_ts);
-                    if cfg.anomaly && cfg.anomaly_config.onsets {
-                        // The onset feeds the point score of the point that completes the window.
-                        let scores = &r.tracks[r.active].scores;
-                        let at_least = scores.iter().filter(|&&s| s >= score).count();
-                        let onset = 1.0 - at_least.max(1) as f64 / (scores.len() + 1) as f64;
-                        if let Some(last) = r.last_anomaly.last_mut() {
-                            *last = last.max(onset as f32);
-                        }
-                    }
                     r.open = Some(OpenInterval {
                         start: win_start,
                         start_ts: win_start_ts,
