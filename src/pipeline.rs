@@ -128,7 +128,7 @@ enum Job {
     },
     Configure {
         series: String,
-        config: Option<StreamConfig>,
+        config: Option<Box<StreamConfig>>,
         dim: usize,
         start: Start,
         reply: oneshot::Sender<Result<(), String>>,
@@ -238,7 +238,7 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         let (reply, rx) = oneshot::channel();
         self.sender(&series)?
-            .send(Job::Configure { series, config, dim, start, reply })
+            .send(Job::Configure { series, config: config.map(Box::new), dim, start, reply })
             .await
             .map_err(|_| PipelineError::Stopped)?;
         rx.await.map_err(|_| PipelineError::Stopped)?.map_err(PipelineError::Config)
@@ -328,7 +328,7 @@ fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<Str
                 let _ = reply.send(report); // the caller may have gone away; the work is done
             }
             Job::Configure { series, config, dim, start, reply } => {
-                let mut config = config.unwrap_or_else(|| defaults.clone());
+                let mut config = config.map_or_else(|| defaults.clone(), |c| *c);
                 config.collect_blocks = true;
                 let result = StreamDetector::new(config, dim).map(|detector| {
                     detectors.insert(series, Held { detector, base: start.index, floor: start.after_ts });
