@@ -564,7 +564,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(all.first(), Some(&(1200 + 1000)), "blocks after warm-up, in the series' numbering");
+        // Blocks tile the new detector's points from its first (warm-up blocks included), in the
+        // series' numbering.
+        assert_eq!(all.first(), Some(&1200), "blocks start at the new detector's first point");
+        assert!(all.windows(2).all(|w| w[1] == w[0] + 50), "blocks of 50 without holes: {all:?}");
         assert_eq!(p.shutdown()["a"].points(), 3200);
     }
 
