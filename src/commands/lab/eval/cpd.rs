@@ -248,7 +248,7 @@ fn read_published(dir: &Path) -> anyhow::Result<Option<tssb::PublishedCovering>>
     Ok(Some(tssb::parse_published_covering(&text).with_context(|| path.display().to_string())?))
 }
 
-type Setting = BTreeMap<String, String>;
+use super::{Setting, expand_grid};
 
 fn parse_settings(pairs: &[String]) -> anyhow::Result<Setting> {
     pairs
@@ -265,25 +265,6 @@ fn default_grid(method: Method) -> Vec<String> {
         Method::Auto => vec!["z=1,2,3".into(), "psi=32,64,128".into()],
         Method::Icid => vec!["alpha=1,2,3".into()],
     }
-}
-
-/// The product of the grid's values, each on top of `base`.
-fn expand_grid(base: &Setting, grid: &[String]) -> anyhow::Result<Vec<Setting>> {
-    let mut out = vec![base.clone()];
-    for g in grid {
-        let (k, vs) = g.split_once('=').with_context(|| format!("--grid {g:?}: expected NAME=V1,V2,..."))?;
-        out = out
-            .iter()
-            .flat_map(|s| {
-                vs.split(',').map(move |v| {
-                    let mut s = s.clone();
-                    s.insert(k.trim().to_string(), v.trim().to_string());
-                    s
-                })
-            })
-            .collect();
-    }
-    Ok(out)
 }
 
 fn get<T: std::str::FromStr>(s: &Setting, key: &str) -> anyhow::Result<Option<T>> {

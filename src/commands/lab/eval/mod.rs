@@ -5,6 +5,7 @@
 mod cpd;
 mod nab;
 
+use anyhow::Context;
 use clap::Subcommand;
 
 /// `driftwatch eval ...`.
@@ -31,3 +32,26 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Nab(args) => nab::run(&args),
     }
 }
+
+/// One setting of a method: `name → value`, as given to `--set` and `--grid`.
+type Setting = std::collections::BTreeMap<String, String>;
+
+/// The product of the grid's values, each on top of `base`.
+fn expand_grid(base: &Setting, grid: &[String]) -> anyhow::Result<Vec<Setting>> {
+    let mut out = vec![base.clone()];
+    for g in grid {
+        let (k, vs) = g.split_once('=').with_context(|| format!("--grid {g:?}: expected NAME=V1,V2,..."))?;
+        out = out
+            .iter()
+            .flat_map(|s| {
+                vs.split(',').map(move |v| {
+                    let mut s = s.clone();
+                    s.insert(k.trim().to_string(), v.trim().to_string());
+                    s
+                })
+            })
+            .collect();
+    }
+    Ok(out)
+}
+

@@ -58,7 +58,7 @@ struct Series {
     key: String,
 }
 
-type Setting = BTreeMap<String, String>;
+use super::{Setting, expand_grid};
 
 /// Runs the command.
 ///
@@ -185,24 +185,6 @@ fn config(setting: &Setting) -> anyhow::Result<StreamConfig> {
     cfg.collect_blocks = true;
     StreamDetector::new(cfg.clone(), 1)?;
     Ok(cfg)
-}
-
-fn expand_grid(base: &Setting, grid: &[String]) -> anyhow::Result<Vec<Setting>> {
-    let mut out = vec![base.clone()];
-    for g in grid {
-        let (k, vs) = g.split_once('=').with_context(|| format!("--grid {g:?}: expected NAME=V1,V2,..."))?;
-        out = out
-            .iter()
-            .flat_map(|s| {
-                vs.split(',').map(move |v| {
-                    let mut s = s.clone();
-                    s.insert(k.trim().to_string(), v.trim().to_string());
-                    s
-                })
-            })
-            .collect();
-    }
-    Ok(out)
 }
 
 /// Feeds one file point by point through the streaming detector, with its own timestamps (as
