@@ -417,16 +417,19 @@ fn ln_fisher(x: f64, k: usize) -> f64 {
         return 0.0;
     }
     let ln_h = h.ln();
-    let mut ln_terms = Vec::with_capacity(k);
-    let mut ln_fact = 0.0;
-    for i in 0..k.max(1) {
-        if i > 0 {
-            ln_fact += (i as f64).ln();
-        }
-        ln_terms.push(i as f64 * ln_h - ln_fact);
-    }
-    let top = ln_terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = ln_terms.iter().map(|t| (t - top).exp()).sum();
+    // The terms' logs, computed twice (for their maximum, then the sum) rather than collected:
+    // this runs twice per point, and `k` is the number of channels.
+    let ln_terms = || {
+        let mut ln_fact = 0.0;
+        (0..k.max(1)).map(move |i| {
+            if i > 0 {
+                ln_fact += (i as f64).ln();
+            }
+            i as f64 * ln_h - ln_fact
+        })
+    };
+    let top = ln_terms().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = ln_terms().map(|t| (t - top).exp()).sum();
     (-h + top + sum.ln()).min(0.0)
 }
 
