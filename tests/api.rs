@@ -214,11 +214,11 @@ async fn points_and_scores_come_back_downsampled_and_series_can_be_configured_re
         let blocks = scores["points"].as_array().unwrap();
         assert_eq!(blocks.len(), 60, "{name}: 3000 points in blocks of 50, warm-up included");
         assert_eq!(scores["columns"][2], "anomaly_max");
-        // The anomaly score warms up over the first 500 points (10 blocks), marked as such; every
+        // The anomaly score warms up over the first 300 points (6 blocks), marked as such; every
         // block holds the calibrated score (version 2).
         let warming: Vec<bool> = blocks.iter().map(|b| b[1][3].as_f64() == Some(1.0)).collect();
-        assert_eq!(warming.iter().filter(|w| **w).count(), 10, "{name}: {warming:?}");
-        assert!(warming[..10].iter().all(|w| *w), "{name}: the first 10 blocks warm up");
+        assert_eq!(warming.iter().filter(|w| **w).count(), 6, "{name}: {warming:?}");
+        assert!(warming[..6].iter().all(|w| *w), "{name}: the first 6 blocks warm up");
         assert!(blocks.iter().all(|b| b[1][4].as_f64() == Some(2.0)), "{name}: anomaly_version");
         assert_eq!(scores["columns"][3], "anomaly_warming_up");
         // Own settings: merged over the defaults, validated by the engine, recorded.
