@@ -162,12 +162,54 @@ pub fn embed(points: &Scaled, width: usize) -> Scaled {
     Scaled { values, n: rows, d: k * d }
 }
 
+/// The embedding row of the newest point for a streaming detector: the PAA of the subsequence
+/// `rows` (the last `width` scaled rows, oldest first, row-major with `d` columns), appended to
+/// `out`, in the layout of [`embed`]'s rows. Segment means are summed directly, so a value may
+/// differ from [`embed`]'s (prefix sums) in its last bit.
+pub fn paa_row(rows: &[f32], d: usize, out: &mut Vec<f32>) {
+    let width = rows.len() / d.max(1);
+    if width <= 1 {
+        out.extend_from_slice(rows);
+        return;
+    }
+    let k = width.min(PAA_SEGMENTS);
+    for j in 0..d {
+        for s in 0..k {
+            let (a, b) = ((s * width + k / 2) / k, ((s + 1) * width + k / 2) / k);
+            let sum: f64 = (a..b).map(|i| f64::from(rows[i * d + j])).sum();
+            out.push((sum / (b - a) as f64) as f32);
+        }
+    }
+}
+
+/// Columns of an embedding of `d` columns at `width` (the kernel's dimension).
+pub fn embedded_dim(d: usize, width: usize) -> usize {
+    if width <= 1 { d } else { d * width.min(PAA_SEGMENTS) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sine(n: usize, period: f64) -> Vec<f64> {
         (0..n).map(|i| (i as f64 * std::f64::consts::TAU / period).sin()).collect()
+    }
+
+    #[test]
+    fn a_streamed_row_is_the_embedding_row_of_its_subsequence() {
+        let x: Vec<f32> = (0..120).map(|i| ((i * 37) % 17) as f32 / 17.0).collect();
+        for (d, width) in [(1, 1), (1, 5), (1, 12), (2, 9), (3, 20)] {
+            let n = x.len() / d;
+            let emb = embed(&Scaled { values: x[..n * d].to_vec(), n, d }, width);
+            assert_eq!(emb.d, embedded_dim(d, width));
+            for i in [0, 7, emb.n - 1] {
+                let mut row = Vec::new();
+                paa_row(&x[i * d..(i + width) * d], d, &mut row);
+                let want = &emb.values[i * emb.d..(i + 1) * emb.d];
+                assert!(row.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "d {d} width {width} row {i}");
+                assert_eq!(row.len(), want.len());
+            }
+        }
     }
 
     #[test]

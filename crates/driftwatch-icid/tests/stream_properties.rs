@@ -224,10 +224,10 @@ impl Checker {
             }
             Event::Opened { start, start_ts, change_point, change_ts, detected_at, score, threshold } => {
                 prop_assert!(self.warmed, "opened before warm-up");
-                // The change is placed inside the flagged window or the window before it.
+                // The change is placed inside the flagged window or the two windows before it.
                 prop_assert!(
-                    *change_point + cfg.window as u64 >= *start && change_point < detected_at,
-                    "change point {change_point} outside [{start} - window, {detected_at})"
+                    *change_point + 2 * cfg.window as u64 >= *start && change_point < detected_at,
+                    "change point {change_point} outside [{start} - 2 window, {detected_at})"
                 );
                 prop_assert!(*change_ts <= last_ts);
                 prop_assert!(self.open.is_none(), "opened {start} while {:?} is open", self.open);
