@@ -179,6 +179,46 @@ fn results_do_not_depend_on_the_thread_count_or_the_nearest_centre_path() {
 }
 
 #[test]
+fn bench_engine_runs_on_the_forced_level_and_names_the_level_each_line_used() {
+    let out = driftwatch(&[
+        "bench",
+        "engine",
+        "--points",
+        "3000",
+        "--series",
+        "2",
+        "--only",
+        "uni_psi16_change",
+        "--level",
+        "portable",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let simd_of = |name: &str| lines.iter().find(|l| l["scenario"] == name).map(|l| l["simd"].clone());
+    assert_eq!(simd_of("uni_psi16_change_only"), Some("portable".into()), "{lines:?}");
+    assert_eq!(simd_of("uni_psi16_change_only_scalar_path"), Some("scalar".into()), "{lines:?}");
+    assert!(lines.iter().any(|l| l["simd_gain"] == "uni_psi16_change_only" && l["ratio"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn the_service_refuses_an_unknown_simd_level_in_one_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["config", "show"])
+        .env("DRIFTWATCH__PIPELINE__SIMD", "avx9")
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(err.contains("pipeline.simd") && err.contains("avx512"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["config", "show"])
+        .env("DRIFTWATCH__PIPELINE__SIMD", "portable")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("simd = \"portable\""));
+}
+
+#[test]
 fn bad_input_gives_a_one_line_error_naming_file_row_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
