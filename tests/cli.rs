@@ -176,6 +176,51 @@ fn results_do_not_depend_on_the_thread_count_or_the_nearest_centre_path() {
         args.extend(extra);
         assert_eq!(json_ok(&driftwatch(&args)), base, "auto {extra:?}");
     }
+    // Every level this CPU has, in every mode; a level it lacks is refused in one line.
+    for mode in [&["--method", "auto"][..], &["--method", "icid", "--scores"], &["--mode", "online", "--scores"]] {
+        let run = |level: &str| {
+            let mut args = vec!["detect", f.as_str(), "--threads", "1", "--level", level];
+            args.extend(mode);
+            driftwatch(&args)
+        };
+        let base = json_ok(&run("scalar"));
+        for level in ["portable", "avx2", "avx512"] {
+            let out = run(level);
+            if !out.status.success() {
+                assert!(one_line_error(&out).contains("does not support"), "{level}");
+                continue;
+            }
+            assert_eq!(json_ok(&out), base, "{mode:?} {level}");
+        }
+    }
+}
+
+#[test]
+fn bench_engine_all_levels_runs_every_level_and_compares_it_with_portable() {
+    let out =
+        driftwatch(&["bench", "engine", "--points", "3000", "--series", "2", "--only", "change_only", "--all-levels"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let levels: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["scenario"] == "uni_psi16_change_only")
+        .map(|l| l["simd"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels[0], "portable", "{lines:?}");
+    assert!(levels.len() >= 2 || !cfg!(target_arch = "x86_64"), "x86-64 has AVX2 at least here: {levels:?}");
+    for l in
+        lines.iter().filter(|l| l["scenario"] == "mv8_psi16_change_only" || l["scenario"] == "uni_psi16_change_only")
+    {
+        let r = l["vs_portable"].as_f64().unwrap();
+        assert!(r > 0.0 && (l["simd"] != "portable" || r == 1.0), "{l}");
+    }
+    let scalar: Vec<&Value> =
+        lines.iter().filter(|l| l["scenario"].as_str().is_some_and(|s| s.ends_with("_scalar_path"))).collect();
+    assert_eq!(scalar.len(), 2, "the scalar baselines run once");
+    assert!(scalar.iter().all(|l| l["simd"] == "scalar" && l.get("vs_portable").is_none()));
+    let gains = lines.iter().filter(|l| l.get("simd_gain").is_some()).count();
+    assert_eq!(gains, 2 * levels.len(), "a gain over scalar per level and scenario");
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! `driftwatch bench engine`: the streaming detector on one core, points per second and bytes
 //! per series for each scenario of the streaming issue, one JSON line each naming the level the
 //! nearest-centre search actually ran on (`simd`), plus the SIMD path's gain over the scalar
-//! path. `--path LEVEL` (or `--level`) forces a level.
+//! path. `--path LEVEL` forces a level; `--all-levels` runs every scenario at every level this
+//! CPU supports, each with its ratio to the portable level in the same run.
 
 use serde_json::json;
 
-use driftwatch_icid::{NearestPath, PsiPolicy, StreamConfig, StreamDetector};
+use driftwatch_icid::{NearestPath, PsiPolicy, SimdLevel, StreamConfig, StreamDetector};
 
 use crate::commands::detect::{PathArg, nearest_path};
 
@@ -23,8 +24,12 @@ pub struct Args {
     pub only: Option<String>,
     /// Level of the fast path: `auto` (the widest present), `avx512`, `avx2`, `portable` or
     /// `scalar`; a level this CPU lacks is refused. The `_scalar_path` scenarios stay scalar.
-    #[arg(long, visible_alias = "level", value_enum, default_value_t = PathArg::Auto)]
+    #[arg(long, visible_alias = "level", value_enum, default_value_t = PathArg::Auto, conflicts_with = "all_levels")]
     pub path: PathArg,
+    /// Every scenario at every level this CPU supports (portable first), each line with its
+    /// ratio to the portable level of the same scenario in the same run.
+    #[arg(long)]
+    pub all_levels: bool,
 }
 
 /// One streaming scenario's outcome.
@@ -106,7 +111,11 @@ type Scenario<'a> = (&'a str, bool, Box<dyn Fn(NearestPath) -> anyhow::Result<Me
 /// # Errors
 /// A level this CPU lacks, or a detector configuration the engine refuses (not expected).
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let paths: Vec<NearestPath> = vec![nearest_path(args.path)?];
+    let paths: Vec<NearestPath> = if args.all_levels {
+        SimdLevel::available().into_iter().map(NearestPath::Forced).collect()
+    } else {
+        vec![nearest_path(args.path)?]
+    };
     let fixed16 = || PsiPolicy::Fixed(16);
     let all = || PsiPolicy::Online { candidates: vec![2, 4, 8, 16, 32, 64], history: 40, every: 20 };
     let one = |cfg: StreamConfig, d: usize| run_many(&cfg, d, 1, args.points, 1, false);
@@ -174,7 +183,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let m = run(path)?;
             let used = path.used();
             results.insert((name, used), m.points_per_sec);
-            let line = json!({"scenario": name, "simd": used, "points_per_sec": m.points_per_sec.round(), "bytes_per_series": m.bytes_per_series});
+            let mut line = json!({"scenario": name, "simd": used, "points_per_sec": m.points_per_sec.round(), "bytes_per_series": m.bytes_per_series});
+            if args.all_levels
+                && *on_level
+                && let Some(base) = results.get(&(*name, SimdLevel::Portable.name()))
+            {
+                line["vs_portable"] = json!((m.points_per_sec / base * 100.0).round() / 100.0);
+            }
             println!("{line}");
         }
     }
