@@ -2,8 +2,10 @@
 //! per series for each scenario of the streaming issue, one JSON line each naming the level the
 //! nearest-centre search actually ran on (`simd`), plus the SIMD path's gain over the scalar
 //! path. `--path LEVEL` forces a level; `--all-levels` runs every scenario at every level this
-//! CPU supports, each with its ratio to the portable level in the same run.
+//! CPU supports, each in a fresh child process, with its ratio to the portable level in the same
+//! run.
 
+use anyhow::Context;
 use serde_json::json;
 
 use driftwatch_icid::{NearestPath, PsiPolicy, SimdLevel, StreamConfig, StreamDetector};
@@ -26,8 +28,9 @@ pub struct Args {
     /// `scalar`; a level this CPU lacks is refused. The `_scalar_path` scenarios stay scalar.
     #[arg(long, visible_alias = "level", value_enum, default_value_t = PathArg::Auto, conflicts_with = "all_levels")]
     pub path: PathArg,
-    /// Every scenario at every level this CPU supports (portable first), each line with its
-    /// ratio to the portable level of the same scenario in the same run.
+    /// Every scenario at every level this CPU supports (portable first, each in a child process
+    /// of its own), each line with its ratio to the portable level of the same scenario in the
+    /// same run.
     #[arg(long)]
     pub all_levels: bool,
 }
@@ -100,6 +103,38 @@ fn run_many(
     }
     let secs = started.elapsed().as_secs_f64();
     Ok(Measured { points_per_sec: (series * run * rounds) as f64 / secs, bytes_per_series: bytes })
+}
+
+/// `--path` name of a path (`auto` never reaches here).
+fn path_arg(path: NearestPath) -> &'static str {
+    match path {
+        NearestPath::Scalar => "scalar",
+        NearestPath::Forced(SimdLevel::Portable) => "portable",
+        NearestPath::Forced(SimdLevel::Avx2) => "avx2",
+        NearestPath::Forced(SimdLevel::Avx512) => "avx512",
+        NearestPath::Auto => "auto",
+    }
+}
+
+/// Runs scenario `name` on `path` in a child process of this binary (`--only NAME --path P`) and
+/// reads its line.
+fn in_child(args: &Args, name: &str, path: NearestPath) -> anyhow::Result<Measured> {
+    let exe = std::env::current_exe().context("locating the driftwatch binary")?;
+    let (points, series) = (args.points.to_string(), args.series.to_string());
+    let out = std::process::Command::new(exe)
+        .args(["bench", "engine", "--only", name, "--path", path_arg(path), "--points", &points, "--series", &series])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("starting a child bench")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line: serde_json::Value = match stdout.lines().next().map(serde_json::from_str) {
+        Some(Ok(v)) if out.status.success() => v,
+        _ => anyhow::bail!("bench engine --only {name} --path {} failed ({})", path_arg(path), out.status),
+    };
+    match (line["points_per_sec"].as_f64(), line["bytes_per_series"].as_u64()) {
+        (Some(points_per_sec), Some(bytes)) => Ok(Measured { points_per_sec, bytes_per_series: bytes as usize }),
+        _ => anyhow::bail!("bench engine --only {name}: unexpected line {line}"),
+    }
 }
 
 /// A scenario: its name, whether it runs on the level under test (the `_scalar_path` ones are
@@ -180,7 +215,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         let levels: &[NearestPath] = if *on_level { &paths } else { &[NearestPath::Scalar] };
         for &path in levels {
-            let m = run(path)?;
+            // Each level in a fresh process: in one process the 10,000-series scenarios ran
+            // 10-30 % slower on every level after the first (each builds 1.2 GB of detectors
+            // after the previous level freed its own), which skewed the ratios.
+            let m = if args.all_levels { in_child(args, name, path)? } else { run(path)? };
             let used = path.used();
             results.insert((name, used), m.points_per_sec);
             let mut line = json!({"scenario": name, "simd": used, "points_per_sec": m.points_per_sec.round(), "bytes_per_series": m.bytes_per_series});
