@@ -380,3 +380,78 @@ async fn an_admin_listener_takes_metrics_and_health_and_only_watched_series_get_
     assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_body")));
     app.stop().await;
 }
+
+/// Issue 23 item 8: every refusal is `{"error": {"code", "message"}}`, 404 and 405 included,
+/// messages name the parameter and what it must be (no parser internals), and `from` / `to` /
+/// `since` take RFC 3339 as well as epoch ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_json_with_plain_messages_and_times_take_rfc_3339() {
+    let xs = mean_shift();
+    for (name, settings, _dir) in each_backend("api_consistent", base_settings()).await {
+        let app = TestApp::spawn(settings).await;
+        app.post_raw("/v1/points", batch("mean", &xs, 0, 3000)).await;
+        let refused = |(status, body): (u16, Value), want: (u16, &str)| {
+            assert_eq!((status, body["error"]["code"].as_str()), (want.0, Some(want.1)), "{name}: {body}");
+            let message = body["error"]["message"].as_str().unwrap().to_owned();
+            for internal in ["Failed to", "invalid digit", "deserialize", "Cannot parse"] {
+                assert!(!message.contains(internal), "{name}: parser internals in {message:?}");
+            }
+            message
+        };
+        let m = refused(app.get("/v1/nothing/here").await, (404, "not_found"));
+        assert!(m.contains("/v1/nothing/here"), "{m}");
+        let m = refused(app.delete("/v1/points").await, (405, "method_not_allowed"));
+        assert!(m.contains("DELETE"), "{m}");
+        let m = refused(app.get("/v1/intervals?from=yesterday").await, (400, "invalid_query"));
+        assert!(m.contains("from") && m.contains("RFC 3339"), "{m}");
+        let m = refused(app.get("/v1/intervals?limit=ten").await, (400, "invalid_query"));
+        assert_eq!(m, "query parameter limit: must be an integer");
+        let m = refused(app.get("/v1/series/mean/points?frm=1").await, (400, "invalid_query"));
+        assert!(m.starts_with("unknown query parameter frm"), "{m}");
+        let m = refused(
+            app.post("/v1/series/mean/intervals/abc/feedback", &json!({"verdict": "confirm", "author": "a"})).await,
+            (400, "invalid_path"),
+        );
+        assert!(m.contains("start") && m.contains("integer") && m.contains("abc"), "{m}");
+        let m = refused(
+            app.post("/v1/labeling/projects", &json!({"name": 1, "series": [], "author": "a"})).await,
+            (400, "invalid_body"),
+        );
+        assert!(m.starts_with("field name: invalid type"), "{m}");
+        let (status, r) = app
+            .send_raw(
+                app.client
+                    .post(format!("{}/v1/labeling/projects", app.base))
+                    .header("content-type", "application/json")
+                    .body("{oops"),
+            )
+            .await;
+        let m = refused((status, r), (400, "invalid_body"));
+        assert_eq!(m, "the body is not valid JSON (line 1, column 2)");
+        // The same range as epoch ms and as RFC 3339 (an unencoded `+` offset included).
+        let epoch = app.get(&format!("/v1/series/mean/points?from={}&to={}", T0 + 1_000_000, T0 + 1_010_000)).await.1;
+        let rfc = app.get("/v1/series/mean/points?from=2026-11-27T12:16:40Z&to=2026-11-27T13:16:50%2B01:00").await.1;
+        assert_eq!(epoch["points"].as_array().unwrap().len(), 10, "{name}: {epoch}");
+        assert_eq!(epoch, rfc, "{name}");
+        let plus = app.get("/v1/series/mean/points?from=2026-11-27T13:16:40+01:00&to=2026-11-27T12:16:50Z").await.1;
+        assert_eq!(epoch, plus, "{name}");
+        let since = app.get("/v1/intervals?since=2026-11-27T12:20:00Z").await.1;
+        assert_eq!(interval_starts(&since), vec![2000], "{name}: {since}");
+        let overlapping =
+            app.get("/v1/series/mean/intervals?from=2026-11-27T12:16:00Z&to=2026-11-27T12:17:00Z").await.1;
+        assert_eq!(interval_starts(&overlapping), vec![1000], "{name}: {overlapping}");
+        // The OpenAPI document describes each of those parameters and the answers' schemas.
+        let (_, doc) = app.get("/openapi.json").await;
+        let params = doc["paths"]["/v1/intervals"]["get"]["parameters"].as_array().unwrap();
+        let since = params.iter().find(|p| p["name"] == "since").unwrap();
+        assert!(since["description"].as_str().unwrap().contains("RFC 3339"), "{since}");
+        let ok = &doc["paths"]["/v1/series/{name}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(ok["$ref"], "#/components/schemas/SeriesView", "{ok}");
+        let fields = doc["components"]["schemas"]["SeriesView"]["properties"].as_object().unwrap();
+        let (_, series) = app.get("/v1/series/mean").await;
+        for key in series.as_object().unwrap().keys() {
+            assert!(fields.contains_key(key), "{name}: {key} is answered but not in the schema");
+        }
+        app.stop().await;
+    }
+}

@@ -374,3 +374,22 @@ fn eval_cpd_scores_a_generated_benchmark_folder_in_both_layouts_and_cross_valida
     let err = one_line_error(&driftwatch(&["eval", "cpd", empty.path().to_str().unwrap()]));
     assert!(err.contains("neither desc.txt"), "{err}");
 }
+
+/// Issue 23 item 8: `serve` logging into a file (not a terminal) writes no ANSI colour codes.
+#[test]
+fn serve_logs_without_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = dir.path().join("serve.log");
+    let env = [
+        ("DRIFTWATCH__STORAGE__DATA_DIR", dir.path().join("data").display().to_string()),
+        ("DRIFTWATCH__HTTP__ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut svc = common::Service::start(&log, &env);
+    runtime.block_on(svc.ready(port));
+    svc.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO"), "the log holds lines: {text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
+}

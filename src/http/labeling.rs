@@ -4,14 +4,14 @@
 //! principal (`http::auth::author`): with tokens the token's name, whatever `author` says.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 use super::auth::author;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{body, query};
+use super::extract::{Path, body, query};
 use super::state::ApiState;
 use crate::auth::Principal;
 use crate::labeling::views::{
@@ -82,13 +82,14 @@ async fn one_project(
     Ok(Json(state.labeling.project_view(&p).await?))
 }
 
-/// `analyst`: who the suggestions are claimed for (open mode; with tokens, the token's name);
-/// `limit` (1..=20, default 5).
+/// Whose suggestions, how many.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SuggestionParams {
+    /// Who the suggestions are claimed for (open mode; with tokens, the token's name).
     analyst: Option<String>,
+    /// Suggestions to claim, 1 to 20 (default 5).
     limit: Option<usize>,
 }
 
@@ -129,9 +130,13 @@ async fn skip(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct WindowParams {
+    /// Series name (one of the project's).
     series: String,
+    /// Window start (pool index).
     start: i64,
+    /// Window end, exclusive (pool index).
     end: i64,
+    /// Points of context either side, 0 to 5000 (default 200).
     context: Option<i64>,
 }
 
@@ -198,6 +203,7 @@ async fn edit_label(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuthorParam {
+    /// Who undoes (open mode; with tokens, the token's name).
     author: Option<String>,
 }
 
