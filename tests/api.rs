@@ -292,6 +292,50 @@ async fn replaying_a_file_over_http_finds_its_changes() {
     let starts = interval_starts(&body);
     assert_eq!(starts, vec![1000, 2000]);
     assert_eq!(body["intervals"][1]["start_ts"].as_i64(), Some(1_795_780_800_000 + 2_000_000));
+    // A NAB-style file with its own times (issue 23): refused without --ts-column with a way
+    // out, read with it, naive times at --tz.
+    let dir = tempfile::tempdir().unwrap();
+    let nab = dir.path().join("nab.csv");
+    let mut text = String::from("timestamp,value\n");
+    for (i, x) in mean_shift().iter().enumerate() {
+        let t = 1_404_172_800 + 300 * i as i64; // 2014-07-01 00:00:00 UTC, every 5 minutes
+        let (d, s) = (t / 86_400, t % 86_400);
+        let day = 1 + d - 16_252; // 10 days in all: July throughout
+        text.push_str(&format!("2014-07-{day:02} {:02}:{:02}:{:02},{x}\n", s / 3600, s % 3600 / 60, s % 60));
+    }
+    std::fs::write(&nab, text).unwrap();
+    let (nab, base) = (nab.display().to_string(), app.base.clone());
+    let (refused, out) = tokio::task::spawn_blocking(move || {
+        (
+            common::driftwatch(&["replay", &nab, "--series", "nab", "--url", &base]),
+            common::driftwatch(&[
+                "replay",
+                &nab,
+                "--series",
+                "nab",
+                "--url",
+                &base,
+                "--ts-column",
+                "timestamp",
+                "--tz",
+                "+01:00",
+            ]),
+        )
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("row 2: column 1 is not a number") && err.contains("--ts-column"),
+        "{err}"
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, pts) = app.get("/v1/series/nab/points?limit=2").await;
+    let hour = 3_600_000;
+    assert_eq!(pts["points"][0][0].as_i64(), Some(1_404_172_800_000 - hour), "{pts}");
+    assert_eq!(pts["points"][1][0].as_i64(), Some(1_404_172_800_000 - hour + 300_000), "{pts}");
+    let (_, body) = app.get("/v1/series/nab/intervals?since=2014-07-05T00:00:00Z").await;
+    assert_eq!(interval_starts(&body), vec![2000], "{body}");
     app.stop().await;
 }
 

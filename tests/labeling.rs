@@ -444,6 +444,15 @@ async fn two_analysts_never_share_a_window_and_keep_both_labels() {
             labels["labels"].as_array().unwrap().iter().map(|l| l["author"].as_str().unwrap()).collect();
         authors.sort_unstable();
         assert_eq!(authors, ["ann (unauthenticated)", "bob (unauthenticated)"], "{backend}");
+        // Labels keep their window's times beside its rows (issue 23): the first and last point's.
+        for l in labels["labels"].as_array().unwrap() {
+            let (start, end) = (l["start"].as_i64().unwrap(), l["end"].as_i64().unwrap());
+            assert_eq!(
+                (l["start_ts"].as_i64(), l["end_ts"].as_i64()),
+                (Some(T0 + STEP_MS * start), Some(T0 + STEP_MS * (end - 1))),
+                "{backend}: {l}"
+            );
+        }
         app.stop().await;
     }
 }
@@ -452,6 +461,7 @@ async fn two_analysts_never_share_a_window_and_keep_both_labels() {
 async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_project() {
     let xs = common::mean_shift();
     for (backend, s, _guard) in each_backend("labeling_feedback", settings()).await {
+        let url = s.storage_url();
         let app = TestApp::spawn(s).await;
         ingest(&app, "m", &xs, 0).await;
         let (_, ivs) = app.get("/v1/series/m/intervals").await;
@@ -478,6 +488,17 @@ async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_pr
             (Some("interval"), first["start"].clone(), Some("ann (unauthenticated)"))
         );
         assert_eq!(l["anomalies"], json!([[first["start"], l["end"]]]), "a confirmed interval is anomalous throughout");
+        // Its times are the interval's, stored with the label (migration 0006), not only shown.
+        assert_eq!((&l["start_ts"], &l["end_ts"]), (&first["start_ts"], &first["end_ts"]), "{backend}: {l}");
+        {
+            use sqlx::Row;
+            sqlx::any::install_default_drivers();
+            let db = sqlx::AnyPool::connect(&url).await.unwrap();
+            let row = sqlx::query("SELECT start_ts, end_ts FROM labeling_labels").fetch_one(&db).await.unwrap();
+            let stored: (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+            assert_eq!(stored, (first["start_ts"].as_i64(), first["end_ts"].as_i64()), "{backend}");
+            db.close().await;
+        }
         let (_, p) = app.get("/v1/labeling/projects/iv/progress").await;
         assert_eq!(p["labels_used"], 1, "{p}");
         app.stop().await;

@@ -1,6 +1,7 @@
 //! `driftwatch replay FILE.csv --series NAME`: streams a file through the service's write path,
 //! over HTTP to a running service (`--url`) or in-process (same storage as `serve`), with a
-//! progress bar on stderr and a JSON summary on stdout.
+//! progress bar on stderr and a JSON summary on stdout. Rows are timed by the file's own time
+//! column (`--ts-column`, naive times at `--tz`) or numbered from `--start-ms`.
 
 use std::path::PathBuf;
 
@@ -22,11 +23,19 @@ pub struct Args {
     /// Columns to use, by header name or 0-based index.
     #[arg(long, value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
-    /// Timestamp of the first row, epoch milliseconds.
-    #[arg(long, default_value_t = 0)]
+    /// The column holding each row's time, by header name or 0-based index: RFC 3339,
+    /// "YYYY-MM-DD HH:MM:SS" (as in NAB files) or epoch ms. Without it rows are numbered from
+    /// --start-ms every --interval-ms.
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub ts_column: Option<String>,
+    /// UTC offset of times written without one (UTC, +02:00, -05:30).
+    #[arg(long, default_value = "UTC", requires = "ts_column")]
+    pub tz: String,
+    /// Timestamp of the first row, epoch milliseconds (without --ts-column).
+    #[arg(long, default_value_t = 0, conflicts_with = "ts_column")]
     pub start_ms: i64,
-    /// Milliseconds between rows.
-    #[arg(long, default_value_t = 1000)]
+    /// Milliseconds between rows (without --ts-column).
+    #[arg(long, default_value_t = 1000, conflicts_with = "ts_column")]
     pub interval_ms: i64,
     /// Rows per request.
     #[arg(long, default_value_t = 1000)]
@@ -38,7 +47,7 @@ pub struct Args {
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
-use crate::input::read_csv;
+use crate::input::{TimeColumn, parse_offset, read_csv_timed};
 
 /// Runs the command.
 ///
@@ -48,7 +57,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.batch == 0 || args.interval_ms <= 0 {
         bail!("--batch and --interval-ms must be positive");
     }
-    let table = read_csv(&args.file, args.columns.as_deref())?;
+    let time = match &args.ts_column {
+        Some(column) => Some(TimeColumn {
+            column: column.clone(),
+            offset_secs: parse_offset(&args.tz).map_err(anyhow::Error::msg)?,
+        }),
+        None => None,
+    };
+    let table = read_csv_timed(&args.file, args.columns.as_deref(), time.as_ref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let summary = runtime.block_on(async {
         match &args.url {
@@ -91,7 +107,10 @@ async fn replay(args: &Args, table: &crate::input::Table, sink: Sink) -> anyhow:
         let points: Vec<Value> = (start..end)
             .map(|i| {
                 let row = &table.data[i * table.d..(i + 1) * table.d];
-                let ts = args.start_ms + i as i64 * args.interval_ms;
+                let ts = match &table.ts {
+                    Some(ts) => ts[i],
+                    None => args.start_ms + i as i64 * args.interval_ms,
+                };
                 if table.d == 1 { json!([ts, row[0]]) } else { json!([ts, row]) }
             })
             .collect();

@@ -46,6 +46,7 @@ impl Labeling {
                 )));
             }
         }
+        let (start_ts, end_ts) = s.window_times(s.spec.series[k].id, req.start, req.end);
         let new = NewLabel {
             series_id: s.spec.series[k].id,
             start: req.start,
@@ -54,6 +55,8 @@ impl Labeling {
             source: "suggestion",
             replaces: None,
             suggestion_id: req.suggestion,
+            start_ts,
+            end_ts,
         };
         let row = self.storage().add_label(s.project.id, &new, &req.author, Some(req.round), now_ms()).await?;
         let row = row.map_err(conflict)?;
@@ -89,6 +92,8 @@ impl Labeling {
             source: "edit",
             replaces: Some(id),
             suggestion_id: None,
+            start_ts: old.start_ts.or_else(|| s.window_times(old.series_id, old.start, old.end).0),
+            end_ts: old.end_ts.or_else(|| s.window_times(old.series_id, old.start, old.end).1),
         };
         let row = self.storage().add_label(s.project.id, &new, author, None, now_ms()).await?.map_err(conflict)?;
         self.inner.metrics.labeling_labels.with_label_values(&["edit"]).inc();
@@ -164,6 +169,11 @@ impl Labeling {
                 continue;
             }
             let end = iv.end_index.min(ps.points).min(iv.start_index + MAX_LABEL_POINTS).max(iv.start_index + 1);
+            let end_ts = if end == iv.end_index {
+                Some(iv.end_ts)
+            } else {
+                self.storage().points_by_index(s.id, s.dim as usize, end - 1, end).await?.first().map(|p| p.1)
+            };
             let bit = if verdict == "confirm" { "1" } else { "0" };
             let new = NewLabel {
                 series_id: s.id,
@@ -173,6 +183,8 @@ impl Labeling {
                 source: "interval",
                 replaces: None,
                 suggestion_id: None,
+                start_ts: Some(iv.start_ts),
+                end_ts,
             };
             if let Ok(row) = self.storage().add_label(p.id, &new, author, None, now).await? {
                 self.inner.metrics.labeling_labels.with_label_values(&["interval"]).inc();
@@ -190,11 +202,18 @@ impl Labeling {
 
 /// A stored label as the API shows it.
 pub(super) fn label_view(s: &Session, r: &LabelRow) -> LabelView {
+    // Labels stored before their times were (migration 0006) take them from the pool.
+    let (start_ts, end_ts) = match (r.start_ts, r.end_ts) {
+        (Some(a), Some(b)) => (Some(a), Some(b)),
+        _ => s.window_times(r.series_id, r.start, r.end),
+    };
     LabelView {
         id: r.id,
         series: s.series_name(r.series_id).to_owned(),
         start: r.start,
         end: r.end,
+        start_ts,
+        end_ts,
         anomalies: ranges_of(r.start, &r.labels),
         anomalous_points: r.anomalies,
         author: r.author.clone(),

@@ -153,6 +153,10 @@ pub struct LabelView {
     pub start: i64,
     /// Window end (exclusive).
     pub end: i64,
+    /// Time of the window's first point (epoch ms).
+    pub start_ts: Option<i64>,
+    /// Time of the window's last point (epoch ms).
+    pub end_ts: Option<i64>,
     /// Anomalous ranges `[a, b)`.
     pub anomalies: Vec<[i64; 2]>,
     /// Anomalous points.

@@ -158,6 +158,15 @@ async function main() {
         start: Number(await current.getAttribute('data-start')),
         end: Number(await current.getAttribute('data-end')),
       };
+      // The chart's x axis is time (the points' own), shown under it too (issue 23).
+      const chartEl = page.locator('[data-testid=window-chart]');
+      check((await chartEl.getAttribute('data-x-axis')) === 'time', 'the window chart x axis is not time');
+      const win = await apiGet(`${P}/window?series=${enc(sug.series)}&start=${sug.start}&end=${sug.end}&context=400`);
+      const spanText = await page.locator('[data-testid=window-time-span]').textContent();
+      const iso = (ms) => new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+      check(Number(await chartEl.getAttribute('data-first-ts')) === win.ts[0] && spanText.startsWith(iso(win.ts[0])),
+        `the chart's time span "${spanText}" does not start at the window's first time ${iso(win.ts[0])}`);
+      check(!spanText.includes('1970'), `the chart shows 1970 times: ${spanText}`);
       shownBefore = await page.locator('[data-testid=suggestion-item]').evaluateAll((els) => els.map((e) => Number(e.dataset.id)));
       check(shownBefore.includes(sug.id), `the current suggestion ${sug.id} is not in the list ${shownBefore}`);
       for (const sel of ['[data-testid=score-breakdown] meter', '[data-testid=lf-row]', '[data-testid=progress-panel] [data-testid=stat-labels-used]']) {

@@ -980,7 +980,16 @@
         const i = u.cursor.idx;
         u.over.classList.toggle('over-mark', i != null && currentMarks().some(([a, b]) => w.index[i] >= a && w.index[i] < b));
       };
-      const xAxis = (label) => axis(colors, { values: (u, ticks) => ticks.map((t) => fmtNum(Math.round(t))), label, labelSize: label ? 20 : 0 });
+      // x runs over the points (so gaps do not squeeze them); its ticks show each point's time.
+      const span = n > 1 ? w.ts[n - 1] - w.ts[0] : 0;
+      const tickTime = (ms) => {
+        if (!isNum(ms)) return '';
+        const iso = new Date(ms).toISOString();
+        return span > 86_400_000 ? iso.slice(5, 16).replace('T', ' ') : iso.slice(11, span < 120_000 ? 19 : 16);
+      };
+      const xAxis = (label) => axis(colors, {
+        values: (u, ticks) => ticks.map((t) => tickTime(tsAt(Math.round(t)))), label, labelSize: label ? 20 : 0,
+      });
       const common = {
         cursor: { drag: { x: true, y: false, setScale: false, dist: 3 }, points: { size: 6 }, sync: { key: syncKey } },
         select: { show: true },
@@ -1004,7 +1013,7 @@
         ...common,
         height: 150,
         scales: { x: { time: false, range: () => [w.from - 0.5, w.to - 0.5] }, p: { range: [0, 1] }, votes: { auto: true } },
-        axes: [xAxis('stream index'),
+        axes: [xAxis('time (UTC)'),
           axis(colors, { scale: 'p', label: 'detector score', labelSize: 20, size: side, values: (u, t) => t.map((x) => x.toFixed(1)) }),
           axis(colors, { scale: 'votes', side: 1, label: 'LF votes', labelSize: 20, size: side, grid: { show: false } })],
         series: laneSeries,
@@ -1012,7 +1021,10 @@
       S.charts = [main, lane];
       S.chart = main;
       defsOf.set(main, mainSeries).set(lane, laneSeries);
-      Object.assign(el.chart.dataset, { from: w.from, to: w.to, start: cur.start, end: cur.end });
+      Object.assign(el.chart.dataset, { from: w.from, to: w.to, start: cur.start, end: cur.end, xAxis: 'time',
+        firstTs: w.ts[0], lastTs: w.ts[n - 1] });
+      el.chart.append(h('p', { class: 'muted chart-caption', testid: 'window-time-span' },
+        `${fmtTs(w.ts[0])} → ${fmtTs(w.ts[n - 1])} (UTC) · points ${fmtNum(w.from)}–${fmtNum(w.to - 1)}`));
 
       for (const u of S.charts) {
         // a click (no drag) on a marked range removes it
