@@ -499,3 +499,50 @@ async fn refusals_are_json_with_plain_messages_and_times_take_rfc_3339() {
         app.stop().await;
     }
 }
+
+/// Issue 23 item 2: after retention removes old blocks, `stored_points` counts what is still
+/// stored, and intervals whose data is gone say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_shows_in_stored_points_and_in_intervals_whose_data_is_gone() {
+    let xs = mean_shift();
+    const HALF_HOUR: i64 = 1_800_000;
+    for (name, settings, _dir) in each_backend("api_retention", base_settings()).await {
+        // 3,000 half-hourly points (62.5 days) in blocks of 500; the default retention keeps 30
+        // days back from the newest point, so blocks ending before index 1560 go.
+        let app = TestApp::spawn(settings.clone()).await;
+        for from in (0..3000).step_by(500) {
+            let points: Vec<Value> =
+                (from..from + 500).map(|i| json!([T0 - HALF_HOUR * (3000 - i as i64), xs[i]])).collect();
+            let (status, r) = app.post("/v1/points", &json!({"series": "old", "points": points})).await;
+            assert_eq!(status, 200, "{name}: {r}");
+        }
+        app.stop().await;
+        // Retention runs when the service starts.
+        let app = TestApp::spawn(settings).await;
+        let mut s = Value::Null;
+        for _ in 0..100 {
+            s = app.get("/v1/series/old").await.1;
+            if s["stored_points"] != 3000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            (s["stored_points"].as_i64(), s["next_index"].as_i64(), s["first_stored_index"].as_i64()),
+            (Some(1500), Some(3000), Some(1500)),
+            "{name}: {s}"
+        );
+        assert_eq!(s["first_stored_ts"].as_i64(), Some(T0 - HALF_HOUR * 1500), "{name}");
+        let (_, all) = app.get("/v1/series").await;
+        assert_eq!(all["series"][0]["stored_points"], 1500, "{name}: {all}");
+        let (_, ivs) = app.get("/v1/series/old/intervals").await;
+        let data: Vec<(u64, &str)> = ivs["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["start"].as_u64().unwrap(), i["data"].as_str().unwrap()))
+            .collect();
+        assert_eq!(data, vec![(1000, "removed"), (2000, "stored")], "{name}: {ivs}");
+        app.stop().await;
+    }
+}

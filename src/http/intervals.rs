@@ -88,16 +88,19 @@ async fn render_intervals(state: &ApiState, q: IntervalQuery) -> Result<Json<Int
         .then(|| rows.last().map(|r| format!("{}:{}", r.series_id, r.start_index)))
         .flatten();
     let mut feedback = std::collections::HashMap::new();
+    let mut first_stored = std::collections::HashMap::new();
     for r in &rows {
         if let std::collections::hash_map::Entry::Vacant(e) = feedback.entry(r.series_id) {
             e.insert(state.service.storage.feedback(r.series_id).await?);
+            first_stored.insert(r.series_id, state.service.storage.first_stored_index(r.series_id).await?);
         }
     }
     let intervals = rows
         .iter()
         .map(|r| {
             let fb = feedback.get(&r.series_id).and_then(|f| f.get(&r.start_index));
-            IntervalView::new(names.get(&r.series_id).map_or("", String::as_str), r, fb)
+            let first = first_stored.get(&r.series_id).copied().flatten();
+            IntervalView::new(names.get(&r.series_id).map_or("", String::as_str), r, fb, first)
         })
         .collect();
     Ok(Json(IntervalList { intervals, next }))

@@ -19,8 +19,14 @@ pub(super) struct SeriesView {
     pub last_ts: Option<i64>,
     /// Points the detector had seen at its last checkpoint.
     pub points: i64,
-    /// The stream index after the newest stored point.
+    /// Points still stored (retention removes old ones).
     pub stored_points: i64,
+    /// The stream index after the newest stored point (counts points retention removed).
+    pub next_index: i64,
+    /// Stream index of the first point still stored (null when none is).
+    pub first_stored_index: Option<i64>,
+    /// Timestamp of the first point still stored (epoch ms).
+    pub first_stored_ts: Option<i64>,
     /// Who created it.
     pub created_by: String,
     /// Who changed it last.
@@ -56,7 +62,10 @@ impl SeriesView {
             dim: s.dim,
             last_ts: s.last_ts,
             points: s.checkpoint_points,
-            stored_points: s.stored_points,
+            stored_points: s.stored_count,
+            next_index: s.stored_points,
+            first_stored_index: s.first_stored_index,
+            first_stored_ts: s.first_stored_ts,
             created_by: s.created_by.clone(),
             updated_by: s.updated_by.clone(),
             config: s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
@@ -108,6 +117,9 @@ pub(super) struct IntervalView {
     /// closed.
     #[schema(value_type = Option<Object>)]
     pub explanation: Option<Value>,
+    /// Whether its points are still stored: `stored`, `partial` (retention removed some) or
+    /// `removed` (none left: the interval is kept, its data is not).
+    pub data: &'static str,
     /// The analyst's verdict, if any.
     pub feedback: Option<FeedbackBrief>,
 }
@@ -124,7 +136,19 @@ pub(super) struct FeedbackBrief {
 }
 
 impl IntervalView {
-    pub(super) fn new(series: &str, r: &IntervalRow, feedback: Option<&(String, String, i64)>) -> Self {
+    /// `first_stored`: the series' first stored index (None: no point is stored).
+    pub(super) fn new(
+        series: &str,
+        r: &IntervalRow,
+        feedback: Option<&(String, String, i64)>,
+        first_stored: Option<i64>,
+    ) -> Self {
+        let data = match first_stored {
+            Some(f) if r.end_index <= f => "removed",
+            Some(f) if r.start_index < f => "partial",
+            Some(_) => "stored",
+            None => "removed",
+        };
         Self {
             series: series.to_owned(),
             start: r.start_index,
@@ -138,6 +162,7 @@ impl IntervalView {
             psi: r.psi,
             status: if r.open { "open" } else { "closed" },
             explanation: r.explanation.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()),
+            data,
             feedback: feedback.map(|(v, a, t)| FeedbackBrief { verdict: v.clone(), author: a.clone(), at: *t }),
         }
     }

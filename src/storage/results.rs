@@ -543,6 +543,20 @@ impl Storage {
         Ok(out)
     }
 
+    /// The stream index of a series' first stored point (None when it has none): points
+    /// before it were removed by retention.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn first_stored_index(&self, id: i64) -> Result<Option<i64>, StorageError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT first_index FROM point_chunks WHERE series_id = $1 ORDER BY first_index LIMIT 1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|r| r.0))
+    }
+
     /// Stored points of a series (one past the highest stored index).
     ///
     /// # Errors

@@ -25,6 +25,8 @@ const READY_TIMEOUT_MS = Number(process.env.READY_TIMEOUT_MS || 300_000);
 const CREATE_SERIES = (process.env.CREATE_SERIES || '').split(',').map((s) => s.trim()).filter(Boolean);
 // `SERIES=name:points`: the series the new-project form must list, with its stored point count.
 const SERIES = process.env.SERIES ? process.env.SERIES.split(':') : null;
+// `RETENTION_SERIES=name`: a series retention has thinned (checked in stage 7).
+const RETENTION_SERIES = process.env.RETENTION_SERIES || '';
 
 class Failure extends Error {}
 function check(cond, message) {
@@ -289,6 +291,28 @@ async function main() {
         async () => (await page.locator(`[data-testid=interval-row][data-start="${start}"]`).getAttribute('data-verdict')) === 'confirm');
       console.log(`     confirmed interval ${start} of ${target}`);
     });
+
+    // ---------------------------------------------------------------- 7. a series retention thinned (issue 23)
+    if (RETENTION_SERIES) {
+      await stage('retention', async () => {
+        const meta = await apiGet(`/v1/series/${enc(RETENTION_SERIES)}`);
+        check(meta.first_stored_index > 0, `${RETENTION_SERIES} lost no points to retention: ${JSON.stringify(meta)}`);
+        await page.goto(`${BASE_URL}/ui/#/series/${enc(RETENTION_SERIES)}`);
+        await page.locator('[data-testid=interval-row]').first().waitFor();
+        const text = await page.locator('[data-testid=series-meta]').textContent();
+        check(text.includes(`${meta.stored_points.toLocaleString('en-US')} points stored`) || text.includes(`${meta.stored_points} points stored`),
+          `the page does not say ${meta.stored_points} points are stored: ${text}`);
+        check(text.includes('removed by retention'), `the page does not say points were removed: ${text}`);
+        const { intervals } = await apiGet(`/v1/series/${enc(RETENTION_SERIES)}/intervals`);
+        for (const iv of intervals) {
+          const mark = page.locator(`[data-testid=interval-row][data-start="${iv.start}"] [data-testid=interval-data]`);
+          if (iv.data === 'stored') check((await mark.count()) === 0, `interval ${iv.start} is stored but marked`);
+          else check((await mark.getAttribute('data-data')) === iv.data, `interval ${iv.start} (${iv.data}) is not marked`);
+        }
+        check(intervals.some((iv) => iv.data === 'removed'), 'no interval lost its data');
+        console.log(`     ${RETENTION_SERIES}: ${text}`);
+      });
+    }
   } catch (err) {
     const file = path.join(ARTIFACTS, `failed-${stageName}.png`);
     await page.screenshot({ path: file, fullPage: true }).catch(() => {});

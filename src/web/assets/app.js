@@ -1498,7 +1498,11 @@
           h('td', { class: 'small' }, fmtTs(iv.start_ts)),
           h('td', { class: 'small' }, iv.end_ts == null ? '—' : fmtTs(iv.end_ts)),
           h('td', { class: 'num' }, fmtNum(iv.peak_score)),
-          h('td', null, h('span', { class: `badge status-${iv.status}` }, iv.status)),
+          h('td', null, h('span', { class: `badge status-${iv.status}` }, iv.status),
+            iv.data && iv.data !== 'stored'
+              ? h('div', { class: 'muted small', testid: 'interval-data', dataset: { data: iv.data } },
+                iv.data === 'removed' ? 'data removed by retention' : 'data partly removed by retention')
+              : null),
           h('td', { testid: 'interval-feedback' }, feedbackText(f)),
           h('td', { class: 'row-actions' },
             h('button', { type: 'button', testid: 'interval-show', onclick: () => focusInterval(iv) }, 'Show'),
@@ -1551,7 +1555,9 @@
       ]);
       S.meta = meta;
       S.whole = whole;
-      el.meta.textContent = `${meta.stored_points > 0 ? `${fmtNum(meta.stored_points)} points · ` : ''}${meta.dim || 1} value(s) per point · last point ${fmtTs(meta.last_ts)}` +
+      el.meta.textContent = `${meta.stored_points > 0 ? `${fmtNum(meta.stored_points)} points stored · ` : ''}` +
+        `${meta.first_stored_index > 0 ? `points before #${fmtNum(meta.first_stored_index)} (${fmtTs(meta.first_stored_ts)}) removed by retention · ` : ''}` +
+        `${meta.dim || 1} value(s) per point · last point ${fmtTs(meta.last_ts)}` +
         (meta.latest_change ? ` · latest change ${fmtTs(meta.latest_change.start_ts)} (${meta.latest_change.status})` : '');
       await loadIntervals(null);
       drawChart(whole);
