@@ -484,6 +484,19 @@ async fn refusals_are_json_with_plain_messages_and_times_take_rfc_3339() {
         let overlapping =
             app.get("/v1/series/mean/intervals?from=2026-11-27T12:16:00Z&to=2026-11-27T12:17:00Z").await.1;
         assert_eq!(interval_starts(&overlapping), vec![1000], "{name}: {overlapping}");
+        // Intervals filter by peak score and verdict (issue 23 item 5).
+        let all = app.get("/v1/series/mean/intervals").await.1;
+        let high = app.get("/v1/series/mean/intervals?min_score=0.9").await.1;
+        let scores: Vec<f64> =
+            high["intervals"].as_array().unwrap().iter().map(|i| i["peak_score"].as_f64().unwrap()).collect();
+        assert!(!scores.is_empty() && scores.iter().all(|s| *s >= 0.9), "{name}: {high}");
+        assert!(scores.len() < all["intervals"].as_array().unwrap().len(), "{name}: {all}");
+        let none = app.get("/v1/series/mean/intervals?verdict=none").await.1;
+        assert_eq!(none["intervals"], all["intervals"], "{name}: no verdicts yet");
+        let m = refused(app.get("/v1/intervals?min_score=high").await, (400, "invalid_query"));
+        assert_eq!(m, "query parameter min_score: must be a number");
+        let m = refused(app.get("/v1/intervals?verdict=maybe").await, (400, "invalid_query"));
+        assert!(m.contains("confirm, dismiss or none"), "{m}");
         // The OpenAPI document describes each of those parameters and the answers' schemas.
         let (_, doc) = app.get("/openapi.json").await;
         let params = doc["paths"]["/v1/intervals"]["get"]["parameters"].as_array().unwrap();

@@ -37,6 +37,10 @@ struct IntervalParams {
     limit: Option<i64>,
     /// The `next` cursor of the previous page.
     after: Option<String>,
+    /// Intervals whose peak score is at least this.
+    min_score: Option<f64>,
+    /// `confirm` or `dismiss`: intervals with that verdict; `none`: intervals without one.
+    verdict: Option<String>,
 }
 
 fn query_of(p: &IntervalParams, series_id: Option<i64>) -> Result<IntervalQuery, ApiError> {
@@ -51,6 +55,17 @@ fn query_of(p: &IntervalParams, series_id: Option<i64>) -> Result<IntervalQuery,
             ));
         }
     };
+    if let Some(v) = p.verdict.as_deref()
+        && !matches!(v, "confirm" | "dismiss" | "none")
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("verdict must be confirm, dismiss or none, not {v:?}"),
+        ));
+    }
+    if p.min_score.is_some_and(|m| !m.is_finite()) {
+        return Err(ApiError::bad_request("invalid_query", "min_score must be a finite number"));
+    }
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 1000"));
@@ -74,6 +89,8 @@ fn query_of(p: &IntervalParams, series_id: Option<i64>) -> Result<IntervalQuery,
         to_ts: p.to.map(|t| t.0),
         since: p.since.map(|t| t.0),
         after,
+        min_score: p.min_score,
+        verdict: p.verdict.clone(),
         limit,
     })
 }
