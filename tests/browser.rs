@@ -79,10 +79,11 @@ async fn an_analyst_labels_undoes_and_vetoes_in_the_browser() {
     for shot in [
         "01-projects.png",
         "04-submitted.png",
-        "05-undone.png",
-        "07-vetoed.png",
-        "08-intervals.png",
-        "09-retention.png",
+        "05-exported.png",
+        "06-undone.png",
+        "08-vetoed.png",
+        "09-intervals.png",
+        "10-retention.png",
     ] {
         let meta = std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("no screenshot {shot}"));
         assert!(meta.len() > 10_000, "{shot} is nearly empty");

@@ -42,6 +42,7 @@ use crate::auth::Role;
         super::labeling::veto,
         super::labeling::refit,
         super::labeling::progress,
+        super::labeling::export,
         super::labeling::interval_feedback,
     ),
     components(schemas(ErrorBody, ErrorDetail))
@@ -121,6 +122,7 @@ mod tests {
             "/v1/labeling/projects/{project}/lfs/{id}/veto",
             "/v1/labeling/projects/{project}/refit",
             "/v1/labeling/projects/{project}/progress",
+            "/v1/labeling/projects/{project}/export",
             "/v1/series/{name}/intervals/{start}/feedback",
         ] {
             assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");

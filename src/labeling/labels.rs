@@ -4,7 +4,9 @@
 //! opens the round.
 
 use super::session::{Session, Spec};
-use super::views::{FeedbackView, LabelChange, LabelList, LabelView, ProjectLabel, Undone, Verdict};
+use super::views::{
+    ExportRow, FeedbackView, LabelChange, LabelExport, LabelList, LabelView, ProjectLabel, Undone, Verdict,
+};
 use super::{LabelRequest, Labeling, LabelingError, MAX_LABEL_POINTS, check_author, conflict, invalid, lock};
 use crate::clock::now_ms;
 use crate::storage::{LabelRow, NewLabel};
@@ -131,8 +133,47 @@ impl Labeling {
         Ok(LabelList { labels: rows.iter().rev().map(|r| label_view(&s, r)).collect() })
     }
 
-    /// Feedback on a change interval: stored, and a label (all anomalous for `confirm`, all
-    /// normal for `dismiss`) in every ready project whose pool holds the interval's start.
+    /// Every label in force, as runs of points that share a verdict (anomalous ranges and the
+    /// normal stretches between them), by series and start, with their times.
+    ///
+    /// # Errors
+    /// As [`Labeling::ready`].
+    pub async fn export(&self, name: &str) -> Result<LabelExport, LabelingError> {
+        let s = self.ready(name).await?;
+        let rows = self.storage().labels(s.project.id).await?;
+        let mut out = Vec::new();
+        for r in rows.iter().filter(|r| r.undone_round.is_none()) {
+            let bytes = r.labels.as_bytes();
+            let mut a = 0;
+            while a < bytes.len() {
+                let mut b = a + 1;
+                while b < bytes.len() && bytes[b] == bytes[a] {
+                    b += 1;
+                }
+                let (start, end) = (r.start + a as i64, r.start + b as i64);
+                let (start_ts, end_ts) = s.window_times(r.series_id, start, end);
+                out.push(ExportRow {
+                    label_id: r.id,
+                    series: s.series_name(r.series_id).to_owned(),
+                    start,
+                    end,
+                    start_ts,
+                    end_ts,
+                    label: if bytes[a] == b'1' { "anomaly" } else { "normal" },
+                    author: r.author.clone(),
+                    source: r.source.clone(),
+                    created_at: r.created_at,
+                });
+                a = b;
+            }
+        }
+        out.sort_by(|x, y| (&x.series, x.start).cmp(&(&y.series, y.start)));
+        Ok(LabelExport { project: s.project.name.clone(), labels: out })
+    }
+
+    /// Feedback on a change interval: stored as triage, and with `also_label` a label (all
+    /// anomalous for `confirm`, all normal for `dismiss`) in every ready project whose pool holds
+    /// the interval's start. Without it no project's budget is used.
     ///
     /// # Errors
     /// 404 unknown series or interval, 400 bad verdict.
@@ -142,6 +183,7 @@ impl Labeling {
         start: i64,
         verdict: &str,
         author: &str,
+        also_label: bool,
     ) -> Result<FeedbackView, LabelingError> {
         check_author(author)?;
         if !matches!(verdict, "confirm" | "dismiss") {
@@ -162,7 +204,8 @@ impl Labeling {
         let now = now_ms();
         self.storage().set_feedback(s.id, start, verdict, author, now).await?;
         let mut made = Vec::new();
-        for p in self.storage().projects().await? {
+        let projects = if also_label { self.storage().projects().await? } else { Vec::new() };
+        for p in projects {
             let Ok(spec) = serde_json::from_str::<Spec>(&p.spec) else { continue };
             let Some(ps) = spec.series.iter().find(|x| x.id == s.id) else { continue };
             if p.status != "ready" || iv.start_index >= ps.points {

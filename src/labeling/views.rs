@@ -286,7 +286,7 @@ pub struct FeedbackView {
     pub start: i64,
     /// The verdict as stored.
     pub feedback: Verdict,
-    /// A label per ready project holding the interval.
+    /// With `label: true`, a label per ready project holding the interval (else none).
     pub labels: Vec<ProjectLabel>,
 }
 
@@ -308,4 +308,38 @@ pub struct ProjectLabel {
     pub project: String,
     /// Label id.
     pub label: i64,
+}
+
+/// One row of a label export: a run of one label's points that share a verdict.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportRow {
+    /// The label's id.
+    pub label_id: i64,
+    /// Series name.
+    pub series: String,
+    /// First row of the run.
+    pub start: i64,
+    /// One past its last row.
+    pub end: i64,
+    /// Time of its first point (epoch ms).
+    pub start_ts: Option<i64>,
+    /// Time of its last point (epoch ms).
+    pub end_ts: Option<i64>,
+    /// `anomaly` or `normal`.
+    pub label: &'static str,
+    /// Who labeled.
+    pub author: String,
+    /// `suggestion`, `interval` or `edit`.
+    pub source: String,
+    /// When (epoch ms).
+    pub created_at: i64,
+}
+
+/// Every label in force of a project, as runs of anomalous and normal points.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LabelExport {
+    /// Project name.
+    pub project: String,
+    /// The runs, by series and start.
+    pub labels: Vec<ExportRow>,
 }

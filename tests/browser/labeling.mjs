@@ -160,6 +160,29 @@ async function main() {
         start: Number(await current.getAttribute('data-start')),
         end: Number(await current.getAttribute('data-end')),
       };
+      // Display bugs of issue 23 item 6: both panes' plots line up; no Token box while the service
+      // takes none; no model probability before a model; the title numbers the list, as keys do.
+      const mainBox = await page.locator('[data-testid=window-main] .u-over').boundingBox();
+      const laneBox = await page.locator('[data-testid=window-lane] .u-over').boundingBox();
+      check(Math.abs(mainBox.x - laneBox.x) <= 1 && Math.abs(mainBox.width - laneBox.width) <= 1,
+        `the value and score plots differ: ${JSON.stringify(mainBox)} vs ${JSON.stringify(laneBox)}`);
+      check(!(await page.locator('#api-token').isVisible()), 'a Token box shows although the service takes no token');
+      const sugs = await apiGet(`${P}/suggestions?analyst=${enc(ANALYST)}&limit=5`);
+      if (sugs.model_version === 0) {
+        const prob = await page.locator('[data-testid=why-probability]').textContent();
+        check(prob.includes('no model fitted yet') && !prob.includes('%'), `a probability shows without a model: ${prob}`);
+      }
+      if ((await page.locator('[data-testid=suggestion-item]').count()) >= 3) {
+        await page.locator('[data-testid=window-chart]').focus();
+        await page.keyboard.press('3');
+        const third = await page.locator('[data-testid=suggestion-item]').nth(2).getAttribute('data-id');
+        await eventually('key 3 opens the third suggestion, titled 3 of N',
+          async () => (await current.getAttribute('data-id')) === third && (await page.locator('[data-position]').first().getAttribute('data-position')) === '3');
+        await page.keyboard.press('1');
+        await eventually('key 1 opens the first again', async () => Number(await current.getAttribute('data-id')) === sug.id);
+        await page.locator(`[data-testid=window-chart][data-start="${sug.start}"][data-end="${sug.end}"]`).waitFor();
+      }
+
       // The chart's x axis is time (the points' own), shown under it too (issue 23).
       const chartEl = page.locator('[data-testid=window-chart]');
       check((await chartEl.getAttribute('data-x-axis')) === 'time', 'the window chart x axis is not time');
@@ -226,6 +249,26 @@ async function main() {
     });
 
     // ---------------------------------------------------------------- 4. undo with the shortcut
+    // The label just made downloads from the progress panel's export buttons (issue 23).
+    await stage('exported', async () => {
+      for (const format of ['csv', 'json']) {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.locator(`[data-testid=export-${format}]`).click()]);
+        const text = fs.readFileSync(await download.path(), 'utf8');
+        check(download.suggestedFilename() === `${PROJECT}-labels.${format}`, `export file named ${download.suggestedFilename()}`);
+        if (format === 'csv') {
+          const lines = text.trim().split('\n');
+          check(lines[0] === 'label_id,series,start,end,start_ts,end_ts,label,author,source,created_at', `CSV header: ${lines[0]}`);
+          const anomaly = lines.find((l) => l.includes(`,${marked[0]},${marked[1]},`) && l.includes(',anomaly,'));
+          check(anomaly && anomaly.includes(sug.series) && anomaly.includes(ANALYST), `the marked range is not an anomaly row: ${text.slice(0, 400)}`);
+        } else {
+          const { labels } = JSON.parse(text);
+          const row = labels.find((r) => r.start === marked[0] && r.end === marked[1]);
+          check(row && row.label === 'anomaly' && row.label_id === label.id && Number.isInteger(row.start_ts), `JSON export: ${text.slice(0, 400)}`);
+        }
+      }
+      console.log(`     exported label ${label.id} as CSV and JSON`);
+    });
+
     await stage('undone', async () => {
       await page.locator('[data-testid=view]').focus();
       await page.keyboard.press('u');
