@@ -82,8 +82,9 @@ async fn an_analyst_labels_undoes_and_vetoes_in_the_browser() {
         "05-exported.png",
         "06-undone.png",
         "08-vetoed.png",
-        "09-intervals.png",
-        "10-retention.png",
+        "09-free-window.png",
+        "10-intervals.png",
+        "11-retention.png",
     ] {
         let meta = std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("no screenshot {shot}"));
         assert!(meta.len() > 10_000, "{shot} is nearly empty");

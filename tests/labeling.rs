@@ -619,6 +619,21 @@ async fn labels_export_as_json_and_csv_with_rows_and_times() {
             ),
             "{backend}"
         );
+        // A window nobody suggested is labeled with its own source (issue 23 item 3).
+        let (fa, fb) = if start > 1000 { (0, 50) } else { (2900, 2950) };
+        let free = json!({"author": "ann", "round": r["round"], "series": "s0", "start": fa, "end": fb, "anomalies": [[fa + 5, fa + 9]]});
+        let (status, f) = app.post("/v1/labeling/projects/ex/labels", &free).await;
+        assert_eq!((status, f["label"]["source"].as_str()), (201, Some("free")), "{backend}: {f}");
+        let (_, json) = app.get("/v1/labeling/projects/ex/export").await;
+        assert!(
+            json["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["source"] == "free" && r["start"] == fa + 5 && r["label"] == "anomaly"),
+            "{backend}: {json}"
+        );
+        app.delete(&format!("/v1/labeling/projects/ex/labels/{}?author=ann", f["label"]["id"])).await;
         // Undone labels leave the export; a bad format is refused.
         app.delete(&format!("/v1/labeling/projects/ex/labels/{id}?author=ann")).await;
         assert_eq!(app.get("/v1/labeling/projects/ex/export").await.1["labels"], json!([]), "{backend}");

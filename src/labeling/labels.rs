@@ -54,7 +54,8 @@ impl Labeling {
             start: req.start,
             end: req.end,
             labels,
-            source: "suggestion",
+            // A window nobody suggested is the analyst's own choice: its own source.
+            source: if req.suggestion.is_some() { "suggestion" } else { "free" },
             replaces: None,
             suggestion_id: req.suggestion,
             start_ts,
@@ -62,7 +63,7 @@ impl Labeling {
         };
         let row = self.storage().add_label(s.project.id, &new, &req.author, Some(req.round), now_ms()).await?;
         let row = row.map_err(conflict)?;
-        self.inner.metrics.labeling_labels.with_label_values(&["suggestion"]).inc();
+        self.inner.metrics.labeling_labels.with_label_values(&[new.source]).inc();
         self.after_change(&s).await?;
         Ok(LabelChange { label: label_view(&s, &row), round: lock(&s.state).applied })
     }

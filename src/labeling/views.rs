@@ -165,7 +165,7 @@ pub struct LabelView {
     pub author: String,
     /// Time (epoch ms).
     pub created_at: i64,
-    /// `suggestion`, `interval` or `edit`.
+    /// `suggestion`, `free` (a window nobody suggested), `interval` or `edit`.
     pub source: String,
     /// The label an edit replaced.
     pub replaces: Option<i64>,

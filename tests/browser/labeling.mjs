@@ -303,6 +303,29 @@ async function main() {
       console.log(`     LF ${id} vetoed, then restored`);
     });
 
+    // A click on the whole-series strip opens a window nobody suggested; its label is stored
+    // with source `free` (issue 23 item 3).
+    await stage('free-window', async () => {
+      await page.locator('[data-testid=overview-chart] .u-over').scrollIntoViewIfNeeded();
+      const strip = await page.locator('[data-testid=overview-chart] .u-over').boundingBox();
+      check(strip && strip.width > 100, 'no whole-series strip');
+      const before = await page.locator('[data-testid=window-chart]').getAttribute('data-start');
+      await page.mouse.click(strip.x + strip.width * 0.12, strip.y + strip.height / 2);
+      await eventually('the clicked window opens', async () => (await page.locator('#why-title').getAttribute('data-free')) === 'true');
+      const chart = page.locator('[data-testid=window-chart]');
+      await eventually('its chart is drawn', async () => (await chart.getAttribute('data-start')) !== before);
+      const start = Number(await chart.getAttribute('data-start'));
+      const end = Number(await chart.getAttribute('data-end'));
+      check(start < 3000 * 0.3, `a click at 12 % of the strip opened [${start}, ${end})`);
+      await chart.focus();
+      await page.keyboard.press('Enter');
+      const free = await eventually('the free window is labeled with source free', async () => {
+        const { labels } = await apiGet(`${P}/labels`);
+        return labels.find((l) => l.start === start && l.end === end && l.source === 'free' && l.in_force && l.suggestion == null);
+      });
+      console.log(`     free window [${start}, ${end}) labeled (#${free.id}, source ${free.source})`);
+    });
+
     // ---------------------------------------------------------------- 6. change intervals: confirm one
     await stage('intervals', async () => {
       const project = await apiGet(P);

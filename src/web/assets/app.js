@@ -653,7 +653,7 @@
     const updateButtons = () => {
       const ready = S.project && S.project.status === 'ready';
       el.submit.disabled = S.busy || !S.current || !S.window;
-      el.skip.disabled = S.busy || !S.current;
+      el.skip.disabled = S.busy || !S.current || Boolean(S.current.free);
       el.clear.disabled = !currentMarks().length;
       el.undo.disabled = S.busy || !ready;
       el.refit.disabled = !ready || (S.progress && S.progress.refit === 'running');
@@ -825,7 +825,9 @@
       // The list's number (what keys 1…9 open), not the rank in its round, which differs once
       // windows of the round are labeled or held by others.
       const pos = S.suggestions.findIndex((x) => x.id === s.id);
-      el.whyTitle.textContent = pos >= 0 ? `Suggestion #${s.id} · ${pos + 1} of ${S.suggestions.length}` : `Suggestion #${s.id}`;
+      el.whyTitle.dataset.free = s.free ? 'true' : 'false';
+      el.whyTitle.textContent = s.free ? 'Your window (not suggested; labeled as source "free")'
+        : pos >= 0 ? `Suggestion #${s.id} · ${pos + 1} of ${S.suggestions.length}` : `Suggestion #${s.id}`;
       el.whyTitle.title = `rank ${s.rank + 1} of round ${s.round}`;
       el.whyTitle.dataset.position = pos + 1;
       const noModel = !(S.modelVersion > 0);
@@ -1134,6 +1136,32 @@
         },
       };
       S.overview = makeChart(ctx, el.overview, opts, ov.cols);
+      S.overview.over.classList.add('jump');
+      S.overview.over.title = 'Click to open the window around that time (a window nobody suggested)';
+      S.overview.over.addEventListener('click', (e) => {
+        if (S.busy) return;
+        jumpTo(seriesName, S.overview.posToVal(e.offsetX, 'x'), ov.cols[0]).catch(report);
+      });
+    }
+
+    /** Opens a window of the series around time `ts` (from a click on the strip): its index is
+     *  first estimated from the strip's times, then set from the window's own times. */
+    async function jumpTo(series, ts, times) {
+      const ps = (S.project.series || []).find((x) => (x.name || x) === series);
+      const n = ps && isNum(ps.points) ? ps.points : null;
+      if (!n || !times.length) return;
+      const half = Math.min(S.project.half_window || 200, Math.floor(n / 2));
+      const t0 = times[0];
+      const t1 = times[times.length - 1];
+      const at = (i) => ({ id: `free:${series}:${i}`, free: true, series, start: Math.max(0, Math.min(n - 2 * half, i - half)),
+        end: Math.min(n, Math.max(2 * half, i + half)), centre: i, breakdown: {}, rank: -1, round: S.round });
+      let i = Math.round(((ts - t0) / Math.max(1, t1 - t0)) * (n - 1));
+      await select(at(Math.max(0, Math.min(n - 1, i))));
+      const w = S.window;
+      if (!w || !w.ts.length || (ts >= w.ts[0] && ts <= w.ts[w.ts.length - 1])) return;
+      // Outside the window (gaps in time): move to the point nearest the time, once.
+      i = ts < w.ts[0] ? Math.max(0, w.from - half) : Math.min(n - 1, w.to - 1 + half);
+      await select(at(i));
     }
 
     // ---- actions
@@ -1144,7 +1172,8 @@
       const anomalies = currentMarks().map(([a, b]) => [a, b]);
       await guarded(async () => {
         const res = await api(projectPath(P, '/labels'), { method: 'POST', signal: ctx.signal,
-          body: { author, round: S.round, suggestion: s.id, series: s.series, start: s.start, end: s.end, anomalies } });
+          // A window nobody suggested goes without a suggestion id: stored with source `free`.
+          body: { author, round: S.round, suggestion: s.free ? undefined : s.id, series: s.series, start: s.start, end: s.end, anomalies } });
         S.marks.delete(s.id);
         const l = res && res.label;
         toast(`Labeled ${s.series} ${fmtRange(s.start, s.end)}: ${anomalies.length ? `${anomalies.length} anomalous range(s)` : 'all normal'}${l ? ` (label #${l.id})` : ''}.`);
