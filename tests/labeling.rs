@@ -43,6 +43,9 @@ async fn project(app: &TestApp, name: &str, series: &[&str], budget: usize) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["status"], "preparing");
+    // While it prepares, the answer estimates how long from the pool's size (issue 23 item 7).
+    let points: i64 = body["series"].as_array().unwrap().iter().map(|s| s["points"].as_i64().unwrap()).sum();
+    assert_eq!(body["prepare_estimate_ms"].as_i64(), Some((points as f64 * 0.032).ceil() as i64), "{body}");
     wait_ready(app, name).await;
 }
 
@@ -571,6 +574,8 @@ async fn labels_export_as_json_and_csv_with_rows_and_times() {
         let app = TestApp::spawn(s).await;
         ingest(&app, "s0", &set[0].values, 0).await;
         project(&app, "ex", &["s0"], 10).await;
+        let (_, view) = app.get("/v1/labeling/projects/ex").await;
+        assert_eq!(view["prepare_estimate_ms"], Value::Null, "{backend}: ready, no estimate: {view}");
         let sug = suggestions(&app, "ex", "ann", 1).await;
         let first = &sug["suggestions"][0];
         let (start, end) = (first["start"].as_i64().unwrap(), first["end"].as_i64().unwrap());

@@ -36,6 +36,9 @@ pub struct ProjectView {
     pub model_version: i64,
     /// The project's round.
     pub round: i64,
+    /// While the pool is being prepared (here or on the instance that answers): about how long
+    /// preparing takes in all, from its size (ms; measured one-core cost per point), else null.
+    pub prepare_estimate_ms: Option<i64>,
 }
 
 /// One series of a project's pool.

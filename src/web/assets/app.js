@@ -736,7 +736,12 @@
         return;
       }
       if (p.status === 'preparing') {
-        showEmpty('The project is preparing: the labeling pool (features, seed detectors, candidate windows) is being built. This page starts by itself when it is ready.', 'preparing');
+        const pts = (p.series || []).reduce((n, x) => n + (x.points || 0), 0);
+        const est = isNum(p.prepare_estimate_ms) ? Math.max(1, Math.round(p.prepare_estimate_ms / 1000)) : null;
+        const since = isNum(p.created_at) ? Math.max(0, Math.round((Date.now() - p.created_at) / 1000)) : null;
+        showEmpty(`The project is preparing: the labeling pool (features, seed detectors, candidate windows) of ${fmtNum(pts)} points is being built` +
+          `${est ? `, about ${fmtNum(est)} s in all on one core` : ''}${since != null && p.status === 'preparing' ? ` (started ${fmtNum(since)} s ago)` : ''}. ` +
+          'This page starts by itself when it is ready.', 'preparing');
         ctx.after(() => loadProject().catch(report), POLL_PREPARING_MS);
         return;
       }
