@@ -459,3 +459,57 @@ fn eval_cpd_scores_a_generated_benchmark_folder_in_both_layouts_and_cross_valida
     let err = one_line_error(&driftwatch(&["eval", "cpd", empty.path().to_str().unwrap()]));
     assert!(err.contains("neither desc.txt"), "{err}");
 }
+
+/// Issue 23 item 8: `serve` logging into a file (not a terminal) writes no ANSI colour codes.
+#[test]
+fn serve_logs_without_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = dir.path().join("serve.log");
+    let env = [
+        ("DRIFTWATCH__STORAGE__DATA_DIR", dir.path().join("data").display().to_string()),
+        ("DRIFTWATCH__HTTP__ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut svc = common::Service::start(&log, &env);
+    runtime.block_on(svc.ready(port));
+    svc.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO"), "the log holds lines: {text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
+}
+
+/// Issue 23 item 2: `replay` refuses to load rows retention would delete at once, unless told.
+#[test]
+fn replay_refuses_rows_retention_would_delete_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60 days of daily rows with NAB-style times: the default retention keeps 30.
+    let mut text = String::from("timestamp,value\n");
+    for d in 0..60 {
+        let (month, day) = if d < 31 { (7, d + 1) } else { (8, d - 30) };
+        text.push_str(&format!("2014-{month:02}-{day:02} 00:00:00,{}\n", d % 7));
+    }
+    let file = write(&dir, "long.csv", &text);
+    let data = dir.path().join("data");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["replay", file.to_str().unwrap(), "--series", "long", "--ts-column", "timestamp"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(&args)
+            .env("DRIFTWATCH__STORAGE__DATA_DIR", &data)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&[]);
+    let err = one_line_error(&refused);
+    assert!(
+        err.contains("retention would delete up to 29 of the 60 rows (those before 2014-07-30 00:00:00 UTC)")
+            && err.contains("storage.retention_days_points = 30")
+            && err.contains("--allow-retention-loss"),
+        "{err}"
+    );
+    let loaded = run(&["--allow-retention-loss"]);
+    let summary = json_ok(&loaded);
+    assert_eq!(summary["accepted"], 60, "{summary}");
+    assert!(String::from_utf8_lossy(&loaded.stderr).contains("warning: retention would delete"), "warns");
+}
