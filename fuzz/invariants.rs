@@ -357,8 +357,13 @@ fn reference_csv(text: &str, columns: Option<&[String]>) -> Result<Table, String
         }
         for &c in selected.as_ref().expect("set above") {
             let f = fields[c];
-            let v: f64 =
-                f.parse().map_err(|_| format!("{FILE}: row {line}: column {} is not a number: {f:?}", c + 1))?;
+            let v: f64 = f.parse().map_err(|_| {
+                format!(
+                    "{FILE}: row {line}: column {} is not a number: {f:?}{}",
+                    c + 1,
+                    driftwatch::input::NOT_A_NUMBER_HINT
+                )
+            })?;
             if !v.is_finite() {
                 return Err(format!("{FILE}: row {line}: column {} is not finite: {f:?}", c + 1));
             }
@@ -371,7 +376,7 @@ fn reference_csv(text: &str, columns: Option<&[String]>) -> Result<Table, String
     }
     let sel = selected.expect("set with the first data row");
     let names = names.map(|all| sel.iter().map(|&c| all[c].clone()).collect());
-    Ok(Table { data, n, d: sel.len(), names })
+    Ok(Table { data, n, d: sel.len(), names, ts: None })
 }
 
 /// The reasons `parse_csv` gives, as the start of the message after the file (and row).

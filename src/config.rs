@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use driftwatch_icid::{PsiPolicy, StreamConfig};
+use driftwatch_icid::{NearestPath, PsiPolicy, SimdLevel, StreamConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -280,6 +280,28 @@ pub struct PipelineSettings {
     /// Points dated more than this past the server's clock are refused (`future_timestamp`),
     /// milliseconds; 0 = no bound (synthetic time running ahead of the clock).
     pub max_future_ms: u64,
+    /// Instruction set of every detector's nearest-centre search: `auto` (the widest the CPU
+    /// has), `avx512`, `avx2`, `portable` or `scalar`. A level the CPU lacks is refused at start.
+    /// Results do not depend on it; speed does.
+    pub simd: String,
+}
+
+impl PipelineSettings {
+    /// The engine's nearest-centre path for `simd`, checked against this CPU.
+    ///
+    /// # Errors
+    /// An unknown name, or a level this CPU does not support.
+    pub fn nearest_path(&self) -> Result<NearestPath, ConfigError> {
+        self.nearest_path_on(&SimdLevel::available())
+    }
+
+    /// As [`PipelineSettings::nearest_path`], on a CPU with the levels `available`.
+    ///
+    /// # Errors
+    /// As [`PipelineSettings::nearest_path`].
+    pub fn nearest_path_on(&self, available: &[SimdLevel]) -> Result<NearestPath, ConfigError> {
+        NearestPath::parse_on(&self.simd, available).map_err(|e| ConfigError::Invalid(format!("pipeline.simd: {e}")))
+    }
 }
 
 /// Detector defaults.
@@ -350,7 +372,7 @@ impl Default for StorageSettings {
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        Self { shards: 0, queue: 64, checkpoint_interval_ms: 30_000, max_future_ms: 86_400_000 }
+        Self { shards: 0, queue: 64, checkpoint_interval_ms: 30_000, max_future_ms: 86_400_000, simd: "auto".into() }
     }
 }
 
@@ -426,6 +448,7 @@ impl Settings {
         if self.pipeline.queue == 0 {
             return Err(ConfigError::Invalid("pipeline.queue must be at least 1".into()));
         }
+        self.pipeline.nearest_path()?;
         if self.metrics.watched_series.len() > MAX_WATCHED_SERIES {
             return Err(ConfigError::Invalid(format!(
                 "metrics.watched_series lists {} series; at most {MAX_WATCHED_SERIES} get their own labels",
@@ -607,6 +630,41 @@ mod tests {
         let d = Settings::load(None, vec![]).unwrap();
         assert_eq!(d, Settings::default());
         assert_eq!(d.storage_url(), "sqlite://driftwatch-data/driftwatch.db");
+    }
+
+    #[test]
+    fn the_simd_level_is_read_from_file_or_environment_and_refused_when_unknown_or_missing() {
+        assert_eq!(Settings::default().pipeline.nearest_path().unwrap(), NearestPath::Auto);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dw.toml");
+        std::fs::write(&file, "[pipeline]\nsimd = \"scalar\"\n").unwrap();
+        let s = Settings::load(Some(&file), vec![]).unwrap();
+        assert_eq!(s.pipeline.nearest_path().unwrap(), NearestPath::Scalar);
+        let s = Settings::load(Some(&file), env(&[("DRIFTWATCH__PIPELINE__SIMD", "portable")])).unwrap();
+        assert_eq!(s.pipeline.nearest_path().unwrap(), NearestPath::Forced(SimdLevel::Portable));
+        assert!(s.show().contains("simd = \"portable\""));
+        let err = Settings::load(None, env(&[("DRIFTWATCH__PIPELINE__SIMD", "avx9")])).unwrap_err().to_string();
+        assert!(err.contains("pipeline.simd") && err.contains("avx9") && err.contains("avx512"), "{err}");
+        // A CPU with the portable level only refuses the SIMD levels by name, and keeps the rest.
+        let mut p = PipelineSettings::default();
+        for (name, ok) in [("avx512", false), ("avx2", false), ("portable", true), ("scalar", true), ("auto", true)] {
+            p.simd = name.into();
+            match p.nearest_path_on(&[SimdLevel::Portable]) {
+                Ok(_) => assert!(ok, "{name} accepted without the CPU for it"),
+                Err(e) => {
+                    assert!(!ok, "{name}: {e}");
+                    assert!(
+                        e.to_string().contains("pipeline.simd") && e.to_string().contains("does not support"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+        // This CPU: every level it reports is accepted, the others refused at load.
+        for (name, level) in [("avx2", SimdLevel::Avx2), ("avx512", SimdLevel::Avx512)] {
+            let loaded = Settings::load(None, env(&[("DRIFTWATCH__PIPELINE__SIMD", name)]));
+            assert_eq!(loaded.is_ok(), SimdLevel::available().contains(&level), "{name}");
+        }
     }
 
     #[test]

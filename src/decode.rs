@@ -428,6 +428,25 @@ fn point(ts: &Value, values: &[Value]) -> Result<Point, RejectReason> {
     Ok(Point { ts_ms, values })
 }
 
+/// A time written as text: integer epoch milliseconds or RFC 3339, in years 1..=9999 (as a
+/// point's `ts`). A space where an RFC 3339 offset's `+` belongs (an unencoded `+` in a URL
+/// query reads as a space) is taken as the `+`.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim_start();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    let fixed;
+    let s = match s.rfind(' ') {
+        Some(at) if at > 10 && s[at + 1..].len() == 5 => {
+            fixed = format!("{}+{}", &s[..at], &s[at + 1..]);
+            fixed.as_str()
+        }
+        _ => s.trim_end(),
+    };
+    timestamp(&Value::String(s.to_owned()))
+}
+
 /// RFC 3339 string or integer epoch milliseconds, in years 1..=9999 ([`MIN_TS_MS`],
 /// [`MAX_TS_MS`]); sub-millisecond digits are truncated.
 fn timestamp(v: &Value) -> Option<i64> {

@@ -303,7 +303,7 @@ impl Metrics {
             )
             .expect("valid metric"),
             labeling_labels: IntCounterVec::new(
-                Opts::new("driftwatch_labeling_labels_total", "Labels stored, by source (suggestion, edit, interval)."),
+                Opts::new("driftwatch_labeling_labels_total", "Labels stored, by source (suggestion, free, edit, interval)."),
                 &["source"],
             )
             .expect("valid metric"),

@@ -15,6 +15,10 @@
 //! overwritten) and stay in time order (older points are late, as before the reset). Every index
 //! in a [`Report`] is base + the detector's own.
 //!
+//! Every detector of the pipeline, a series' own configuration or a restored checkpoint
+//! included, runs the nearest-centre search on the defaults' path (the service's
+//! `pipeline.simd`); results do not depend on it.
+//!
 //! Shutdown: [`Pipeline::shutdown`] closes the channels; each shard finishes what is queued and
 //! returns its detectors, so the caller can checkpoint them.
 
@@ -330,6 +334,7 @@ fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<Str
             Job::Configure { series, config, dim, start, reply } => {
                 let mut config = config.map_or_else(|| defaults.clone(), |c| *c);
                 config.collect_blocks = true;
+                config.path = defaults.path;
                 let result = StreamDetector::new(config, dim).map(|detector| {
                     detectors.insert(series, Held { detector, base: start.index, floor: start.after_ts });
                 });
@@ -345,8 +350,10 @@ fn run_shard(mut rx: mpsc::Receiver<Job>, defaults: StreamConfig) -> HashMap<Str
             Job::Restore { series, held } => {
                 let mut held = *held;
                 if held.detector.check_version().is_ok() {
-                    // Restored state keeps its own configuration; the outbox is always wanted here.
+                    // Restored state keeps its own configuration but this pipeline's SIMD path; the outbox
+                    // is always wanted here.
                     held.detector.set_collect_blocks(true);
+                    held.detector.set_path(defaults.path);
                     detectors.insert(series, held);
                 }
             }
@@ -441,6 +448,8 @@ fn shift(report: &mut Report, base: u64) {
 
 #[cfg(test)]
 mod tests {
+    use driftwatch_icid::NearestPath;
+
     use super::*;
 
     fn points(values: &[f64], t0: i64) -> Vec<Point> {
@@ -517,10 +526,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_series_can_be_configured_snapshotted_restored_and_removed() {
-        let p = Pipeline::start(config(1)).unwrap();
+        let mut cfg = config(1);
+        cfg.detector.path = NearestPath::Forced(driftwatch_icid::SimdLevel::Portable);
+        let p = Pipeline::start(cfg).unwrap();
         let mut own = StreamConfig::new(20);
         own.psi = driftwatch_icid::PsiPolicy::Fixed(4);
         own.t = 30;
+        own.path = NearestPath::Scalar;
         p.configure("a".into(), Some(own.clone()), 1, Start::default()).await.unwrap();
         own.hop = 7; // does not divide 20
         assert!(matches!(
@@ -531,10 +543,17 @@ mod tests {
         p.ingest("a".into(), points(&data[..500], 0)).await.unwrap();
         let snap = p.snapshot("a".into()).await.unwrap().expect("known series");
         assert_eq!(snap.detector.config().window, 20);
+        // A series' own configuration runs on the pipeline's SIMD path (`pipeline.simd`) ...
+        assert_eq!(snap.detector.config().path, NearestPath::Forced(driftwatch_icid::SimdLevel::Portable));
         assert!(!snap.detector.warming_up(), "20 windows of 20 points");
         assert!(p.remove("a".into()).await.unwrap());
         assert!(p.snapshot("a".into()).await.unwrap().is_none());
+        let mut snap = snap;
+        snap.detector.set_path(NearestPath::Auto);
         p.restore("a".into(), snap).await.unwrap();
+        // ... and so does a restored checkpoint, whatever path it was saved with.
+        let restored = p.snapshot("a".into()).await.unwrap().expect("restored");
+        assert_eq!(restored.detector.config().path, NearestPath::Forced(driftwatch_icid::SimdLevel::Portable));
         let r = p.ingest("a".into(), points(&data[500..600], 500_000)).await.unwrap();
         assert_eq!(r.accepted, 100);
         assert_eq!(r.blocks.len(), 5, "the restored detector continues, no re-warm");

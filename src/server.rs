@@ -47,7 +47,8 @@ impl Application {
         let storage = Storage::connect_with(&settings.storage_url(), settings.storage.max_connections, timeouts)
             .await
             .context("opening storage")?;
-        let detector = settings.detector.stream_config().map_err(anyhow::Error::msg)?;
+        let mut detector = settings.detector.stream_config().map_err(anyhow::Error::msg)?;
+        detector.path = settings.pipeline.nearest_path()?;
         let shards = match settings.pipeline.shards {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,

@@ -292,6 +292,50 @@ async fn replaying_a_file_over_http_finds_its_changes() {
     let starts = interval_starts(&body);
     assert_eq!(starts, vec![1000, 2000]);
     assert_eq!(body["intervals"][1]["start_ts"].as_i64(), Some(1_795_780_800_000 + 2_000_000));
+    // A NAB-style file with its own times (issue 23): refused without --ts-column with a way
+    // out, read with it, naive times at --tz.
+    let dir = tempfile::tempdir().unwrap();
+    let nab = dir.path().join("nab.csv");
+    let mut text = String::from("timestamp,value\n");
+    for (i, x) in mean_shift().iter().enumerate() {
+        let t = 1_404_172_800 + 300 * i as i64; // 2014-07-01 00:00:00 UTC, every 5 minutes
+        let (d, s) = (t / 86_400, t % 86_400);
+        let day = 1 + d - 16_252; // 10 days in all: July throughout
+        text.push_str(&format!("2014-07-{day:02} {:02}:{:02}:{:02},{x}\n", s / 3600, s % 3600 / 60, s % 60));
+    }
+    std::fs::write(&nab, text).unwrap();
+    let (nab, base) = (nab.display().to_string(), app.base.clone());
+    let (refused, out) = tokio::task::spawn_blocking(move || {
+        (
+            common::driftwatch(&["replay", &nab, "--series", "nab", "--url", &base]),
+            common::driftwatch(&[
+                "replay",
+                &nab,
+                "--series",
+                "nab",
+                "--url",
+                &base,
+                "--ts-column",
+                "timestamp",
+                "--tz",
+                "+01:00",
+            ]),
+        )
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("row 2: column 1 is not a number") && err.contains("--ts-column"),
+        "{err}"
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, pts) = app.get("/v1/series/nab/points?limit=2").await;
+    let hour = 3_600_000;
+    assert_eq!(pts["points"][0][0].as_i64(), Some(1_404_172_800_000 - hour), "{pts}");
+    assert_eq!(pts["points"][1][0].as_i64(), Some(1_404_172_800_000 - hour + 300_000), "{pts}");
+    let (_, body) = app.get("/v1/series/nab/intervals?since=2014-07-05T00:00:00Z").await;
+    assert_eq!(interval_starts(&body), vec![2000], "{body}");
     app.stop().await;
 }
 
@@ -379,4 +423,139 @@ async fn an_admin_listener_takes_metrics_and_health_and_only_watched_series_get_
     let (status, r) = app.post_raw("/v1/points", r#"{"series":"mean","ts":1,"value":NaN}"#.into()).await;
     assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_body")));
     app.stop().await;
+}
+
+/// Issue 23 item 8: every refusal is `{"error": {"code", "message"}}`, 404 and 405 included,
+/// messages name the parameter and what it must be (no parser internals), and `from` / `to` /
+/// `since` take RFC 3339 as well as epoch ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_json_with_plain_messages_and_times_take_rfc_3339() {
+    let xs = mean_shift();
+    for (name, settings, _dir) in each_backend("api_consistent", base_settings()).await {
+        let app = TestApp::spawn(settings).await;
+        app.post_raw("/v1/points", batch("mean", &xs, 0, 3000)).await;
+        let refused = |(status, body): (u16, Value), want: (u16, &str)| {
+            assert_eq!((status, body["error"]["code"].as_str()), (want.0, Some(want.1)), "{name}: {body}");
+            let message = body["error"]["message"].as_str().unwrap().to_owned();
+            for internal in ["Failed to", "invalid digit", "deserialize", "Cannot parse"] {
+                assert!(!message.contains(internal), "{name}: parser internals in {message:?}");
+            }
+            message
+        };
+        let m = refused(app.get("/v1/nothing/here").await, (404, "not_found"));
+        assert!(m.contains("/v1/nothing/here"), "{m}");
+        let m = refused(app.delete("/v1/points").await, (405, "method_not_allowed"));
+        assert!(m.contains("DELETE"), "{m}");
+        let m = refused(app.get("/v1/intervals?from=yesterday").await, (400, "invalid_query"));
+        assert!(m.contains("from") && m.contains("RFC 3339"), "{m}");
+        let m = refused(app.get("/v1/intervals?limit=ten").await, (400, "invalid_query"));
+        assert_eq!(m, "query parameter limit: must be an integer");
+        let m = refused(app.get("/v1/series/mean/points?frm=1").await, (400, "invalid_query"));
+        assert!(m.starts_with("unknown query parameter frm"), "{m}");
+        let m = refused(
+            app.post("/v1/series/mean/intervals/abc/feedback", &json!({"verdict": "confirm", "author": "a"})).await,
+            (400, "invalid_path"),
+        );
+        assert!(m.contains("start") && m.contains("integer") && m.contains("abc"), "{m}");
+        let m = refused(
+            app.post("/v1/labeling/projects", &json!({"name": 1, "series": [], "author": "a"})).await,
+            (400, "invalid_body"),
+        );
+        assert!(m.starts_with("field name: invalid type"), "{m}");
+        let (status, r) = app
+            .send_raw(
+                app.client
+                    .post(format!("{}/v1/labeling/projects", app.base))
+                    .header("content-type", "application/json")
+                    .body("{oops"),
+            )
+            .await;
+        let m = refused((status, r), (400, "invalid_body"));
+        assert_eq!(m, "the body is not valid JSON (line 1, column 2)");
+        // The same range as epoch ms and as RFC 3339 (an unencoded `+` offset included).
+        let epoch = app.get(&format!("/v1/series/mean/points?from={}&to={}", T0 + 1_000_000, T0 + 1_010_000)).await.1;
+        let rfc = app.get("/v1/series/mean/points?from=2026-11-27T12:16:40Z&to=2026-11-27T13:16:50%2B01:00").await.1;
+        assert_eq!(epoch["points"].as_array().unwrap().len(), 10, "{name}: {epoch}");
+        assert_eq!(epoch, rfc, "{name}");
+        let plus = app.get("/v1/series/mean/points?from=2026-11-27T13:16:40+01:00&to=2026-11-27T12:16:50Z").await.1;
+        assert_eq!(epoch, plus, "{name}");
+        let since = app.get("/v1/intervals?since=2026-11-27T12:20:00Z").await.1;
+        assert_eq!(interval_starts(&since), vec![2000], "{name}: {since}");
+        let overlapping =
+            app.get("/v1/series/mean/intervals?from=2026-11-27T12:16:00Z&to=2026-11-27T12:17:00Z").await.1;
+        assert_eq!(interval_starts(&overlapping), vec![1000], "{name}: {overlapping}");
+        // Intervals filter by peak score and verdict (issue 23 item 5).
+        let all = app.get("/v1/series/mean/intervals").await.1;
+        let high = app.get("/v1/series/mean/intervals?min_score=0.9").await.1;
+        let scores: Vec<f64> =
+            high["intervals"].as_array().unwrap().iter().map(|i| i["peak_score"].as_f64().unwrap()).collect();
+        assert!(!scores.is_empty() && scores.iter().all(|s| *s >= 0.9), "{name}: {high}");
+        assert!(scores.len() < all["intervals"].as_array().unwrap().len(), "{name}: {all}");
+        let none = app.get("/v1/series/mean/intervals?verdict=none").await.1;
+        assert_eq!(none["intervals"], all["intervals"], "{name}: no verdicts yet");
+        let m = refused(app.get("/v1/intervals?min_score=high").await, (400, "invalid_query"));
+        assert_eq!(m, "query parameter min_score: must be a number");
+        let m = refused(app.get("/v1/intervals?verdict=maybe").await, (400, "invalid_query"));
+        assert!(m.contains("confirm, dismiss or none"), "{m}");
+        // The OpenAPI document describes each of those parameters and the answers' schemas.
+        let (_, doc) = app.get("/openapi.json").await;
+        let params = doc["paths"]["/v1/intervals"]["get"]["parameters"].as_array().unwrap();
+        let since = params.iter().find(|p| p["name"] == "since").unwrap();
+        assert!(since["description"].as_str().unwrap().contains("RFC 3339"), "{since}");
+        let ok = &doc["paths"]["/v1/series/{name}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(ok["$ref"], "#/components/schemas/SeriesView", "{ok}");
+        let fields = doc["components"]["schemas"]["SeriesView"]["properties"].as_object().unwrap();
+        let (_, series) = app.get("/v1/series/mean").await;
+        for key in series.as_object().unwrap().keys() {
+            assert!(fields.contains_key(key), "{name}: {key} is answered but not in the schema");
+        }
+        app.stop().await;
+    }
+}
+
+/// Issue 23 item 2: after retention removes old blocks, `stored_points` counts what is still
+/// stored, and intervals whose data is gone say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_shows_in_stored_points_and_in_intervals_whose_data_is_gone() {
+    let xs = mean_shift();
+    const HALF_HOUR: i64 = 1_800_000;
+    for (name, settings, _dir) in each_backend("api_retention", base_settings()).await {
+        // 3,000 half-hourly points (62.5 days) in blocks of 500; the default retention keeps 30
+        // days back from the newest point, so blocks ending before index 1560 go.
+        let app = TestApp::spawn(settings.clone()).await;
+        for from in (0..3000).step_by(500) {
+            let points: Vec<Value> =
+                (from..from + 500).map(|i| json!([T0 - HALF_HOUR * (3000 - i as i64), xs[i]])).collect();
+            let (status, r) = app.post("/v1/points", &json!({"series": "old", "points": points})).await;
+            assert_eq!(status, 200, "{name}: {r}");
+        }
+        app.stop().await;
+        // Retention runs when the service starts.
+        let app = TestApp::spawn(settings).await;
+        let mut s = Value::Null;
+        for _ in 0..100 {
+            s = app.get("/v1/series/old").await.1;
+            if s["stored_points"] != 3000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            (s["stored_points"].as_i64(), s["next_index"].as_i64(), s["first_stored_index"].as_i64()),
+            (Some(1500), Some(3000), Some(1500)),
+            "{name}: {s}"
+        );
+        assert_eq!(s["first_stored_ts"].as_i64(), Some(T0 - HALF_HOUR * 1500), "{name}");
+        let (_, all) = app.get("/v1/series").await;
+        assert_eq!(all["series"][0]["stored_points"], 1500, "{name}: {all}");
+        let (_, ivs) = app.get("/v1/series/old/intervals").await;
+        let data: Vec<(u64, &str)> = ivs["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["start"].as_u64().unwrap(), i["data"].as_str().unwrap()))
+            .collect();
+        assert_eq!(data, vec![(1000, "removed"), (2000, "stored")], "{name}: {ivs}");
+        app.stop().await;
+    }
 }

@@ -73,6 +73,7 @@ fn routes(role_tag: &str) -> Vec<(&'static str, String, Option<Value>, &'static 
         ("POST", "/v1/labeling/projects/p/suggestions/999/skip".into(), Some(json!({"author": "x"})), "analyst"),
         ("GET", "/v1/labeling/projects/p/window?series=s&start=0&end=10".into(), None, "reader"),
         ("GET", "/v1/labeling/projects/p/labels".into(), None, "reader"),
+        ("GET", "/v1/labeling/projects/p/export?format=csv".into(), None, "reader"),
         ("POST", "/v1/labeling/projects/p/labels".into(), Some(label), "analyst"),
         ("PUT", "/v1/labeling/projects/p/labels/999".into(), Some(json!({"author": "x", "anomalies": []})), "analyst"),
         ("DELETE", "/v1/labeling/projects/p/labels/999?author=x".into(), None, "analyst"),

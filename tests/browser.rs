@@ -31,9 +31,18 @@ async fn an_analyst_labels_undoes_and_vetoes_in_the_browser() {
     let mut settings = base_settings();
     settings.storage.data_dir = data.path().to_owned();
     settings.labeling.tick_ms = 200;
-    let app = TestApp::spawn(settings).await;
     let xs = common::mean_shift();
     let t0 = 1_795_780_800_000i64;
+    // A series of 62.5 days, half-hourly: the default retention (30 days) removes its first
+    // half when the service next starts.
+    let before = TestApp::spawn(settings.clone()).await;
+    for from in (0..3000).step_by(500) {
+        let points: Vec<_> = (from..from + 500).map(|i| json!([t0 - 1_800_000 * (3000 - i as i64), xs[i]])).collect();
+        let (status, body) = before.post("/v1/points", &json!({"series": "demo.old", "points": points})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    before.stop().await;
+    let app = TestApp::spawn(settings).await;
     let points: Vec<_> = xs.iter().enumerate().map(|(i, x)| json!([t0 + 60_000 * i as i64, x])).collect();
     let (status, body) = app.post("/v1/points", &json!({"series": "demo.shift", "points": points})).await;
     assert_eq!(status, 200, "{body}");
@@ -55,6 +64,7 @@ async fn an_analyst_labels_undoes_and_vetoes_in_the_browser() {
             .env("BASE_URL", &base)
             .env("PROJECT", "browser")
             .env("SERIES", format!("demo.shift:{}", xs.len()))
+            .env("RETENTION_SERIES", "demo.old")
             .env("ARTIFACTS", &arts)
             .env("CHROMIUM", &chrome)
             .env("READY_TIMEOUT_MS", "60000")
@@ -66,7 +76,16 @@ async fn an_analyst_labels_undoes_and_vetoes_in_the_browser() {
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{log}");
     assert!(out.status.success(), "the browser test failed (screenshots in {}):\n{log}", artifacts.display());
-    for shot in ["01-projects.png", "04-submitted.png", "05-undone.png", "07-vetoed.png", "08-intervals.png"] {
+    for shot in [
+        "01-projects.png",
+        "04-submitted.png",
+        "05-exported.png",
+        "06-undone.png",
+        "08-vetoed.png",
+        "09-free-window.png",
+        "10-intervals.png",
+        "11-retention.png",
+    ] {
         let meta = std::fs::metadata(artifacts.join(shot)).unwrap_or_else(|_| panic!("no screenshot {shot}"));
         assert!(meta.len() > 10_000, "{shot} is nearly empty");
     }

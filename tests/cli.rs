@@ -176,6 +176,91 @@ fn results_do_not_depend_on_the_thread_count_or_the_nearest_centre_path() {
         args.extend(extra);
         assert_eq!(json_ok(&driftwatch(&args)), base, "auto {extra:?}");
     }
+    // Every level this CPU has, in every mode; a level it lacks is refused in one line.
+    for mode in [&["--method", "auto"][..], &["--method", "icid", "--scores"], &["--mode", "online", "--scores"]] {
+        let run = |level: &str| {
+            let mut args = vec!["detect", f.as_str(), "--threads", "1", "--level", level];
+            args.extend(mode);
+            driftwatch(&args)
+        };
+        let base = json_ok(&run("scalar"));
+        for level in ["portable", "avx2", "avx512"] {
+            let out = run(level);
+            if !out.status.success() {
+                assert!(one_line_error(&out).contains("does not support"), "{level}");
+                continue;
+            }
+            assert_eq!(json_ok(&out), base, "{mode:?} {level}");
+        }
+    }
+}
+
+#[test]
+fn bench_engine_all_levels_runs_every_level_and_compares_it_with_portable() {
+    let out =
+        driftwatch(&["bench", "engine", "--points", "3000", "--series", "2", "--only", "change_only", "--all-levels"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let levels: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["scenario"] == "uni_psi16_change_only")
+        .map(|l| l["simd"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels[0], "portable", "{lines:?}");
+    assert!(levels.len() >= 2 || !cfg!(target_arch = "x86_64"), "x86-64 has AVX2 at least here: {levels:?}");
+    for l in
+        lines.iter().filter(|l| l["scenario"] == "mv8_psi16_change_only" || l["scenario"] == "uni_psi16_change_only")
+    {
+        let r = l["vs_portable"].as_f64().unwrap();
+        assert!(r > 0.0 && (l["simd"] != "portable" || r == 1.0), "{l}");
+    }
+    let scalar: Vec<&Value> =
+        lines.iter().filter(|l| l["scenario"].as_str().is_some_and(|s| s.ends_with("_scalar_path"))).collect();
+    assert_eq!(scalar.len(), 2, "the scalar baselines run once");
+    assert!(scalar.iter().all(|l| l["simd"] == "scalar" && l.get("vs_portable").is_none()));
+    let gains = lines.iter().filter(|l| l.get("simd_gain").is_some()).count();
+    assert_eq!(gains, 2 * levels.len(), "a gain over scalar per level and scenario");
+}
+
+#[test]
+fn bench_engine_runs_on_the_forced_level_and_names_the_level_each_line_used() {
+    let out = driftwatch(&[
+        "bench",
+        "engine",
+        "--points",
+        "3000",
+        "--series",
+        "2",
+        "--only",
+        "uni_psi16_change",
+        "--level",
+        "portable",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let simd_of = |name: &str| lines.iter().find(|l| l["scenario"] == name).map(|l| l["simd"].clone());
+    assert_eq!(simd_of("uni_psi16_change_only"), Some("portable".into()), "{lines:?}");
+    assert_eq!(simd_of("uni_psi16_change_only_scalar_path"), Some("scalar".into()), "{lines:?}");
+    assert!(lines.iter().any(|l| l["simd_gain"] == "uni_psi16_change_only" && l["ratio"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn the_service_refuses_an_unknown_simd_level_in_one_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["config", "show"])
+        .env("DRIFTWATCH__PIPELINE__SIMD", "avx9")
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(err.contains("pipeline.simd") && err.contains("avx512"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["config", "show"])
+        .env("DRIFTWATCH__PIPELINE__SIMD", "portable")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("simd = \"portable\""));
 }
 
 #[test]
@@ -373,4 +458,58 @@ fn eval_cpd_scores_a_generated_benchmark_folder_in_both_layouts_and_cross_valida
     let empty = tempfile::tempdir().unwrap();
     let err = one_line_error(&driftwatch(&["eval", "cpd", empty.path().to_str().unwrap()]));
     assert!(err.contains("neither desc.txt"), "{err}");
+}
+
+/// Issue 23 item 8: `serve` logging into a file (not a terminal) writes no ANSI colour codes.
+#[test]
+fn serve_logs_without_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = dir.path().join("serve.log");
+    let env = [
+        ("DRIFTWATCH__STORAGE__DATA_DIR", dir.path().join("data").display().to_string()),
+        ("DRIFTWATCH__HTTP__ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut svc = common::Service::start(&log, &env);
+    runtime.block_on(svc.ready(port));
+    svc.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO"), "the log holds lines: {text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
+}
+
+/// Issue 23 item 2: `replay` refuses to load rows retention would delete at once, unless told.
+#[test]
+fn replay_refuses_rows_retention_would_delete_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60 days of daily rows with NAB-style times: the default retention keeps 30.
+    let mut text = String::from("timestamp,value\n");
+    for d in 0..60 {
+        let (month, day) = if d < 31 { (7, d + 1) } else { (8, d - 30) };
+        text.push_str(&format!("2014-{month:02}-{day:02} 00:00:00,{}\n", d % 7));
+    }
+    let file = write(&dir, "long.csv", &text);
+    let data = dir.path().join("data");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["replay", file.to_str().unwrap(), "--series", "long", "--ts-column", "timestamp"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(&args)
+            .env("DRIFTWATCH__STORAGE__DATA_DIR", &data)
+            .output()
+            .unwrap()
+    };
+    let refused = run(&[]);
+    let err = one_line_error(&refused);
+    assert!(
+        err.contains("retention would delete up to 29 of the 60 rows (those before 2014-07-30 00:00:00 UTC)")
+            && err.contains("storage.retention_days_points = 30")
+            && err.contains("--allow-retention-loss"),
+        "{err}"
+    );
+    let loaded = run(&["--allow-retention-loss"]);
+    let summary = json_ok(&loaded);
+    assert_eq!(summary["accepted"], 60, "{summary}");
+    assert!(String::from_utf8_lossy(&loaded.stderr).contains("warning: retention would delete"), "warns");
 }

@@ -40,8 +40,10 @@ fn every_committed_corpus_file_passes_its_targets_checks() {
     assert!(failures.is_empty(), "{} corpus files fail:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// The error without the hint every non-numeric field's error ends with.
 fn csv_error(text: &[u8]) -> String {
-    parse_csv(text, Path::new("fuzz.csv"), None).unwrap_err().to_string()
+    let e = parse_csv(text, Path::new("fuzz.csv"), None).unwrap_err().to_string();
+    e.strip_suffix(driftwatch::input::NOT_A_NUMBER_HINT).map_or(e.clone(), str::to_owned)
 }
 
 /// `csv` target, first minutes: a blank line between the header and a bad row. The error named

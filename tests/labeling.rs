@@ -43,6 +43,9 @@ async fn project(app: &TestApp, name: &str, series: &[&str], budget: usize) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["status"], "preparing");
+    // While it prepares, the answer estimates how long from the pool's size (issue 23 item 7).
+    let points: i64 = body["series"].as_array().unwrap().iter().map(|s| s["points"].as_i64().unwrap()).sum();
+    assert_eq!(body["prepare_estimate_ms"].as_i64(), Some((points as f64 * 0.032).ceil() as i64), "{body}");
     wait_ready(app, name).await;
 }
 
@@ -444,6 +447,15 @@ async fn two_analysts_never_share_a_window_and_keep_both_labels() {
             labels["labels"].as_array().unwrap().iter().map(|l| l["author"].as_str().unwrap()).collect();
         authors.sort_unstable();
         assert_eq!(authors, ["ann (unauthenticated)", "bob (unauthenticated)"], "{backend}");
+        // Labels keep their window's times beside its rows (issue 23): the first and last point's.
+        for l in labels["labels"].as_array().unwrap() {
+            let (start, end) = (l["start"].as_i64().unwrap(), l["end"].as_i64().unwrap());
+            assert_eq!(
+                (l["start_ts"].as_i64(), l["end_ts"].as_i64()),
+                (Some(T0 + STEP_MS * start), Some(T0 + STEP_MS * (end - 1))),
+                "{backend}: {l}"
+            );
+        }
         app.stop().await;
     }
 }
@@ -452,6 +464,7 @@ async fn two_analysts_never_share_a_window_and_keep_both_labels() {
 async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_project() {
     let xs = common::mean_shift();
     for (backend, s, _guard) in each_backend("labeling_feedback", settings()).await {
+        let url = s.storage_url();
         let app = TestApp::spawn(s).await;
         ingest(&app, "m", &xs, 0).await;
         let (_, ivs) = app.get("/v1/series/m/intervals").await;
@@ -465,7 +478,14 @@ async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_pr
         let (status, r) =
             app.post("/v1/series/m/intervals/1/feedback", &json!({"author": "ann", "verdict": "confirm"})).await;
         assert_eq!(status, 404, "{r}");
-        let (status, r) = app.post(&path, &json!({"author": "ann", "verdict": "confirm"})).await;
+        // A verdict alone is triage: stored, no label, no budget used (issue 23 item 5).
+        let (status, r) = app.post(&path, &json!({"author": "ann", "verdict": "dismiss"})).await;
+        assert_eq!((status, r["labels"].clone()), (200, json!([])), "{backend}: {r}");
+        assert_eq!(app.get("/v1/labeling/projects/iv/progress").await.1["labels_used"], 0, "{backend}");
+        let (_, ivs) = app.get("/v1/series/m/intervals?verdict=dismiss").await;
+        assert_eq!(ivs["intervals"][0]["start"], first["start"], "{backend}: {ivs}");
+        // With label: true it also becomes a label in the project.
+        let (status, r) = app.post(&path, &json!({"author": "ann", "verdict": "confirm", "label": true})).await;
         assert_eq!(status, 200, "{backend}: {r}");
         assert_eq!(r["labels"][0]["project"], "iv", "{r}");
         let (_, ivs) = app.get("/v1/series/m/intervals").await;
@@ -478,6 +498,17 @@ async fn confirming_a_change_interval_stores_the_verdict_and_labels_it_in_the_pr
             (Some("interval"), first["start"].clone(), Some("ann (unauthenticated)"))
         );
         assert_eq!(l["anomalies"], json!([[first["start"], l["end"]]]), "a confirmed interval is anomalous throughout");
+        // Its times are the interval's, stored with the label (migration 0006), not only shown.
+        assert_eq!((&l["start_ts"], &l["end_ts"]), (&first["start_ts"], &first["end_ts"]), "{backend}: {l}");
+        {
+            use sqlx::Row;
+            sqlx::any::install_default_drivers();
+            let db = sqlx::AnyPool::connect(&url).await.unwrap();
+            let row = sqlx::query("SELECT start_ts, end_ts FROM labeling_labels").fetch_one(&db).await.unwrap();
+            let stored: (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+            assert_eq!(stored, (first["start_ts"].as_i64(), first["end_ts"].as_i64()), "{backend}");
+            db.close().await;
+        }
         let (_, p) = app.get("/v1/labeling/projects/iv/progress").await;
         assert_eq!(p["labels_used"], 1, "{p}");
         app.stop().await;
@@ -532,4 +563,87 @@ async fn two_instances_serve_one_project_and_only_the_lease_holder_refits() {
     wait_for(&other, "/v1/labeling/projects/shared/progress", "model version 2", |p| p["model_version"] == 2).await;
     assert!(refits(other.metrics().await) >= 1);
     other.stop().await;
+}
+
+/// Issue 23 item 4: labels export as JSON and CSV (runs of anomalous and normal points with
+/// rows and times, author, source, created), on both back-ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_export_as_json_and_csv_with_rows_and_times() {
+    let set = driftwatch_testkit::labeled_set(1, 3000, 5);
+    for (backend, s, _guard) in each_backend("labeling_export", settings()).await {
+        let app = TestApp::spawn(s).await;
+        ingest(&app, "s0", &set[0].values, 0).await;
+        project(&app, "ex", &["s0"], 10).await;
+        let (_, view) = app.get("/v1/labeling/projects/ex").await;
+        assert_eq!(view["prepare_estimate_ms"], Value::Null, "{backend}: ready, no estimate: {view}");
+        let sug = suggestions(&app, "ex", "ann", 1).await;
+        let first = &sug["suggestions"][0];
+        let (start, end) = (first["start"].as_i64().unwrap(), first["end"].as_i64().unwrap());
+        let (a, b) = (start + 10, start + 20);
+        let (status, r) = app
+            .post(
+                "/v1/labeling/projects/ex/labels",
+                &label_body("ann", &sug["round"], first, vec![[a as usize, b as usize]]),
+            )
+            .await;
+        assert_eq!(status, 201, "{backend}: {r}");
+        let id = r["label"]["id"].as_i64().unwrap();
+        let (status, json) = app.get("/v1/labeling/projects/ex/export").await;
+        assert_eq!(status, 200, "{backend}: {json}");
+        let runs: Vec<(i64, i64, &str)> = json["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["start"].as_i64().unwrap(), r["end"].as_i64().unwrap(), r["label"].as_str().unwrap()))
+            .collect();
+        assert_eq!(runs, vec![(start, a, "normal"), (a, b, "anomaly"), (b, end, "normal")], "{backend}: {json}");
+        let anomaly = &json["labels"][1];
+        assert_eq!(
+            (anomaly["label_id"].as_i64(), anomaly["start_ts"].as_i64(), anomaly["end_ts"].as_i64()),
+            (Some(id), Some(T0 + STEP_MS * a), Some(T0 + STEP_MS * (b - 1))),
+            "{backend}: {anomaly}"
+        );
+        assert_eq!(
+            (anomaly["author"].as_str(), anomaly["source"].as_str()),
+            (Some("ann (unauthenticated)"), Some("suggestion"))
+        );
+        let resp =
+            app.client.get(format!("{}/v1/labeling/projects/ex/export?format=csv", app.base)).send().await.unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+        assert!(resp.headers()["content-disposition"].to_str().unwrap().contains("ex-labels.csv"));
+        let csv = resp.text().await.unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "label_id,series,start,end,start_ts,end_ts,label,author,source,created_at");
+        let created = anomaly["created_at"].as_i64().unwrap();
+        assert_eq!(
+            lines[2],
+            format!(
+                "{id},s0,{a},{b},{},{},anomaly,ann (unauthenticated),suggestion,{created}",
+                T0 + STEP_MS * a,
+                T0 + STEP_MS * (b - 1)
+            ),
+            "{backend}"
+        );
+        // A window nobody suggested is labeled with its own source (issue 23 item 3).
+        let (fa, fb) = if start > 1000 { (0, 50) } else { (2900, 2950) };
+        let free = json!({"author": "ann", "round": r["round"], "series": "s0", "start": fa, "end": fb, "anomalies": [[fa + 5, fa + 9]]});
+        let (status, f) = app.post("/v1/labeling/projects/ex/labels", &free).await;
+        assert_eq!((status, f["label"]["source"].as_str()), (201, Some("free")), "{backend}: {f}");
+        let (_, json) = app.get("/v1/labeling/projects/ex/export").await;
+        assert!(
+            json["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["source"] == "free" && r["start"] == fa + 5 && r["label"] == "anomaly"),
+            "{backend}: {json}"
+        );
+        app.delete(&format!("/v1/labeling/projects/ex/labels/{}?author=ann", f["label"]["id"])).await;
+        // Undone labels leave the export; a bad format is refused.
+        app.delete(&format!("/v1/labeling/projects/ex/labels/{id}?author=ann")).await;
+        assert_eq!(app.get("/v1/labeling/projects/ex/export").await.1["labels"], json!([]), "{backend}");
+        let (status, r) = app.get("/v1/labeling/projects/ex/export?format=xml").await;
+        assert_eq!((status, r["error"]["code"].as_str()), (400, Some("invalid_query")), "{r}");
+        app.stop().await;
+    }
 }

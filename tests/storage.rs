@@ -182,6 +182,31 @@ async fn interval_queries_filter_by_series_status_and_time_and_page_in_key_order
             ..Default::default()
         };
         assert_eq!(all(combined).await, vec![(a, 300)], "{}", b.name);
+        // By peak score and by verdict (issue 23): c's interval at 200 peaks higher; a's at 100
+        // is confirmed, a's at 300 dismissed.
+        s.write(
+            c,
+            &WriteBatch {
+                intervals: vec![IntervalRow { peak_score: 0.9, ..interval(c, 200, 250, false) }],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        s.set_feedback(a, 100, "confirm", "ann", 1).await.unwrap();
+        s.set_feedback(a, 300, "dismiss", "ann", 2).await.unwrap();
+        let q = |min_score: Option<f64>, verdict: Option<&str>| IntervalQuery {
+            min_score,
+            verdict: verdict.map(str::to_owned),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(all(q(Some(0.8), None)).await, vec![(c, 200)], "{}", b.name);
+        assert_eq!(all(q(Some(0.5), None)).await.len(), 5, "{}", b.name);
+        assert_eq!(all(q(None, Some("confirm"))).await, vec![(a, 100)], "{}", b.name);
+        assert_eq!(all(q(None, Some("dismiss"))).await, vec![(a, 300)], "{}", b.name);
+        assert_eq!(all(q(None, Some("none"))).await, vec![(a, 500), (c, 200), (c, 400)], "{}", b.name);
+        assert_eq!(all(q(Some(0.8), Some("none"))).await, vec![(c, 200)], "{}", b.name);
     }
 }
 

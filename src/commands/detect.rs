@@ -67,8 +67,9 @@ pub struct Args {
     /// Worker threads; 0 = all cores.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Nearest-centre implementation (for checks and benchmarks).
-    #[arg(long, value_enum, default_value_t = PathArg::Auto)]
+    /// Nearest-centre implementation (for checks and benchmarks); a level this CPU lacks is
+    /// refused.
+    #[arg(long, visible_alias = "level", value_enum, default_value_t = PathArg::Auto)]
     pub path: PathArg,
     /// Add compute time and peak memory to the output.
     #[arg(long)]
@@ -152,21 +153,21 @@ pub fn parse_psi(s: &str) -> anyhow::Result<PsiChoice> {
     }
 }
 
-fn nearest_path(p: PathArg) -> anyhow::Result<NearestPath> {
-    let forced = |l: SimdLevel| {
-        if SimdLevel::available().contains(&l) {
-            Ok(NearestPath::Forced(l))
-        } else {
-            bail!("--path {}: this CPU does not support it", l.name())
-        }
+/// The engine's path for `--path`/`--level`, refused when this CPU lacks the level.
+///
+/// # Errors
+/// A forced level this CPU does not support.
+pub fn nearest_path(p: PathArg) -> anyhow::Result<NearestPath> {
+    let path = match p {
+        PathArg::Auto => NearestPath::Auto,
+        PathArg::Scalar => NearestPath::Scalar,
+        PathArg::Portable => NearestPath::Forced(SimdLevel::Portable),
+        PathArg::Avx2 => NearestPath::Forced(SimdLevel::Avx2),
+        PathArg::Avx512 => NearestPath::Forced(SimdLevel::Avx512),
     };
-    match p {
-        PathArg::Auto => Ok(NearestPath::Auto),
-        PathArg::Scalar => Ok(NearestPath::Scalar),
-        PathArg::Portable => forced(SimdLevel::Portable),
-        PathArg::Avx2 => forced(SimdLevel::Avx2),
-        PathArg::Avx512 => forced(SimdLevel::Avx512),
-    }
+    path.check().map_err(|e| {
+        anyhow::anyhow!("--path {}: {e}", p.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()))
+    })
 }
 
 /// Runs the command.
@@ -247,7 +248,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.timing {
         out.insert(
             "timing".into(),
-            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": SimdLevel::detect().name(), "peak_rss_bytes": peak_rss_bytes()}),
+            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": params.path.used(), "peak_rss_bytes": peak_rss_bytes()}),
         );
     }
     println!("{}", Value::Object(out));
@@ -440,7 +441,7 @@ fn run_auto(args: &Args, table: &crate::input::Table) -> anyhow::Result<()> {
     if args.timing {
         out.insert(
             "timing".into(),
-            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": SimdLevel::detect().name(), "peak_rss_bytes": peak_rss_bytes()}),
+            json!({"elapsed_s": elapsed, "threads": rayon::current_num_threads(), "simd": params.path.used(), "peak_rss_bytes": peak_rss_bytes()}),
         );
     }
     println!("{}", Value::Object(out));

@@ -19,7 +19,7 @@ pub struct ErrorBody {
     error: ErrorDetail,
 }
 
-/// A stable code (`invalid_body`, `invalid_query`, `invalid_config`, `not_found`,
+/// A stable code (`invalid_body`, `invalid_query`, `invalid_path`, `method_not_allowed`, `invalid_config`, `not_found`,
 /// `body_too_large`, `batch_too_large`, `too_many_errors`, `points_rejected`, `series_deleted`,
 /// `unsupported_media_type`, `host_not_allowed`, `origin_not_allowed`, `too_many_projects`,
 /// `unauthorized`, `forbidden`, `rate_limited`,
@@ -51,6 +51,11 @@ impl ApiError {
     /// 404 for a named thing.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self { status: StatusCode::NOT_FOUND, code: "not_found", message: what.into() }
+    }
+
+    /// 405: the path exists, the method does not.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed", message: message.into() }
     }
 
     /// 401: no token, or one that is malformed, unknown or revoked.
@@ -114,6 +119,15 @@ impl ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "body_too_large",
             message: format!("the body is over {limit} bytes"),
+        }
+    }
+
+    /// 413 where the limit is not at hand (a body extractor's refusal).
+    pub fn body_too_large() -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "body_too_large",
+            message: "the body is over http.max_body_bytes".into(),
         }
     }
 

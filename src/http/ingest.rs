@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ErrorBody};
 use super::state::ApiState;
+use super::views::IngestAnswer;
 use crate::auth::Principal;
 use crate::decode::RejectReason;
 use crate::service::IngestSummary;
@@ -20,7 +21,7 @@ pub(super) fn routes() -> axum::Router<ApiState> {
 
 /// Ingest points: one JSON message (a point or a batch for one series) or NDJSON lines.
 #[utoipa::path(post, path = "/v1/points", tag = "ingest", request_body(content = String, description = "`{\"series\", \"ts\", \"value\"|\"values\"}` or `{\"series\", \"points\": [[ts, x], ...]}`; JSON or NDJSON", content_type = "application/json"),
-    responses((status = 200, description = "Counts by outcome: accepted, duplicate, late, dimension_mismatch, rejected by reason, undecodable lines (`errors`: the first 20, `errors_total`: all)"), (status = 400, description = "No message could be decoded (`invalid_body`), or more undecodable lines than http.max_bad_lines (`too_many_errors`, nothing stored)", body = ErrorBody), (status = 413, description = "Body over the limit", body = ErrorBody), (status = 415, description = "Not JSON or NDJSON", body = ErrorBody), (status = 422, description = "No point usable (`points_rejected`), with the reasons", body = ErrorBody)))]
+    responses((status = 200, description = "Counts by outcome: accepted, duplicate, late, dimension_mismatch, rejected by reason, undecodable lines (`errors`: the first 20, `errors_total`: all)", body = IngestAnswer), (status = 400, description = "No message could be decoded (`invalid_body`), or more undecodable lines than http.max_bad_lines (`too_many_errors`, nothing stored)", body = ErrorBody), (status = 413, description = "Body over the limit", body = ErrorBody), (status = 415, description = "Not JSON or NDJSON", body = ErrorBody), (status = 422, description = "No point usable (`points_rejected`), with the reasons", body = ErrorBody)))]
 async fn ingest(
     State(state): State<ApiState>,
     principal: Option<axum::Extension<Principal>>,

@@ -4,18 +4,18 @@
 //! principal (`http::auth::author`): with tokens the token's name, whatever `author` says.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 use super::auth::author;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{body, query};
+use super::extract::{Path, body, query};
 use super::state::ApiState;
 use crate::auth::Principal;
 use crate::labeling::views::{
-    FeedbackView, LabelChange, LabelList, LfList, Progress, ProjectList, ProjectView, RefitState, Skipped,
+    FeedbackView, LabelChange, LabelExport, LabelList, LfList, Progress, ProjectList, ProjectView, RefitState, Skipped,
     SuggestionsView, Undone, Vetoed, WindowView,
 };
 use crate::labeling::{LabelRequest, NewProject};
@@ -36,6 +36,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/labeling/projects/{project}/lfs/{id}/veto", post(veto))
         .route("/v1/labeling/projects/{project}/refit", post(refit))
         .route("/v1/labeling/projects/{project}/progress", get(progress))
+        .route("/v1/labeling/projects/{project}/export", get(export))
         .route("/v1/series/{name}/intervals/{start}/feedback", post(interval_feedback))
 }
 
@@ -82,13 +83,14 @@ async fn one_project(
     Ok(Json(state.labeling.project_view(&p).await?))
 }
 
-/// `analyst`: who the suggestions are claimed for (open mode; with tokens, the token's name);
-/// `limit` (1..=20, default 5).
+/// Whose suggestions, how many.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SuggestionParams {
+    /// Who the suggestions are claimed for (open mode; with tokens, the token's name).
     analyst: Option<String>,
+    /// Suggestions to claim, 1 to 20 (default 5).
     limit: Option<usize>,
 }
 
@@ -129,9 +131,13 @@ async fn skip(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct WindowParams {
+    /// Series name (one of the project's).
     series: String,
+    /// Window start (pool index).
     start: i64,
+    /// Window end, exclusive (pool index).
     end: i64,
+    /// Points of context either side, 0 to 5000 (default 200).
     context: Option<i64>,
 }
 
@@ -198,6 +204,7 @@ async fn edit_label(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuthorParam {
+    /// Who undoes (open mode; with tokens, the token's name).
     author: Option<String>,
 }
 
@@ -279,6 +286,67 @@ async fn progress(State(state): State<ApiState>, Path(project): Path<String>) ->
     Ok(Json(state.labeling.progress(&project).await?))
 }
 
+/// The export's format.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ExportParams {
+    /// `json` (default) or `csv` (a header line, then one line per run, as a download).
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/labeling/projects/{project}/export", tag = "labeling", params(("project" = String, Path, description = "Project name"), ExportParams),
+    responses((status = 200, description = "Every label in force as runs of anomalous and normal points: series, start and end row (half-open), start_ts and end_ts (first and last point), label, author, source, created_at. CSV: the same columns, `text/csv`.", body = LabelExport),
+        (status = 400, description = "Unknown format", body = ErrorBody), (status = 404, description = "Unknown project", body = ErrorBody), (status = 409, description = "Still preparing", body = ErrorBody)))]
+async fn export(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+    q: Result<Query<ExportParams>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let format = query(q)?.format.unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv") {
+        return Err(ApiError::bad_request("invalid_query", format!("format must be json or csv, not {format:?}")));
+    }
+    let export = state.labeling.export(&project).await?;
+    if format == "json" {
+        return Ok(Json(export).into_response());
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let cell = |v: Option<i64>| v.map_or_else(String::new, |x| x.to_string());
+    let header =
+        ["label_id", "series", "start", "end", "start_ts", "end_ts", "label", "author", "source", "created_at"];
+    let mut rows = vec![header.map(str::to_owned).to_vec()];
+    for r in &export.labels {
+        rows.push(vec![
+            r.label_id.to_string(),
+            r.series.clone(),
+            r.start.to_string(),
+            r.end.to_string(),
+            cell(r.start_ts),
+            cell(r.end_ts),
+            r.label.to_owned(),
+            r.author.clone(),
+            r.source.clone(),
+            r.created_at.to_string(),
+        ]);
+    }
+    for row in rows {
+        w.write_record(&row).map_err(ApiError::internal)?;
+    }
+    let bytes = w.into_inner().map_err(ApiError::internal)?;
+    // A file name of the project's letters and digits only (it goes into a header).
+    let safe: String = project.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{safe}-labels.csv\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 /// A verdict on a change interval.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -286,11 +354,14 @@ struct Feedback {
     #[serde(default)]
     author: Option<String>,
     verdict: String,
+    /// Also label the interval in every ready project holding it (default: triage only).
+    #[serde(default)]
+    label: bool,
 }
 
 #[utoipa::path(post, path = "/v1/series/{name}/intervals/{start}/feedback", tag = "intervals", params(("name" = String, Path, description = "Series name"), ("start" = i64, Path, description = "The interval's start index")),
-    request_body(content = Object, description = "`{\"author\", \"verdict\": \"confirm\"|\"dismiss\"}`"),
-    responses((status = 200, description = "Stored; a label (anomalous for confirm, normal for dismiss) in every ready project holding the interval", body = FeedbackView), (status = 400, description = "Bad verdict", body = ErrorBody), (status = 404, description = "Unknown series or interval", body = ErrorBody)))]
+    request_body(content = Object, description = "`{\"author\", \"verdict\": \"confirm\"|\"dismiss\", \"label\"?: false}`: a verdict is triage; with `label: true` it also becomes a label (anomalous for confirm, normal for dismiss) in every ready project holding the interval"),
+    responses((status = 200, description = "Stored, with the labels it made (none unless `label: true`)", body = FeedbackView), (status = 400, description = "Bad verdict", body = ErrorBody), (status = 404, description = "Unknown series or interval", body = ErrorBody)))]
 async fn interval_feedback(
     State(state): State<ApiState>,
     Extension(p): Extension<Principal>,
@@ -299,5 +370,5 @@ async fn interval_feedback(
 ) -> Result<Json<FeedbackView>, ApiError> {
     let f = body(b)?;
     let who = author(&p, f.author.as_deref())?;
-    Ok(Json(state.labeling.interval_feedback(&name, start, &f.verdict, &who).await?))
+    Ok(Json(state.labeling.interval_feedback(&name, start, &f.verdict, &who, f.label).await?))
 }

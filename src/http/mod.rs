@@ -17,9 +17,11 @@ mod rate;
 mod series;
 mod serve;
 mod state;
+mod views;
 mod web;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,7 +34,7 @@ pub use state::ApiState;
 /// The router over `state`: the API plus the operations routes (metrics, health).
 pub fn router(state: ApiState) -> Router {
     let (api, ops) = routers(state);
-    api.merge(ops)
+    api.merge(ops.reset_fallback())
 }
 
 /// The API router and the operations router (`/metrics`, `/healthz`, `/readyz`), for serving
@@ -46,6 +48,8 @@ pub fn routers(state: ApiState) -> (Router, Router) {
         .merge(intervals::routes())
         .merge(labeling::routes())
         .merge(web::routes())
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         // Innermost first: a token's share of the slots, its rate, then who it is.
         .route_layer(from_fn_with_state(state.clone(), limits::share))
         .route_layer(from_fn_with_state(state.clone(), limits::rate_limit))
@@ -57,9 +61,21 @@ pub fn routers(state: ApiState) -> (Router, Router) {
         .layer(from_fn_with_state(state.clone(), limits::record))
         .with_state(state.clone());
     let ops = ops::routes()
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), limits::origin))
         .layer(from_fn_with_state(state.clone(), limits::guard))
         .layer(from_fn_with_state(state.clone(), limits::record))
         .with_state(state);
     (api, ops)
+}
+
+/// Any path that is not a route: `404 not_found` as JSON, like every other refusal.
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route {method} {}; /openapi.json lists them", uri.path()))
+}
+
+/// A route asked with a method it does not take: `405 method_not_allowed` as JSON.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(format!("{} does not take {method}; /openapi.json lists its methods", uri.path()))
 }

@@ -42,6 +42,7 @@ use crate::auth::Role;
         super::labeling::veto,
         super::labeling::refit,
         super::labeling::progress,
+        super::labeling::export,
         super::labeling::interval_feedback,
     ),
     components(schemas(ErrorBody, ErrorDetail))
@@ -121,6 +122,7 @@ mod tests {
             "/v1/labeling/projects/{project}/lfs/{id}/veto",
             "/v1/labeling/projects/{project}/refit",
             "/v1/labeling/projects/{project}/progress",
+            "/v1/labeling/projects/{project}/export",
             "/v1/series/{name}/intervals/{start}/feedback",
         ] {
             assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
@@ -138,6 +140,25 @@ mod tests {
             }
         }
         assert_eq!(doc["paths"]["/v1/points"]["post"]["x-required-role"], "ingest");
+        // Every parameter says what it is, and every success that has a body has its schema.
+        let mut missing = Vec::new();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["description"].as_str().is_none_or(|d| d.trim().is_empty()) {
+                        missing.push(format!("{method} {path}: parameter {} has no description", p["name"]));
+                    }
+                }
+                for (status, r) in op["responses"].as_object().unwrap() {
+                    let documented =
+                        r["content"].as_object().is_some_and(|c| c.values().all(|m| m["schema"].is_object()));
+                    if status.starts_with('2') && status != "204" && !documented {
+                        missing.push(format!("{method} {path}: {status} has no schema"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
         assert_eq!(doc["paths"]["/metrics"]["get"]["x-required-role"], "public");
     }
 }

@@ -2,7 +2,7 @@
 //! administration (configure, reset, delete).
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 
 use super::downsample;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{body, query};
+use super::extract::{Path, Time, body, query};
 use super::state::ApiState;
+use super::views::{PointsPage, ScoresAnswer, SeriesConfig, SeriesList, SeriesReset, SeriesView};
 use crate::auth::Principal;
-use crate::storage::{IntervalRow, SeriesRow};
+use crate::storage::SeriesRow;
 
 /// The series routes.
 pub(super) fn routes() -> axum::Router<ApiState> {
@@ -29,28 +30,18 @@ pub(super) fn routes() -> axum::Router<ApiState> {
         .route("/v1/series/{name}/scores", get(series_scores))
 }
 
-fn series_json(s: &SeriesRow, latest: Option<&IntervalRow>) -> Value {
-    json!({"name": s.name, "dim": s.dim, "last_ts": s.last_ts, "points": s.checkpoint_points,
-           "stored_points": s.stored_points,
-           "created_by": s.created_by, "updated_by": s.updated_by,
-           "config": s.config.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
-           "latest_change": latest.map(|r| json!({"start": r.start_index, "start_ts": r.start_ts,
-               "change_point": r.change_point, "change_ts": r.change_ts,
-               "status": if r.open { "open" } else { "closed" }, "peak_score": r.peak_score}))})
-}
-
-#[utoipa::path(get, path = "/v1/series", tag = "series", responses((status = 200, description = "Every series with its latest change")))]
-async fn list_series(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/series", tag = "series", responses((status = 200, description = "Every series with its latest change", body = SeriesList)))]
+async fn list_series(State(state): State<ApiState>) -> Result<Json<SeriesList>, ApiError> {
     let all = state.service.storage.list_series().await?;
     let latest = state.service.storage.latest_intervals().await?;
-    Ok(Json(json!({"series": all.iter().map(|s| series_json(s, latest.get(&s.id))).collect::<Vec<_>>()})))
+    Ok(Json(SeriesList { series: all.iter().map(|s| SeriesView::new(s, latest.get(&s.id))).collect() }))
 }
 
-#[utoipa::path(get, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "The series"), (status = 404, description = "Unknown series", body = ErrorBody)))]
-async fn one_series(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "The series", body = SeriesView), (status = 404, description = "Unknown series", body = ErrorBody)))]
+async fn one_series(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<SeriesView>, ApiError> {
     let s = state.service.series_named(&name).await?;
     let latest = state.service.storage.latest_intervals().await?;
-    Ok(Json(series_json(&s, latest.get(&s.id))))
+    Ok(Json(SeriesView::new(&s, latest.get(&s.id))))
 }
 
 #[utoipa::path(delete, path = "/v1/series/{name}", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 204, description = "Deleted with everything stored for it"), (status = 404, description = "Unknown series", body = ErrorBody)))]
@@ -63,7 +54,7 @@ async fn delete_series(State(state): State<ApiState>, Path(name): Path<String>) 
     }
 }
 
-#[utoipa::path(post, path = "/v1/series/{name}/reset", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "Detector state forgotten; the next points re-warm it"), (status = 404, description = "Unknown series", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/series/{name}/reset", tag = "series", params(("name" = String, Path, description = "Series name")), responses((status = 200, description = "Detector state forgotten; the next points re-warm it", body = SeriesReset), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn reset_series(
     State(state): State<ApiState>,
     Extension(p): Extension<Principal>,
@@ -73,7 +64,7 @@ async fn reset_series(
     Ok(Json(json!({"series": name, "reset": true})))
 }
 
-#[utoipa::path(put, path = "/v1/series/{name}/config", tag = "series", params(("name" = String, Path, description = "Series name")), request_body(content = Object, description = "Any of window, hop, alpha, psi, t, warmup_windows; the rest from the defaults"), responses((status = 200, description = "The series' configuration"), (status = 400, description = "Settings refused", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/series/{name}/config", tag = "series", params(("name" = String, Path, description = "Series name")), request_body(content = Object, description = "Any of window, hop, alpha, psi, t, warmup_windows; the rest from the defaults"), responses((status = 200, description = "The series' configuration", body = SeriesConfig), (status = 400, description = "Settings refused", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn configure_series(
     State(state): State<ApiState>,
     Extension(p): Extension<Principal>,
@@ -84,16 +75,20 @@ async fn configure_series(
     Ok(Json(json!({"series": name, "config": config})))
 }
 
-/// Range filters for points and scores: `from`/`to` (epoch ms, default everything),
-/// `max_points` (downsample to about that many values) and, for points, `limit` (raw points per
-/// answer, at most `http.max_points_per_page`; the answer's `next` is the `from` of the next).
+/// Range filters for points and scores.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RangeParams {
-    from: Option<i64>,
-    to: Option<i64>,
+    /// Start of the range, inclusive: epoch ms or RFC 3339 (default: the first point).
+    from: Option<Time>,
+    /// End of the range, exclusive: epoch ms or RFC 3339 (default: after the last point).
+    to: Option<Time>,
+    /// Downsample the range to about this many values (min/max buckets, so spikes survive);
+    /// 2 to `http.max_points_per_page`.
     max_points: Option<usize>,
+    /// Points: raw points per answer (1 to `http.max_points_per_page`, the default); the
+    /// answer's `next` is the `from` of the next page.
     limit: Option<usize>,
 }
 
@@ -115,7 +110,7 @@ impl FromRequestParts<ApiState> for Ranged {
         let Path(name) = Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
         let params = Query::<RangeParams>::from_request_parts(parts, state).await;
         let p = query(params).map_err(IntoResponse::into_response)?;
-        let (from, to) = (p.from.unwrap_or(i64::MIN), p.to.unwrap_or(i64::MAX));
+        let (from, to) = (p.from.map_or(i64::MIN, |t| t.0), p.to.map_or(i64::MAX, |t| t.0));
         if from >= to {
             return Err(ApiError::bad_request("invalid_query", "from must be before to").into_response());
         }
@@ -142,7 +137,7 @@ impl FromRequestParts<ApiState> for Ranged {
 /// Stored blocks read per storage round trip while a points answer streams.
 const BLOCKS_PER_READ: i64 = 8;
 
-#[utoipa::path(get, path = "/v1/series/{name}/points", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "`{downsampled: false, points: [[ts, [values]], ...], next}` (at most `limit` points, streamed; `next`: the `from` of the next page, or null), or min/max buckets when over max_points"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/series/{name}/points", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "`{downsampled: false, points: [[ts, [values]], ...], next}` (at most `limit` points, streamed; `next`: the `from` of the next page, or null), or min/max buckets when over max_points", body = PointsPage), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn series_points(State(state): State<ApiState>, r: Ranged) -> Result<Response, ApiError> {
     let storage = state.service.storage.clone();
     let (s, dim) = (&r.series, r.series.dim as usize);
@@ -229,7 +224,7 @@ fn stream_points(storage: crate::storage::Storage, id: i64, dim: usize, range: (
     ([(axum::http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response()
 }
 
-#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score (calibrated: near 1 = rarer than anything in the series' recent history), anomaly_warming_up (1 while the score warms up: its 0s mean nothing), anomaly_version (1 = the window-relative score stored before version 2, 2 = calibrated); and `anomaly_probability`: per labeling project holding the series, its end model's probability per point"), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/series/{name}/scores", tag = "series", params(("name" = String, Path, description = "Series name"), RangeParams), responses((status = 200, description = "Per detector block: window score, threshold, largest point anomaly score (calibrated: near 1 = rarer than anything in the series' recent history), anomaly_warming_up (1 while the score warms up: its 0s mean nothing), anomaly_version (1 = the window-relative score stored before version 2, 2 = calibrated); and `anomaly_probability`: per labeling project holding the series, its end model's probability per point", body = ScoresAnswer), (status = 400, description = "Bad query", body = ErrorBody), (status = 404, description = "Unknown series", body = ErrorBody)))]
 async fn series_scores(
     State(state): State<ApiState>,
     Ranged { series: s, from, to, max_points, .. }: Ranged,

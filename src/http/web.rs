@@ -3,11 +3,11 @@
 //! CDN and no build step: the page works offline and ships with the binary it talks to.
 
 use axum::Router;
-use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::ApiError;
+use super::extract::Path;
 use super::state::ApiState;
 
 /// Only same-origin scripts, styles, images and API calls; no inline script, no framing.

@@ -4,7 +4,9 @@
 //! opens the round.
 
 use super::session::{Session, Spec};
-use super::views::{FeedbackView, LabelChange, LabelList, LabelView, ProjectLabel, Undone, Verdict};
+use super::views::{
+    ExportRow, FeedbackView, LabelChange, LabelExport, LabelList, LabelView, ProjectLabel, Undone, Verdict,
+};
 use super::{LabelRequest, Labeling, LabelingError, MAX_LABEL_POINTS, check_author, conflict, invalid, lock};
 use crate::clock::now_ms;
 use crate::storage::{LabelRow, NewLabel};
@@ -46,18 +48,22 @@ impl Labeling {
                 )));
             }
         }
+        let (start_ts, end_ts) = s.window_times(s.spec.series[k].id, req.start, req.end);
         let new = NewLabel {
             series_id: s.spec.series[k].id,
             start: req.start,
             end: req.end,
             labels,
-            source: "suggestion",
+            // A window nobody suggested is the analyst's own choice: its own source.
+            source: if req.suggestion.is_some() { "suggestion" } else { "free" },
             replaces: None,
             suggestion_id: req.suggestion,
+            start_ts,
+            end_ts,
         };
         let row = self.storage().add_label(s.project.id, &new, &req.author, Some(req.round), now_ms()).await?;
         let row = row.map_err(conflict)?;
-        self.inner.metrics.labeling_labels.with_label_values(&["suggestion"]).inc();
+        self.inner.metrics.labeling_labels.with_label_values(&[new.source]).inc();
         self.after_change(&s).await?;
         Ok(LabelChange { label: label_view(&s, &row), round: lock(&s.state).applied })
     }
@@ -89,6 +95,8 @@ impl Labeling {
             source: "edit",
             replaces: Some(id),
             suggestion_id: None,
+            start_ts: old.start_ts.or_else(|| s.window_times(old.series_id, old.start, old.end).0),
+            end_ts: old.end_ts.or_else(|| s.window_times(old.series_id, old.start, old.end).1),
         };
         let row = self.storage().add_label(s.project.id, &new, author, None, now_ms()).await?.map_err(conflict)?;
         self.inner.metrics.labeling_labels.with_label_values(&["edit"]).inc();
@@ -126,8 +134,47 @@ impl Labeling {
         Ok(LabelList { labels: rows.iter().rev().map(|r| label_view(&s, r)).collect() })
     }
 
-    /// Feedback on a change interval: stored, and a label (all anomalous for `confirm`, all
-    /// normal for `dismiss`) in every ready project whose pool holds the interval's start.
+    /// Every label in force, as runs of points that share a verdict (anomalous ranges and the
+    /// normal stretches between them), by series and start, with their times.
+    ///
+    /// # Errors
+    /// As [`Labeling::ready`].
+    pub async fn export(&self, name: &str) -> Result<LabelExport, LabelingError> {
+        let s = self.ready(name).await?;
+        let rows = self.storage().labels(s.project.id).await?;
+        let mut out = Vec::new();
+        for r in rows.iter().filter(|r| r.undone_round.is_none()) {
+            let bytes = r.labels.as_bytes();
+            let mut a = 0;
+            while a < bytes.len() {
+                let mut b = a + 1;
+                while b < bytes.len() && bytes[b] == bytes[a] {
+                    b += 1;
+                }
+                let (start, end) = (r.start + a as i64, r.start + b as i64);
+                let (start_ts, end_ts) = s.window_times(r.series_id, start, end);
+                out.push(ExportRow {
+                    label_id: r.id,
+                    series: s.series_name(r.series_id).to_owned(),
+                    start,
+                    end,
+                    start_ts,
+                    end_ts,
+                    label: if bytes[a] == b'1' { "anomaly" } else { "normal" },
+                    author: r.author.clone(),
+                    source: r.source.clone(),
+                    created_at: r.created_at,
+                });
+                a = b;
+            }
+        }
+        out.sort_by(|x, y| (&x.series, x.start).cmp(&(&y.series, y.start)));
+        Ok(LabelExport { project: s.project.name.clone(), labels: out })
+    }
+
+    /// Feedback on a change interval: stored as triage, and with `also_label` a label (all
+    /// anomalous for `confirm`, all normal for `dismiss`) in every ready project whose pool holds
+    /// the interval's start. Without it no project's budget is used.
     ///
     /// # Errors
     /// 404 unknown series or interval, 400 bad verdict.
@@ -137,6 +184,7 @@ impl Labeling {
         start: i64,
         verdict: &str,
         author: &str,
+        also_label: bool,
     ) -> Result<FeedbackView, LabelingError> {
         check_author(author)?;
         if !matches!(verdict, "confirm" | "dismiss") {
@@ -157,13 +205,19 @@ impl Labeling {
         let now = now_ms();
         self.storage().set_feedback(s.id, start, verdict, author, now).await?;
         let mut made = Vec::new();
-        for p in self.storage().projects().await? {
+        let projects = if also_label { self.storage().projects().await? } else { Vec::new() };
+        for p in projects {
             let Ok(spec) = serde_json::from_str::<Spec>(&p.spec) else { continue };
             let Some(ps) = spec.series.iter().find(|x| x.id == s.id) else { continue };
             if p.status != "ready" || iv.start_index >= ps.points {
                 continue;
             }
             let end = iv.end_index.min(ps.points).min(iv.start_index + MAX_LABEL_POINTS).max(iv.start_index + 1);
+            let end_ts = if end == iv.end_index {
+                Some(iv.end_ts)
+            } else {
+                self.storage().points_by_index(s.id, s.dim as usize, end - 1, end).await?.first().map(|p| p.1)
+            };
             let bit = if verdict == "confirm" { "1" } else { "0" };
             let new = NewLabel {
                 series_id: s.id,
@@ -173,6 +227,8 @@ impl Labeling {
                 source: "interval",
                 replaces: None,
                 suggestion_id: None,
+                start_ts: Some(iv.start_ts),
+                end_ts,
             };
             if let Ok(row) = self.storage().add_label(p.id, &new, author, None, now).await? {
                 self.inner.metrics.labeling_labels.with_label_values(&["interval"]).inc();
@@ -190,11 +246,18 @@ impl Labeling {
 
 /// A stored label as the API shows it.
 pub(super) fn label_view(s: &Session, r: &LabelRow) -> LabelView {
+    // Labels stored before their times were (migration 0006) take them from the pool.
+    let (start_ts, end_ts) = match (r.start_ts, r.end_ts) {
+        (Some(a), Some(b)) => (Some(a), Some(b)),
+        _ => s.window_times(r.series_id, r.start, r.end),
+    };
     LabelView {
         id: r.id,
         series: s.series_name(r.series_id).to_owned(),
         start: r.start,
         end: r.end,
+        start_ts,
+        end_ts,
         anomalies: ranges_of(r.start, &r.labels),
         anomalous_points: r.anomalies,
         author: r.author.clone(),

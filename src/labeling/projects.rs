@@ -127,7 +127,8 @@ impl Labeling {
         })
     }
 
-    /// A project as listed: settings, status and counts.
+    /// A project as listed: settings, status and counts, and while its pool is prepared here an
+    /// estimate of how long that takes.
     ///
     /// # Errors
     /// Storage failures.
@@ -141,13 +142,17 @@ impl Labeling {
             Some(Err(_)) => "failed",
             None => "preparing",
         });
+        let here = local.unwrap_or("not_loaded");
+        let points: i64 = spec.series.iter().map(|s| s.points).sum();
+        let preparing = p.status == "preparing" || (p.status == "ready" && here != "ready");
         Ok(ProjectView {
+            prepare_estimate_ms: preparing.then(|| (points as f64 * PREPARE_MS_PER_POINT).ceil() as i64),
             name: p.name.clone(),
             series: spec.series.iter().map(|s| PoolSeries { name: s.name.clone(), points: s.points }).collect(),
             budget: spec.budget,
             half_window: spec.half_window,
             status: p.status.clone(),
-            status_here: local.unwrap_or("not_loaded"),
+            status_here: here,
             error: p.error.clone(),
             created_at: p.created_at,
             created_by: p.created_by.clone(),
@@ -158,3 +163,7 @@ impl Labeling {
         })
     }
 }
+
+/// What preparing a pool costs per point on one core: 1,000,000 points in 31.9 s
+/// (`driftwatch leiad bench --points 1000000`, BENCHMARKS.md, 2026-12-08), rounded up.
+pub const PREPARE_MS_PER_POINT: f64 = 0.032;

@@ -296,6 +296,13 @@ impl Session {
         self.spec.series.iter().find(|x| x.id == id).map_or("", |x| x.name.as_str())
     }
 
+    /// The times of a window `[start, end)` of a series by id: its first and its last point's.
+    pub(super) fn window_times(&self, id: i64, start: i64, end: i64) -> (Option<i64>, Option<i64>) {
+        let Some(k) = self.spec.series.iter().position(|x| x.id == id) else { return (None, None) };
+        let at = |i: i64| usize::try_from(i).ok().and_then(|i| self.ts[k].get(i).copied());
+        (at(start), at(end - 1))
+    }
+
     /// Pooled index of a series' first point.
     pub(super) fn state_offset(&self, k: usize) -> usize {
         self.spec.series[..k].iter().map(|s| s.points as usize).sum()

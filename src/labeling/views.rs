@@ -36,6 +36,9 @@ pub struct ProjectView {
     pub model_version: i64,
     /// The project's round.
     pub round: i64,
+    /// While the pool is being prepared (here or on the instance that answers): about how long
+    /// preparing takes in all, from its size (ms; measured one-core cost per point), else null.
+    pub prepare_estimate_ms: Option<i64>,
 }
 
 /// One series of a project's pool.
@@ -153,6 +156,10 @@ pub struct LabelView {
     pub start: i64,
     /// Window end (exclusive).
     pub end: i64,
+    /// Time of the window's first point (epoch ms).
+    pub start_ts: Option<i64>,
+    /// Time of the window's last point (epoch ms).
+    pub end_ts: Option<i64>,
     /// Anomalous ranges `[a, b)`.
     pub anomalies: Vec<[i64; 2]>,
     /// Anomalous points.
@@ -161,7 +168,7 @@ pub struct LabelView {
     pub author: String,
     /// Time (epoch ms).
     pub created_at: i64,
-    /// `suggestion`, `interval` or `edit`.
+    /// `suggestion`, `free` (a window nobody suggested), `interval` or `edit`.
     pub source: String,
     /// The label an edit replaced.
     pub replaces: Option<i64>,
@@ -282,7 +289,7 @@ pub struct FeedbackView {
     pub start: i64,
     /// The verdict as stored.
     pub feedback: Verdict,
-    /// A label per ready project holding the interval.
+    /// With `label: true`, a label per ready project holding the interval (else none).
     pub labels: Vec<ProjectLabel>,
 }
 
@@ -304,4 +311,38 @@ pub struct ProjectLabel {
     pub project: String,
     /// Label id.
     pub label: i64,
+}
+
+/// One row of a label export: a run of one label's points that share a verdict.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportRow {
+    /// The label's id.
+    pub label_id: i64,
+    /// Series name.
+    pub series: String,
+    /// First row of the run.
+    pub start: i64,
+    /// One past its last row.
+    pub end: i64,
+    /// Time of its first point (epoch ms).
+    pub start_ts: Option<i64>,
+    /// Time of its last point (epoch ms).
+    pub end_ts: Option<i64>,
+    /// `anomaly` or `normal`.
+    pub label: &'static str,
+    /// Who labeled.
+    pub author: String,
+    /// `suggestion`, `interval` or `edit`.
+    pub source: String,
+    /// When (epoch ms).
+    pub created_at: i64,
+}
+
+/// Every label in force of a project, as runs of anomalous and normal points.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LabelExport {
+    /// Project name.
+    pub project: String,
+    /// The runs, by series and start.
+    pub labels: Vec<ExportRow>,
 }

@@ -100,6 +100,11 @@ pub struct IntervalQuery {
     pub to_ts: Option<i64>,
     /// Page: rows after this (series id, start index), in that order.
     pub after: Option<(i64, i64)>,
+    /// Intervals whose peak score is at least this.
+    pub min_score: Option<f64>,
+    /// Intervals with this analyst verdict (`confirm`, `dismiss`), or with none (`none`); any
+    /// other value is taken as `dismiss` (callers check it).
+    pub verdict: Option<String>,
     /// Page size.
     pub limit: i64,
 }
@@ -336,6 +341,7 @@ impl Storage {
         // seconds within a minute of `bench soak`.)
         enum Arg<'a> {
             Int(i64),
+            Float(f64),
             Text(&'a str),
         }
         let mut conds: Vec<String> = Vec::new();
@@ -369,6 +375,19 @@ impl Storage {
         if let Some(t) = q.since {
             push("start_ts >= ?", vec![Arg::Int(t)]);
         }
+        if let Some(m) = q.min_score {
+            push("peak_score >= ?", vec![Arg::Float(m)]);
+        }
+        let feedback = "SELECT 1 FROM interval_feedback f WHERE f.series_id = intervals.series_id \
+                        AND f.start_index = intervals.start_index";
+        match q.verdict.as_deref() {
+            None => {}
+            Some("none") => push(&format!("NOT EXISTS ({feedback})"), vec![]),
+            Some(v) => {
+                let v = if v == "confirm" { "confirm" } else { "dismiss" }; // checked by the caller
+                push(&format!("EXISTS ({feedback} AND f.verdict = ?)"), vec![Arg::Text(v)]);
+            }
+        }
         let filter = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         let sql = format!(
             "SELECT {INTERVAL_COLUMNS} FROM intervals {filter} ORDER BY series_id, start_index LIMIT ${}",
@@ -378,6 +397,7 @@ impl Storage {
         for a in args {
             query = match a {
                 Arg::Int(v) => query.bind(v),
+                Arg::Float(v) => query.bind(v),
                 Arg::Text(v) => query.bind(v),
             };
         }
@@ -541,6 +561,20 @@ impl Storage {
             }
         }
         Ok(out)
+    }
+
+    /// The stream index of a series' first stored point (None when it has none): points
+    /// before it were removed by retention.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn first_stored_index(&self, id: i64) -> Result<Option<i64>, StorageError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT first_index FROM point_chunks WHERE series_id = $1 ORDER BY first_index LIMIT 1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(|r| r.0))
     }
 
     /// Stored points of a series (one past the highest stored index).

@@ -18,9 +18,15 @@ pub struct SeriesRow {
     pub config: Option<String>,
     /// Points the stored checkpoint has seen.
     pub checkpoint_points: i64,
-    /// Points stored: the stream index after the newest stored block (points removed by
-    /// retention still count).
+    /// The stream index after the newest stored block (points removed by retention still
+    /// count): where a new detector starts.
     pub stored_points: i64,
+    /// Points still stored (retention removes old blocks).
+    pub stored_count: i64,
+    /// Stream index of the first point still stored.
+    pub first_stored_index: Option<i64>,
+    /// Its timestamp.
+    pub first_stored_ts: Option<i64>,
     /// Last accepted timestamp.
     pub last_ts: Option<i64>,
     /// Who created it.
@@ -29,13 +35,19 @@ pub struct SeriesRow {
     pub updated_by: String,
 }
 
-// The stored point count is the end of the newest block (a primary-key lookup), so it counts
-// points that retention has since removed, like the stream index does.
+// `stored_points` is the end of the newest block (a primary-key lookup), so it counts points
+// that retention has since removed, like the stream index does; `stored_count` sums the blocks
+// still there (one index range scan) and the first block says where stored data begins.
 const SERIES_COLUMNS: &str = "id, name, dim, config, \
      COALESCE((SELECT c.points FROM checkpoints c WHERE c.series_id = series.id), 0) AS checkpoint_points, \
      last_ts, created_by, updated_by, \
      COALESCE((SELECT p.first_index + p.n FROM point_chunks p WHERE p.series_id = series.id \
-               ORDER BY p.first_index DESC LIMIT 1), 0) AS stored_points";
+               ORDER BY p.first_index DESC LIMIT 1), 0) AS stored_points, \
+     CAST(COALESCE((SELECT SUM(p.n) FROM point_chunks p WHERE p.series_id = series.id), 0) AS BIGINT) AS stored_count, \
+     (SELECT p.first_index FROM point_chunks p WHERE p.series_id = series.id \
+               ORDER BY p.first_index LIMIT 1) AS first_stored_index, \
+     (SELECT p.first_ts FROM point_chunks p WHERE p.series_id = series.id \
+               ORDER BY p.first_index LIMIT 1) AS first_stored_ts";
 
 impl Storage {
     /// The series named `name`, created with `dim` values per point if it is new.

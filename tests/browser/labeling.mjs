@@ -25,6 +25,8 @@ const READY_TIMEOUT_MS = Number(process.env.READY_TIMEOUT_MS || 300_000);
 const CREATE_SERIES = (process.env.CREATE_SERIES || '').split(',').map((s) => s.trim()).filter(Boolean);
 // `SERIES=name:points`: the series the new-project form must list, with its stored point count.
 const SERIES = process.env.SERIES ? process.env.SERIES.split(':') : null;
+// `RETENTION_SERIES=name`: a series retention has thinned (checked in stage 7).
+const RETENTION_SERIES = process.env.RETENTION_SERIES || '';
 
 class Failure extends Error {}
 function check(cond, message) {
@@ -158,6 +160,38 @@ async function main() {
         start: Number(await current.getAttribute('data-start')),
         end: Number(await current.getAttribute('data-end')),
       };
+      // Display bugs of issue 23 item 6: both panes' plots line up; no Token box while the service
+      // takes none; no model probability before a model; the title numbers the list, as keys do.
+      const mainBox = await page.locator('[data-testid=window-main] .u-over').boundingBox();
+      const laneBox = await page.locator('[data-testid=window-lane] .u-over').boundingBox();
+      check(Math.abs(mainBox.x - laneBox.x) <= 1 && Math.abs(mainBox.width - laneBox.width) <= 1,
+        `the value and score plots differ: ${JSON.stringify(mainBox)} vs ${JSON.stringify(laneBox)}`);
+      check(!(await page.locator('#api-token').isVisible()), 'a Token box shows although the service takes no token');
+      const sugs = await apiGet(`${P}/suggestions?analyst=${enc(ANALYST)}&limit=5`);
+      if (sugs.model_version === 0) {
+        const prob = await page.locator('[data-testid=why-probability]').textContent();
+        check(prob.includes('no model fitted yet') && !prob.includes('%'), `a probability shows without a model: ${prob}`);
+      }
+      if ((await page.locator('[data-testid=suggestion-item]').count()) >= 3) {
+        await page.locator('[data-testid=window-chart]').focus();
+        await page.keyboard.press('3');
+        const third = await page.locator('[data-testid=suggestion-item]').nth(2).getAttribute('data-id');
+        await eventually('key 3 opens the third suggestion, titled 3 of N',
+          async () => (await current.getAttribute('data-id')) === third && (await page.locator('[data-position]').first().getAttribute('data-position')) === '3');
+        await page.keyboard.press('1');
+        await eventually('key 1 opens the first again', async () => Number(await current.getAttribute('data-id')) === sug.id);
+        await page.locator(`[data-testid=window-chart][data-start="${sug.start}"][data-end="${sug.end}"]`).waitFor();
+      }
+
+      // The chart's x axis is time (the points' own), shown under it too (issue 23).
+      const chartEl = page.locator('[data-testid=window-chart]');
+      check((await chartEl.getAttribute('data-x-axis')) === 'time', 'the window chart x axis is not time');
+      const win = await apiGet(`${P}/window?series=${enc(sug.series)}&start=${sug.start}&end=${sug.end}&context=400`);
+      const spanText = await page.locator('[data-testid=window-time-span]').textContent();
+      const iso = (ms) => new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+      check(Number(await chartEl.getAttribute('data-first-ts')) === win.ts[0] && spanText.startsWith(iso(win.ts[0])),
+        `the chart's time span "${spanText}" does not start at the window's first time ${iso(win.ts[0])}`);
+      check(!spanText.includes('1970'), `the chart shows 1970 times: ${spanText}`);
       shownBefore = await page.locator('[data-testid=suggestion-item]').evaluateAll((els) => els.map((e) => Number(e.dataset.id)));
       check(shownBefore.includes(sug.id), `the current suggestion ${sug.id} is not in the list ${shownBefore}`);
       for (const sel of ['[data-testid=score-breakdown] meter', '[data-testid=lf-row]', '[data-testid=progress-panel] [data-testid=stat-labels-used]']) {
@@ -215,6 +249,26 @@ async function main() {
     });
 
     // ---------------------------------------------------------------- 4. undo with the shortcut
+    // The label just made downloads from the progress panel's export buttons (issue 23).
+    await stage('exported', async () => {
+      for (const format of ['csv', 'json']) {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.locator(`[data-testid=export-${format}]`).click()]);
+        const text = fs.readFileSync(await download.path(), 'utf8');
+        check(download.suggestedFilename() === `${PROJECT}-labels.${format}`, `export file named ${download.suggestedFilename()}`);
+        if (format === 'csv') {
+          const lines = text.trim().split('\n');
+          check(lines[0] === 'label_id,series,start,end,start_ts,end_ts,label,author,source,created_at', `CSV header: ${lines[0]}`);
+          const anomaly = lines.find((l) => l.includes(`,${marked[0]},${marked[1]},`) && l.includes(',anomaly,'));
+          check(anomaly && anomaly.includes(sug.series) && anomaly.includes(ANALYST), `the marked range is not an anomaly row: ${text.slice(0, 400)}`);
+        } else {
+          const { labels } = JSON.parse(text);
+          const row = labels.find((r) => r.start === marked[0] && r.end === marked[1]);
+          check(row && row.label === 'anomaly' && row.label_id === label.id && Number.isInteger(row.start_ts), `JSON export: ${text.slice(0, 400)}`);
+        }
+      }
+      console.log(`     exported label ${label.id} as CSV and JSON`);
+    });
+
     await stage('undone', async () => {
       await page.locator('[data-testid=view]').focus();
       await page.keyboard.press('u');
@@ -249,6 +303,29 @@ async function main() {
       console.log(`     LF ${id} vetoed, then restored`);
     });
 
+    // A click on the whole-series strip opens a window nobody suggested; its label is stored
+    // with source `free` (issue 23 item 3).
+    await stage('free-window', async () => {
+      await page.locator('[data-testid=overview-chart] .u-over').scrollIntoViewIfNeeded();
+      const strip = await page.locator('[data-testid=overview-chart] .u-over').boundingBox();
+      check(strip && strip.width > 100, 'no whole-series strip');
+      const before = await page.locator('[data-testid=window-chart]').getAttribute('data-start');
+      await page.mouse.click(strip.x + strip.width * 0.12, strip.y + strip.height / 2);
+      await eventually('the clicked window opens', async () => (await page.locator('#why-title').getAttribute('data-free')) === 'true');
+      const chart = page.locator('[data-testid=window-chart]');
+      await eventually('its chart is drawn', async () => (await chart.getAttribute('data-start')) !== before);
+      const start = Number(await chart.getAttribute('data-start'));
+      const end = Number(await chart.getAttribute('data-end'));
+      check(start < 3000 * 0.3, `a click at 12 % of the strip opened [${start}, ${end})`);
+      await chart.focus();
+      await page.keyboard.press('Enter');
+      const free = await eventually('the free window is labeled with source free', async () => {
+        const { labels } = await apiGet(`${P}/labels`);
+        return labels.find((l) => l.start === start && l.end === end && l.source === 'free' && l.in_force && l.suggestion == null);
+      });
+      console.log(`     free window [${start}, ${end}) labeled (#${free.id}, source ${free.source})`);
+    });
+
     // ---------------------------------------------------------------- 6. change intervals: confirm one
     await stage('intervals', async () => {
       const project = await apiGet(P);
@@ -280,6 +357,28 @@ async function main() {
         async () => (await page.locator(`[data-testid=interval-row][data-start="${start}"]`).getAttribute('data-verdict')) === 'confirm');
       console.log(`     confirmed interval ${start} of ${target}`);
     });
+
+    // ---------------------------------------------------------------- 7. a series retention thinned (issue 23)
+    if (RETENTION_SERIES) {
+      await stage('retention', async () => {
+        const meta = await apiGet(`/v1/series/${enc(RETENTION_SERIES)}`);
+        check(meta.first_stored_index > 0, `${RETENTION_SERIES} lost no points to retention: ${JSON.stringify(meta)}`);
+        await page.goto(`${BASE_URL}/ui/#/series/${enc(RETENTION_SERIES)}`);
+        await page.locator('[data-testid=interval-row]').first().waitFor();
+        const text = await page.locator('[data-testid=series-meta]').textContent();
+        check(text.includes(`${meta.stored_points.toLocaleString('en-US')} points stored`) || text.includes(`${meta.stored_points} points stored`),
+          `the page does not say ${meta.stored_points} points are stored: ${text}`);
+        check(text.includes('removed by retention'), `the page does not say points were removed: ${text}`);
+        const { intervals } = await apiGet(`/v1/series/${enc(RETENTION_SERIES)}/intervals`);
+        for (const iv of intervals) {
+          const mark = page.locator(`[data-testid=interval-row][data-start="${iv.start}"] [data-testid=interval-data]`);
+          if (iv.data === 'stored') check((await mark.count()) === 0, `interval ${iv.start} is stored but marked`);
+          else check((await mark.getAttribute('data-data')) === iv.data, `interval ${iv.start} (${iv.data}) is not marked`);
+        }
+        check(intervals.some((iv) => iv.data === 'removed'), 'no interval lost its data');
+        console.log(`     ${RETENTION_SERIES}: ${text}`);
+      });
+    }
   } catch (err) {
     const file = path.join(ARTIFACTS, `failed-${stageName}.png`);
     await page.screenshot({ path: file, fullPage: true }).catch(() => {});

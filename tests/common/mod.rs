@@ -40,6 +40,11 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// Any request, answered as (status, JSON or text).
+    pub async fn send_raw(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
+        self.send(r).await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(self.client.get(format!("{}{path}", self.base))).await
     }

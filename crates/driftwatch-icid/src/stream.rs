@@ -751,6 +751,12 @@ impl StreamDetector {
         (&self.pending_scores.scores, self.pending_scores.warming_up)
     }
 
+    /// Runs the nearest-centre search on `path` from now on (results do not depend on it: see
+    /// [`crate::kernel`]); a service applies its own SIMD setting to restored detectors with it.
+    pub fn set_path(&mut self, path: NearestPath) {
+        self.cfg.path = path;
+    }
+
     /// Turns the completed-block outbox on or off (a restored detector keeps its configuration
     /// otherwise).
     pub fn set_collect_blocks(&mut self, on: bool) {

@@ -114,3 +114,38 @@ fn detection_is_identical_on_the_scalar_and_fast_paths() {
         }
     }
 }
+
+#[test]
+fn paths_parse_by_name_and_a_level_the_cpu_lacks_is_refused() {
+    let all = [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512];
+    for (name, path) in [
+        ("auto", NearestPath::Auto),
+        ("scalar", NearestPath::Scalar),
+        ("portable", NearestPath::Forced(SimdLevel::Portable)),
+        ("AVX2", NearestPath::Forced(SimdLevel::Avx2)),
+        ("avx2+fma", NearestPath::Forced(SimdLevel::Avx2)),
+        ("avx512", NearestPath::Forced(SimdLevel::Avx512)),
+        ("avx512f", NearestPath::Forced(SimdLevel::Avx512)),
+    ] {
+        assert_eq!(NearestPath::parse_on(name, &all), Ok(path), "{name}");
+    }
+    assert!(NearestPath::parse_on("sse9", &all).unwrap_err().to_string().contains("auto, scalar, portable"));
+    // An AVX2-only CPU and an ARM server.
+    let avx2 = [SimdLevel::Portable, SimdLevel::Avx2];
+    let e = NearestPath::parse_on("avx512", &avx2).unwrap_err().to_string();
+    assert!(e.contains("does not support avx512f") && e.contains("portable, avx2+fma"), "{e}");
+    for name in ["avx2", "avx512"] {
+        assert!(NearestPath::parse_on(name, &[SimdLevel::Portable]).is_err(), "{name}");
+    }
+    assert!(NearestPath::parse_on("portable", &[SimdLevel::Portable]).is_ok());
+    // On this CPU: exactly the levels it reports, and the level a path runs on is the one named.
+    for level in all {
+        let here = NearestPath::Forced(level).check();
+        assert_eq!(here.is_ok(), SimdLevel::available().contains(&level), "{level:?}");
+        if here.is_ok() {
+            assert_eq!(NearestPath::Forced(level).used(), level.name());
+        }
+    }
+    assert_eq!(NearestPath::Scalar.used(), "scalar");
+    assert_eq!(NearestPath::Auto.used(), SimdLevel::detect().name());
+}

@@ -114,7 +114,8 @@ impl Storage {
         let anomalies = label.labels.bytes().filter(|&b| b == b'1').count() as i64;
         sqlx::query(
             "INSERT INTO labeling_labels (project_id, id, series_id, start_index, end_index, labels, anomalies, author, \
-             created_at, source, replaces, suggestion_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             created_at, source, replaces, suggestion_id, start_ts, end_ts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(project)
         .bind(id)
@@ -128,6 +129,8 @@ impl Storage {
         .bind(label.source)
         .bind(label.replaces)
         .bind(label.suggestion_id)
+        .bind(label.start_ts)
+        .bind(label.end_ts)
         .execute(&mut *tx)
         .await?;
         log_round(&mut tx, project, id, "label", id, author, now).await?;

@@ -85,6 +85,10 @@ pub struct LabelRow {
     pub undone_at: Option<i64>,
     /// Who undid it.
     pub undone_by: Option<String>,
+    /// Time of the window's first point (None for labels stored before migration 0006).
+    pub start_ts: Option<i64>,
+    /// Time of the window's last point.
+    pub end_ts: Option<i64>,
 }
 
 /// A label to add.
@@ -104,6 +108,10 @@ pub struct NewLabel {
     pub replaces: Option<i64>,
     /// Suggestion it answers.
     pub suggestion_id: Option<i64>,
+    /// Time of the window's first point.
+    pub start_ts: Option<i64>,
+    /// Time of the window's last point.
+    pub end_ts: Option<i64>,
 }
 
 /// Why a change was refused; nothing was written.
@@ -206,7 +214,7 @@ pub struct ModelRow {
 
 const PROJECT_COLUMNS: &str = "id, name, spec, round, status, error, created_at, created_by";
 const LABEL_COLUMNS: &str = "id, series_id, start_index, end_index, labels, anomalies, author, created_at, source, \
-     replaces, suggestion_id, undone_round, undone_at, undone_by";
+     replaces, suggestion_id, undone_round, undone_at, undone_by, start_ts, end_ts";
 const SUGGESTION_COLUMNS: &str = "id, round, rank, series_id, start_index, end_index, centre, score, probability, \
      breakdown, status, claimed_by, claimed_until";
 

@@ -129,6 +129,7 @@
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
     }
+    if (!apiToken()) tokenBox(res.status === 401);
     if (res.status === 401) {
       throw new ApiError(401, 'unauthorized',
         'This service needs an API token: paste yours (from `driftwatch token create`) in the Token field at the top and Save.');
@@ -139,6 +140,13 @@
         (err && err.message) || `${method} /${path.split('?')[0]} failed with HTTP ${res.status}`);
     }
     return data;
+  }
+
+  /** Shows the Token field once the service asks for a token (or one is saved); hides it while
+   *  the service answers without one (auth.mode = open). */
+  function tokenBox(needed) {
+    const show = needed || Boolean(apiToken());
+    for (const e of [$('#api-token'), $('label[for=api-token]')]) if (e) e.hidden = !show;
   }
 
   const projectPath = (p, rest = '') => `v1/labeling/projects/${enc(p)}${rest}`;
@@ -235,6 +243,7 @@
       mark: cssVar('--shade-mark', 'rgba(234,88,12,.28)'),
       markEdge: cssVar('--shade-mark-edge', '#ea580c'),
       windowEdge: cssVar('--shade-window-edge', 'rgba(0,0,0,.45)'),
+      current: cssVar('--shade-current', 'rgba(37,99,235,.16)'),
       interval: cssVar('--shade-interval', 'rgba(234,179,8,.25)'),
       confirmed: cssVar('--shade-confirmed', 'rgba(220,38,38,.25)'),
       dismissed: cssVar('--shade-dismissed', 'rgba(100,116,139,.18)'),
@@ -594,7 +603,27 @@
     el.refitState = h('span', { id: 'refit-state', class: 'muted', testid: 'refit-state', 'aria-live': 'polite' });
     el.progress = h('section', { id: 'progress-panel', class: 'card', testid: 'progress-panel', 'aria-labelledby': 'progress-title' },
       h('h2', { id: 'progress-title' }, 'Progress'), el.stats, el.curve,
-      h('div', { class: 'actions' }, el.refit, el.refitState));
+      h('div', { class: 'actions' }, el.refit, el.refitState),
+      h('div', { class: 'actions export' }, h('span', { class: 'muted small' }, 'Export labels: '),
+        h('button', { type: 'button', testid: 'export-csv', onclick: () => exportLabels('csv').catch(report) }, 'CSV'),
+        h('button', { type: 'button', testid: 'export-json', onclick: () => exportLabels('json').catch(report) }, 'JSON')));
+    /** Downloads every label in force (runs of anomalous and normal points with their times). */
+    async function exportLabels(format) {
+      const init = { cache: 'no-store', headers: {} };
+      if (apiToken()) init.headers.authorization = `Bearer ${apiToken()}`;
+      const res = await fetch(API_ROOT + projectPath(P, `/export?format=${format}`), init);
+      if (!res.ok) {
+        let message = `export failed with HTTP ${res.status}`;
+        try { message = JSON.parse(await res.text()).error.message; } catch { /* keep the status */ }
+        throw new ApiError(res.status, 'export', message);
+      }
+      const url = URL.createObjectURL(await res.blob());
+      const a = h('a', { href: url, download: `${P}-labels.${format}`, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 5000);
+    }
     el.lfBody = h('tbody');
     el.lfEmpty = h('p', { class: 'empty', hidden: true }, 'No labeling functions yet.');
     el.lfPanel = h('section', { id: 'lf-panel', class: 'card', testid: 'lf-panel', 'aria-labelledby': 'lf-title' },
@@ -624,7 +653,7 @@
     const updateButtons = () => {
       const ready = S.project && S.project.status === 'ready';
       el.submit.disabled = S.busy || !S.current || !S.window;
-      el.skip.disabled = S.busy || !S.current;
+      el.skip.disabled = S.busy || !S.current || Boolean(S.current.free);
       el.clear.disabled = !currentMarks().length;
       el.undo.disabled = S.busy || !ready;
       el.refit.disabled = !ready || (S.progress && S.progress.refit === 'running');
@@ -707,7 +736,12 @@
         return;
       }
       if (p.status === 'preparing') {
-        showEmpty('The project is preparing: the labeling pool (features, seed detectors, candidate windows) is being built. This page starts by itself when it is ready.', 'preparing');
+        const pts = (p.series || []).reduce((n, x) => n + (x.points || 0), 0);
+        const est = isNum(p.prepare_estimate_ms) ? Math.max(1, Math.round(p.prepare_estimate_ms / 1000)) : null;
+        const since = isNum(p.created_at) ? Math.max(0, Math.round((Date.now() - p.created_at) / 1000)) : null;
+        showEmpty(`The project is preparing: the labeling pool (features, seed detectors, candidate windows) of ${fmtNum(pts)} points is being built` +
+          `${est ? `, about ${fmtNum(est)} s in all on one core` : ''}${since != null && p.status === 'preparing' ? ` (started ${fmtNum(since)} s ago)` : ''}. ` +
+          'This page starts by itself when it is ready.', 'preparing');
         ctx.after(() => loadProject().catch(report), POLL_PREPARING_MS);
         return;
       }
@@ -735,6 +769,7 @@
         throw err;
       }
       S.round = res.round;
+      S.modelVersion = res.model_version;
       S.stop = res.stop || null;
       S.suggestions = res.suggestions || [];
       let next = null;
@@ -792,7 +827,15 @@
       el.current.dataset.start = s.start;
       el.current.dataset.end = s.end;
       el.current.dataset.round = S.round;
-      el.whyTitle.textContent = `Suggestion #${s.id} · rank ${fmtNum(s.rank + 1)}`;
+      // The list's number (what keys 1…9 open), not the rank in its round, which differs once
+      // windows of the round are labeled or held by others.
+      const pos = S.suggestions.findIndex((x) => x.id === s.id);
+      el.whyTitle.dataset.free = s.free ? 'true' : 'false';
+      el.whyTitle.textContent = s.free ? 'Your window (not suggested; labeled as source "free")'
+        : pos >= 0 ? `Suggestion #${s.id} · ${pos + 1} of ${S.suggestions.length}` : `Suggestion #${s.id}`;
+      el.whyTitle.title = `rank ${s.rank + 1} of round ${s.round}`;
+      el.whyTitle.dataset.position = pos + 1;
+      const noModel = !(S.modelVersion > 0);
       const b = s.breakdown || {};
       const terms = BREAKDOWN_ORDER.filter((k) => k in b).concat(Object.keys(b).filter((k) => !BREAKDOWN_ORDER.includes(k)));
       const top = Math.max(1, ...terms.map((k) => (isNum(b[k]) ? Math.abs(b[k]) : 0)));
@@ -801,8 +844,10 @@
           h('dt', null, 'Series'), h('dd', null, h('a', { href: `#/series/${enc(s.series)}` }, s.series)),
           h('dt', null, 'Window'), h('dd', { testid: 'why-window' }, `${fmtRange(s.start, s.end)} · ${fmtNum(s.end - s.start)} points`),
           h('dt', null, 'Centre'), h('dd', null, fmtNum(s.centre)),
-          h('dt', null, 'Model probability'), h('dd', { testid: 'why-probability' },
-            h('meter', { min: 0, max: 1, value: isNum(s.probability) ? s.probability : 0, 'aria-label': 'model probability' }), ' ', fmtPct(s.probability)),
+          h('dt', null, 'Model probability'), noModel
+            ? h('dd', { testid: 'why-probability', class: 'muted', dataset: { model: 'none' } }, '— no model fitted yet (ranked by the seed detectors)')
+            : h('dd', { testid: 'why-probability' },
+              h('meter', { min: 0, max: 1, value: isNum(s.probability) ? s.probability : 0, 'aria-label': 'model probability' }), ' ', fmtPct(s.probability)),
           h('dt', null, 'Score'), h('dd', { testid: 'why-score' }, fmtNum(s.score)),
           h('dt', null, 'Claimed'), h('dd', { class: 'small' }, s.claimed_by ? `for ${s.claimed_by} until ${fmtClock(s.claimed_until)}` : '—'),
           h('dt', null, 'Round'), h('dd', null, fmtNum(S.round))),
@@ -828,7 +873,7 @@
           dataset: { id: s.id, series: s.series, start: s.start, end: s.end }, 'aria-current': isCur ? 'true' : null,
           onclick: () => { if (!S.busy) select(s).catch(report); },
         }, h('kbd', null, String(i + 1)), ' ', h('span', { class: 'mono' }, `#${s.id}`), ' ', s.series, ' ', fmtRange(s.start, s.end),
-        h('span', { class: 'muted' }, ` p ${fmtPct(s.probability)} · score ${fmtNum(s.score)}`),
+        h('span', { class: 'muted' }, S.modelVersion > 0 ? ` p ${fmtPct(s.probability)} · score ${fmtNum(s.score)}` : ` score ${fmtNum(s.score)}`),
         marks && marks.length ? h('span', { class: 'badge' }, `${marks.length} marked`) : null)));
       });
     }
@@ -943,6 +988,8 @@
         laneData.push(w.index.map((_, i) => (w.votes.anomaly[i] || 0) - ((w.votes.normal && w.votes.normal[i]) || 0)));
       }
 
+      const diffs = laneData.length > 1 + seedNames.length ? laneData[laneData.length - 1] : [];
+      const voteRange = [Math.min(-1, ...diffs), Math.max(1, ...diffs)];
       const drawShading = (u) => {
         if (!S.current || !S.window) return;
         if (w.from < cur.start) shadeX(u, w.from - 0.5, cur.start - 0.5, colors.context);
@@ -980,7 +1027,16 @@
         const i = u.cursor.idx;
         u.over.classList.toggle('over-mark', i != null && currentMarks().some(([a, b]) => w.index[i] >= a && w.index[i] < b));
       };
-      const xAxis = (label) => axis(colors, { values: (u, ticks) => ticks.map((t) => fmtNum(Math.round(t))), label, labelSize: label ? 20 : 0 });
+      // x runs over the points (so gaps do not squeeze them); its ticks show each point's time.
+      const span = n > 1 ? w.ts[n - 1] - w.ts[0] : 0;
+      const tickTime = (ms) => {
+        if (!isNum(ms)) return '';
+        const iso = new Date(ms).toISOString();
+        return span > 86_400_000 ? iso.slice(5, 16).replace('T', ' ') : iso.slice(11, span < 120_000 ? 19 : 16);
+      };
+      const xAxis = (label) => axis(colors, {
+        values: (u, ticks) => ticks.map((t) => tickTime(tsAt(Math.round(t)))), label, labelSize: label ? 20 : 0,
+      });
       const common = {
         cursor: { drag: { x: true, y: false, setScale: false, dist: 3 }, points: { size: 6 }, sync: { key: syncKey } },
         select: { show: true },
@@ -1003,8 +1059,10 @@
       const lane = makeChart(ctx, laneEl, {
         ...common,
         height: 150,
-        scales: { x: { time: false, range: () => [w.from - 0.5, w.to - 0.5] }, p: { range: [0, 1] }, votes: { auto: true } },
-        axes: [xAxis('stream index'),
+        // A fixed votes range: an axis whose scale has no shown series collapses, which made this
+        // pane's plot wider than the one above and their x positions disagree.
+        scales: { x: { time: false, range: () => [w.from - 0.5, w.to - 0.5] }, p: { range: [0, 1] }, votes: { auto: false, range: voteRange } },
+        axes: [xAxis('time (UTC)'),
           axis(colors, { scale: 'p', label: 'detector score', labelSize: 20, size: side, values: (u, t) => t.map((x) => x.toFixed(1)) }),
           axis(colors, { scale: 'votes', side: 1, label: 'LF votes', labelSize: 20, size: side, grid: { show: false } })],
         series: laneSeries,
@@ -1012,7 +1070,10 @@
       S.charts = [main, lane];
       S.chart = main;
       defsOf.set(main, mainSeries).set(lane, laneSeries);
-      Object.assign(el.chart.dataset, { from: w.from, to: w.to, start: cur.start, end: cur.end });
+      Object.assign(el.chart.dataset, { from: w.from, to: w.to, start: cur.start, end: cur.end, xAxis: 'time',
+        firstTs: w.ts[0], lastTs: w.ts[n - 1] });
+      el.chart.append(h('p', { class: 'muted chart-caption', testid: 'window-time-span' },
+        `${fmtTs(w.ts[0])} → ${fmtTs(w.ts[n - 1])} (UTC) · points ${fmtNum(w.from)}–${fmtNum(w.to - 1)}`));
 
       for (const u of S.charts) {
         // a click (no drag) on a marked range removes it
@@ -1075,11 +1136,37 @@
             shadeX(u, w.ts[0], w.ts[w.ts.length - 1], colors.context);
             const a = w.ts[cur.start - w.from];
             const b = w.ts[Math.min(cur.end, w.to) - 1 - w.from];
-            shadeX(u, a, b, colors.mark, colors.markEdge);
+            shadeX(u, a, b, colors.current, colors.windowEdge);
           }],
         },
       };
       S.overview = makeChart(ctx, el.overview, opts, ov.cols);
+      S.overview.over.classList.add('jump');
+      S.overview.over.title = 'Click to open the window around that time (a window nobody suggested)';
+      S.overview.over.addEventListener('click', (e) => {
+        if (S.busy) return;
+        jumpTo(seriesName, S.overview.posToVal(e.offsetX, 'x'), ov.cols[0]).catch(report);
+      });
+    }
+
+    /** Opens a window of the series around time `ts` (from a click on the strip): its index is
+     *  first estimated from the strip's times, then set from the window's own times. */
+    async function jumpTo(series, ts, times) {
+      const ps = (S.project.series || []).find((x) => (x.name || x) === series);
+      const n = ps && isNum(ps.points) ? ps.points : null;
+      if (!n || !times.length) return;
+      const half = Math.min(S.project.half_window || 200, Math.floor(n / 2));
+      const t0 = times[0];
+      const t1 = times[times.length - 1];
+      const at = (i) => ({ id: `free:${series}:${i}`, free: true, series, start: Math.max(0, Math.min(n - 2 * half, i - half)),
+        end: Math.min(n, Math.max(2 * half, i + half)), centre: i, breakdown: {}, rank: -1, round: S.round });
+      let i = Math.round(((ts - t0) / Math.max(1, t1 - t0)) * (n - 1));
+      await select(at(Math.max(0, Math.min(n - 1, i))));
+      const w = S.window;
+      if (!w || !w.ts.length || (ts >= w.ts[0] && ts <= w.ts[w.ts.length - 1])) return;
+      // Outside the window (gaps in time): move to the point nearest the time, once.
+      i = ts < w.ts[0] ? Math.max(0, w.from - half) : Math.min(n - 1, w.to - 1 + half);
+      await select(at(i));
     }
 
     // ---- actions
@@ -1090,7 +1177,8 @@
       const anomalies = currentMarks().map(([a, b]) => [a, b]);
       await guarded(async () => {
         const res = await api(projectPath(P, '/labels'), { method: 'POST', signal: ctx.signal,
-          body: { author, round: S.round, suggestion: s.id, series: s.series, start: s.start, end: s.end, anomalies } });
+          // A window nobody suggested goes without a suggestion id: stored with source `free`.
+          body: { author, round: S.round, suggestion: s.free ? undefined : s.id, series: s.series, start: s.start, end: s.end, anomalies } });
         S.marks.delete(s.id);
         const l = res && res.label;
         toast(`Labeled ${s.series} ${fmtRange(s.start, s.end)}: ${anomalies.length ? `${anomalies.length} anomalous range(s)` : 'all normal'}${l ? ` (label #${l.id})` : ''}.`);
@@ -1365,6 +1453,13 @@
     el.body = h('tbody');
     el.empty = h('p', { class: 'empty', testid: 'intervals-empty', hidden: true }, 'No change intervals detected in this series yet.');
     el.more = h('button', { type: 'button', testid: 'intervals-more', hidden: true }, 'Load more');
+    el.count = h('p', { class: 'muted small', testid: 'intervals-count' });
+    el.minScore = h('input', { type: 'number', step: '0.05', min: '0', id: 'iv-min-score', testid: 'intervals-min-score', placeholder: 'any' });
+    el.verdict = h('select', { id: 'iv-verdict', testid: 'intervals-verdict' },
+      [['', 'any'], ['none', 'no verdict'], ['confirm', 'confirmed'], ['dismiss', 'dismissed']].map(([v, t]) => h('option', { value: v }, t)));
+    el.sort = h('select', { id: 'iv-sort', testid: 'intervals-sort' },
+      [['start', 'start'], ['score', 'peak score, highest first']].map(([v, t]) => h('option', { value: v }, t)));
+    el.alsoLabel = h('input', { type: 'checkbox', id: 'iv-also-label', testid: 'intervals-also-label' });
     root.append(h('section', { class: 'page', testid: 'interval-view', dataset: { series: name } },
       h('div', { class: 'page-head' }, h('h1', null, 'Series ', h('span', { class: 'mono' }, name)), h('a', { href: '#/', class: 'back' }, '← projects')),
       el.meta,
@@ -1379,8 +1474,16 @@
         h('p', { class: 'hint' }, 'Drag on the chart to zoom in (the detail is fetched, downsampled, for that range).')),
       h('section', { class: 'card' },
         h('h2', null, 'Intervals'),
+        h('div', { class: 'filters' },
+          h('label', { for: 'iv-min-score' }, 'Peak score ≥ '), el.minScore, ' ',
+          h('label', { for: 'iv-verdict' }, 'Verdict '), el.verdict, ' ',
+          h('label', { for: 'iv-sort' }, 'Sort by '), el.sort, ' ',
+          h('span', { class: 'toggle' }, el.alsoLabel,
+            h('label', { for: 'iv-also-label', title: 'A verdict is triage; with this on it also becomes a label in every ready project holding the interval (a budget unit each).' },
+              'also label in projects'))),
+        el.count,
         h('div', { class: 'table-wrap' }, h('table', { class: 'table', testid: 'interval-table' },
-          h('thead', null, h('tr', null, ['Start', 'End', 'From', 'To', 'Peak score', 'Status', 'Feedback', ''].map((c) => h('th', { scope: 'col' }, c)))),
+          h('thead', null, h('tr', null, ['Start', 'End', 'From', 'To', 'Peak score', 'Status', 'Why', 'Feedback', ''].map((c) => h('th', { scope: 'col' }, c)))),
           el.body)),
         el.empty, el.more)));
 
@@ -1474,11 +1577,24 @@
         h('div', { class: 'muted small' }, `${f.author || '?'}, ${fmtTs(f.at)}`)];
     }
 
+    /** The interval's explanation in a line: mean and sd before → during (first dimension). */
+    function explain(e) {
+      if (!e || !e.before || !e.during) return h('span', { class: 'muted' }, '—');
+      const m = (x) => (Array.isArray(x) && isNum(x[0]) ? x[0].toFixed(2) : '—');
+      return `mean ${m(e.before.mean)} → ${m(e.during.mean)} · sd ${m(e.before.std)} → ${m(e.during.std)}`;
+    }
+
     function renderRows() {
       el.body.replaceChildren();
       el.empty.hidden = S.intervals.length > 0;
       el.more.hidden = !S.next;
-      for (const iv of S.intervals) {
+      const rows = el.sort.value === 'score' ? [...S.intervals].sort((a, b) => b.peak_score - a.peak_score) : S.intervals;
+      el.count.textContent = S.next
+        ? `${fmtNum(S.intervals.length)} intervals loaded and shaded; more match (Load more).`
+        : `${fmtNum(S.intervals.length)} interval(s), all shaded on the chart.`;
+      el.count.dataset.loaded = S.intervals.length;
+      el.count.dataset.complete = S.next ? 'false' : 'true';
+      for (const iv of rows) {
         const f = iv.feedback;
         el.body.append(h('tr', { testid: 'interval-row', class: S.focus === iv.start ? 'focus' : '', dataset: { start: iv.start, verdict: f ? f.verdict : '' } },
           h('td', { class: 'num' }, fmtNum(iv.start)),
@@ -1486,7 +1602,12 @@
           h('td', { class: 'small' }, fmtTs(iv.start_ts)),
           h('td', { class: 'small' }, iv.end_ts == null ? '—' : fmtTs(iv.end_ts)),
           h('td', { class: 'num' }, fmtNum(iv.peak_score)),
-          h('td', null, h('span', { class: `badge status-${iv.status}` }, iv.status)),
+          h('td', null, h('span', { class: `badge status-${iv.status}` }, iv.status),
+            iv.data && iv.data !== 'stored'
+              ? h('div', { class: 'muted small', testid: 'interval-data', dataset: { data: iv.data } },
+                iv.data === 'removed' ? 'data removed by retention' : 'data partly removed by retention')
+              : null),
+          h('td', { class: 'small', testid: 'interval-why' }, explain(iv.explanation)),
           h('td', { testid: 'interval-feedback' }, feedbackText(f)),
           h('td', { class: 'row-actions' },
             h('button', { type: 'button', testid: 'interval-show', onclick: () => focusInterval(iv) }, 'Show'),
@@ -1512,11 +1633,12 @@
       if (!author) return;
       button.disabled = true;
       try {
-        const res = await api(`v1/series/${enc(name)}/intervals/${enc(iv.start)}/feedback`, { method: 'POST', body: { author, verdict }, signal: ctx.signal });
+        const label = el.alsoLabel.checked;
+        const res = await api(`v1/series/${enc(name)}/intervals/${enc(iv.start)}/feedback`, { method: 'POST', body: { author, verdict, label }, signal: ctx.signal });
         iv.feedback = res && res.feedback ? res.feedback : { verdict, author, at: Date.now() };
         const made = res && Array.isArray(res.labels) ? res.labels.length : null;
         toast(`Interval ${fmtRange(iv.start, iv.end)} ${verdict === 'confirm' ? 'confirmed' : 'dismissed'}` +
-          (made == null ? '.' : `: ${made ? `a label in ${made} project(s)` : 'no ready project holds it'}.`));
+          (!label ? ' (triage; no label made).' : made == null ? '.' : `: ${made ? `a label in ${made} project(s)` : 'no ready project holds it'}.`));
         renderRows();
       } catch (err) {
         report(err);
@@ -1525,12 +1647,17 @@
     }
 
     async function loadIntervals(after) {
-      const res = await api(`v1/series/${enc(name)}/intervals?limit=200${after ? `&after=${enc(after)}` : ''}`, { signal: ctx.signal });
+      const min = el.minScore.value.trim();
+      const filter = `${min ? `&min_score=${enc(min)}` : ''}${el.verdict.value ? `&verdict=${enc(el.verdict.value)}` : ''}`;
+      const res = await api(`v1/series/${enc(name)}/intervals?limit=1000${filter}${after ? `&after=${enc(after)}` : ''}`, { signal: ctx.signal });
       S.intervals = after ? S.intervals.concat(res.intervals || []) : res.intervals || [];
       S.next = res.next || null;
       renderRows();
     }
     ctx.listen(el.more, 'click', () => loadIntervals(S.next).catch(report));
+    ctx.listen(el.minScore, 'change', () => loadIntervals(null).catch(report));
+    ctx.listen(el.verdict, 'change', () => loadIntervals(null).catch(report));
+    ctx.listen(el.sort, 'change', () => renderRows());
 
     (async () => {
       const [meta, whole] = await Promise.all([
@@ -1539,7 +1666,9 @@
       ]);
       S.meta = meta;
       S.whole = whole;
-      el.meta.textContent = `${meta.stored_points > 0 ? `${fmtNum(meta.stored_points)} points · ` : ''}${meta.dim || 1} value(s) per point · last point ${fmtTs(meta.last_ts)}` +
+      el.meta.textContent = `${meta.stored_points > 0 ? `${fmtNum(meta.stored_points)} points stored · ` : ''}` +
+        `${meta.first_stored_index > 0 ? `points before #${fmtNum(meta.first_stored_index)} (${fmtTs(meta.first_stored_ts)}) removed by retention · ` : ''}` +
+        `${meta.dim || 1} value(s) per point · last point ${fmtTs(meta.last_ts)}` +
         (meta.latest_change ? ` · latest change ${fmtTs(meta.latest_change.start_ts)} (${meta.latest_change.status})` : '');
       await loadIntervals(null);
       drawChart(whole);

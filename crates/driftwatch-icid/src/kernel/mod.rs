@@ -94,12 +94,70 @@ pub enum NearestPath {
 }
 
 impl NearestPath {
+    /// The names [`NearestPath::parse`] accepts.
+    pub const NAMES: &'static str = "auto, scalar, portable, avx2, avx512";
+
     pub(crate) fn level(self) -> Option<SimdLevel> {
         match self {
             NearestPath::Scalar => None,
             NearestPath::Auto => Some(SimdLevel::detect()),
             NearestPath::Forced(l) => Some(l.min(SimdLevel::detect())),
         }
+    }
+
+    /// A path by name (`auto`, `scalar`, `portable`, `avx2`, `avx512`; the report names
+    /// `avx2+fma` and `avx512f` too), checked against this CPU.
+    ///
+    /// # Errors
+    /// [`IcidError::Param`] (`simd`) for an unknown name or a level this CPU lacks.
+    pub fn parse(name: &str) -> Result<Self, IcidError> {
+        Self::parse_on(name, &SimdLevel::available())
+    }
+
+    /// As [`NearestPath::parse`], against the levels `available` (tests stand in for other CPUs).
+    ///
+    /// # Errors
+    /// As [`NearestPath::parse`].
+    pub fn parse_on(name: &str, available: &[SimdLevel]) -> Result<Self, IcidError> {
+        let path = match name.trim().to_ascii_lowercase().as_str() {
+            "auto" => NearestPath::Auto,
+            "scalar" => NearestPath::Scalar,
+            "portable" => NearestPath::Forced(SimdLevel::Portable),
+            "avx2" | "avx2+fma" => NearestPath::Forced(SimdLevel::Avx2),
+            "avx512" | "avx512f" => NearestPath::Forced(SimdLevel::Avx512),
+            _ => return Err(IcidError::param("simd", format!("{name:?} is not one of {}", Self::NAMES))),
+        };
+        path.check_on(available)
+    }
+
+    /// This path, when this CPU can run it.
+    ///
+    /// # Errors
+    /// [`IcidError::Param`] (`simd`) for a forced level this CPU lacks.
+    pub fn check(self) -> Result<Self, IcidError> {
+        self.check_on(&SimdLevel::available())
+    }
+
+    /// As [`NearestPath::check`], against the levels `available`.
+    ///
+    /// # Errors
+    /// As [`NearestPath::check`].
+    pub fn check_on(self, available: &[SimdLevel]) -> Result<Self, IcidError> {
+        match self {
+            NearestPath::Forced(l) if !available.contains(&l) => {
+                let has: Vec<&str> = available.iter().map(|l| l.name()).collect();
+                Err(IcidError::param(
+                    "simd",
+                    format!("this CPU does not support {} (it has: scalar, {})", l.name(), has.join(", ")),
+                ))
+            }
+            _ => Ok(self),
+        }
+    }
+
+    /// What this path runs on here: `scalar` or the name of the SIMD level.
+    pub fn used(self) -> &'static str {
+        self.level().map_or("scalar", SimdLevel::name)
     }
 }
 

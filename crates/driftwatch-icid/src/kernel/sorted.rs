@@ -8,6 +8,11 @@
 //! f32 at which the scalar comparison (`|x-b| < |x-a|`, ties to the earlier drawn) still picks
 //! `a`, found by stepping ulps from the midpoint. So the rank equals the scalar answer except at
 //! rounding ties across an intervening centre (see the module docs of `kernel`).
+//!
+//! The streaming detector's histograms count values between thresholds ([`cell_counts`]), once
+//! per level: AVX-512 and AVX2 broadcast each value against every threshold at once (up to 64
+//! and 32 thresholds, lanes of counts), the portable path (and larger psi) counts per threshold
+//! in a loop the compiler vectorises ([`count_above`]). All give the same integers.
 
 /// Buckets per table (2^12): one partitioning's table is 8 KiB and stays in L1 while the loop
 /// walks a block of points.
@@ -176,6 +181,34 @@ mod tests {
     }
 
     #[test]
+    fn cell_counts_are_the_same_at_every_level() {
+        use crate::SimdLevel;
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32) / (1u64 << 24) as f32
+        };
+        for used in [0usize, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 200] {
+            for len in [0usize, 1, 2, 3, 49, 50, 51, 2048] {
+                let mut thr: Vec<f32> = (0..used).map(|_| next()).collect();
+                thr.sort_by(f32::total_cmp);
+                // Values on thresholds too: "above" is strict.
+                let xs: Vec<f32> =
+                    (0..len).map(|i| if i % 5 == 0 && used > 0 { thr[i % used] } else { next() }).collect();
+                let mut want = vec![0u16; used + 1];
+                for &x in &xs {
+                    want[thr.iter().filter(|&&t| x > t).count()] += 1;
+                }
+                for level in SimdLevel::available() {
+                    let mut got = vec![0u16; used + 1];
+                    cell_counts(level, &xs, &thr, &mut got);
+                    assert_eq!(got, want, "{level:?} used {used} len {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bucket_is_monotone_and_clamps() {
         assert_eq!(bucket(-1.0), 0);
         assert_eq!(bucket(0.0), 0);
@@ -260,6 +293,12 @@ pub(crate) fn cell_counts(level: super::SimdLevel, xs: &[f32], thr: &[f32], out:
         unsafe { cell_counts_lanes_avx512(xs, thr, out) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if level == super::SimdLevel::Avx2 && used <= AVX2_LANES_MAX {
+        // SAFETY: Avx2 is only ever passed when the CPU has AVX2 (and FMA).
+        unsafe { cell_counts_lanes_avx2(xs, thr, out) };
+        return;
+    }
     let mut above = [0u32; super::MAX_PSI];
     count_above(level, xs, thr, &mut above[..used]);
     let mut more = xs.len() as u32;
@@ -329,4 +368,71 @@ unsafe fn cell_counts_lanes_avx512(xs: &[f32], thr: &[f32], out: &mut [u16]) {
         more = next;
     }
     out[used] = more as u16;
+}
+
+/// Most thresholds [`cell_counts_lanes_avx2`] takes: four vectors of eight (psi up to 33; the
+/// streaming default candidates are 2 to 16), leaving registers for the counts.
+#[cfg(target_arch = "x86_64")]
+const AVX2_LANES_MAX: usize = 32;
+
+/// AVX2 version of [`cell_counts_lanes_avx512`]: up to 32 thresholds in four 8-lane vectors
+/// (unused lanes +inf); every value is broadcast and compared with all of them, and the compare
+/// mask (all ones, −1 as an integer) is subtracted from the lanes' counts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cell_counts_lanes_avx2(xs: &[f32], thr: &[f32], out: &mut [u16]) {
+    let used = thr.len();
+    debug_assert!(used <= AVX2_LANES_MAX && out.len() > used);
+    let mut padded = [f32::INFINITY; AVX2_LANES_MAX];
+    padded[..used].copy_from_slice(thr);
+    let mut above = [0u32; AVX2_LANES_MAX];
+    // SAFETY (every arm): the caller guarantees AVX2.
+    match used.div_ceil(8) {
+        0 | 1 => unsafe { lanes_avx2::<1>(xs, &padded, &mut above) },
+        2 => unsafe { lanes_avx2::<2>(xs, &padded, &mut above) },
+        3 => unsafe { lanes_avx2::<3>(xs, &padded, &mut above) },
+        _ => unsafe { lanes_avx2::<4>(xs, &padded, &mut above) },
+    }
+    let mut more = xs.len() as u32;
+    for (slot, &next) in out[..used].iter_mut().zip(&above[..used]) {
+        *slot = (more - next) as u16;
+        more = next;
+    }
+    out[used] = more as u16;
+}
+
+/// `above[j]` = values of `xs` above `thr[j]`, for the first `V * 8` thresholds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lanes_avx2<const V: usize>(xs: &[f32], thr: &[f32; AVX2_LANES_MAX], above: &mut [u32; AVX2_LANES_MAX]) {
+    use std::arch::x86_64::*;
+    let mut t = [_mm256_setzero_ps(); V];
+    for (v, tv) in t.iter_mut().enumerate() {
+        // SAFETY: `thr` holds AVX2_LANES_MAX >= V * 8 values.
+        *tv = unsafe { _mm256_loadu_ps(thr.as_ptr().add(v * 8)) };
+    }
+    // Two sets of counts so consecutive values do not wait on each other.
+    let mut a = [_mm256_setzero_si256(); V];
+    let mut b = [_mm256_setzero_si256(); V];
+    let mut pairs = xs.chunks_exact(2);
+    for p in &mut pairs {
+        let (x0, x1) = (_mm256_set1_ps(p[0]), _mm256_set1_ps(p[1]));
+        for v in 0..V {
+            let m0 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(t[v], x0));
+            a[v] = _mm256_sub_epi32(a[v], m0);
+            let m1 = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(t[v], x1));
+            b[v] = _mm256_sub_epi32(b[v], m1);
+        }
+    }
+    for &x in pairs.remainder() {
+        let xv = _mm256_set1_ps(x);
+        for v in 0..V {
+            let m = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(t[v], xv));
+            a[v] = _mm256_sub_epi32(a[v], m);
+        }
+    }
+    for v in 0..V {
+        // SAFETY: `above` holds AVX2_LANES_MAX >= V * 8 lanes.
+        unsafe { _mm256_storeu_si256(above.as_mut_ptr().add(v * 8).cast(), _mm256_add_epi32(a[v], b[v])) };
+    }
 }

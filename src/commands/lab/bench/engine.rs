@@ -1,10 +1,16 @@
 //! `driftwatch bench engine`: the streaming detector on one core, points per second and bytes
-//! per series for each scenario of the streaming issue, one JSON line each, plus the SIMD
-//! path's gain.
+//! per series for each scenario of the streaming issue, one JSON line each naming the level the
+//! nearest-centre search actually ran on (`simd`), plus the SIMD path's gain over the scalar
+//! path. `--path LEVEL` forces a level; `--all-levels` runs every scenario at every level this
+//! CPU supports, each in a fresh child process, with its ratio to the portable level in the same
+//! run.
 
+use anyhow::Context;
 use serde_json::json;
 
 use driftwatch_icid::{NearestPath, PsiPolicy, SimdLevel, StreamConfig, StreamDetector};
+
+use crate::commands::detect::{PathArg, nearest_path};
 
 /// `driftwatch bench engine`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +24,15 @@ pub struct Args {
     /// Only scenarios whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// Level of the fast path: `auto` (the widest present), `avx512`, `avx2`, `portable` or
+    /// `scalar`; a level this CPU lacks is refused. The `_scalar_path` scenarios stay scalar.
+    #[arg(long, visible_alias = "level", value_enum, default_value_t = PathArg::Auto, conflicts_with = "all_levels")]
+    pub path: PathArg,
+    /// Every scenario at every level this CPU supports (portable first, each in a child process
+    /// of its own), each line with its ratio to the portable level of the same scenario in the
+    /// same run.
+    #[arg(long)]
+    pub all_levels: bool,
 }
 
 /// One streaming scenario's outcome.
@@ -90,65 +105,95 @@ fn run_many(
     Ok(Measured { points_per_sec: (series * run * rounds) as f64 / secs, bytes_per_series: bytes })
 }
 
+/// `--path` name of a path (`auto` never reaches here).
+fn path_arg(path: NearestPath) -> &'static str {
+    match path {
+        NearestPath::Scalar => "scalar",
+        NearestPath::Forced(SimdLevel::Portable) => "portable",
+        NearestPath::Forced(SimdLevel::Avx2) => "avx2",
+        NearestPath::Forced(SimdLevel::Avx512) => "avx512",
+        NearestPath::Auto => "auto",
+    }
+}
+
+/// Runs scenario `name` on `path` in a child process of this binary (`--only NAME --path P`) and
+/// reads its line.
+fn in_child(args: &Args, name: &str, path: NearestPath) -> anyhow::Result<Measured> {
+    let exe = std::env::current_exe().context("locating the driftwatch binary")?;
+    let (points, series) = (args.points.to_string(), args.series.to_string());
+    let out = std::process::Command::new(exe)
+        .args(["bench", "engine", "--only", name, "--path", path_arg(path), "--points", &points, "--series", &series])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("starting a child bench")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line: serde_json::Value = match stdout.lines().next().map(serde_json::from_str) {
+        Some(Ok(v)) if out.status.success() => v,
+        _ => anyhow::bail!("bench engine --only {name} --path {} failed ({})", path_arg(path), out.status),
+    };
+    match (line["points_per_sec"].as_f64(), line["bytes_per_series"].as_u64()) {
+        (Some(points_per_sec), Some(bytes)) => Ok(Measured { points_per_sec, bytes_per_series: bytes as usize }),
+        _ => anyhow::bail!("bench engine --only {name}: unexpected line {line}"),
+    }
+}
+
+/// A scenario: its name, whether it runs on the level under test (the `_scalar_path` ones are
+/// the scalar baseline), and the run itself on a given path.
+type Scenario<'a> = (&'a str, bool, Box<dyn Fn(NearestPath) -> anyhow::Result<Measured> + 'a>);
+
 /// `driftwatch bench engine`: every scenario on one thread.
 ///
 /// # Errors
-/// A detector configuration the engine refuses (not expected).
+/// A level this CPU lacks, or a detector configuration the engine refuses (not expected).
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let paths: Vec<NearestPath> = if args.all_levels {
+        SimdLevel::available().into_iter().map(NearestPath::Forced).collect()
+    } else {
+        vec![nearest_path(args.path)?]
+    };
     let fixed16 = || PsiPolicy::Fixed(16);
     let all = || PsiPolicy::Online { candidates: vec![2, 4, 8, 16, 32, 64], history: 40, every: 20 };
     let one = |cfg: StreamConfig, d: usize| run_many(&cfg, d, 1, args.points, 1, false);
     let per_series_rounds = (args.points / args.series.max(1) / 100).max(1);
-    type Scenario<'a> = (&'a str, Box<dyn Fn() -> anyhow::Result<Measured> + 'a>);
     let scenarios: Vec<Scenario<'_>> = vec![
-        ("uni_psi16_change_only", Box::new(|| one(stream_config(fixed16(), false, NearestPath::Auto), 1))),
+        ("uni_psi16_change_only", true, Box::new(|p| one(stream_config(fixed16(), false, p), 1))),
         (
             "uni_psi16_change_only_scalar_path",
-            Box::new(|| one(stream_config(fixed16(), false, NearestPath::Scalar), 1)),
+            false,
+            Box::new(|_| one(stream_config(fixed16(), false, NearestPath::Scalar), 1)),
         ),
-        ("uni_psi16_service_defaults", Box::new(|| one(stream_config(fixed16(), true, NearestPath::Auto), 1))),
+        ("uni_psi16_service_defaults", true, Box::new(|p| one(stream_config(fixed16(), true, p), 1))),
         (
             "uni_psi16_10k_series_runs_of_100_random_order",
-            Box::new(|| {
-                run_many(
-                    &stream_config(fixed16(), true, NearestPath::Auto),
-                    1,
-                    args.series,
-                    100,
-                    per_series_rounds,
-                    true,
-                )
-            }),
+            true,
+            Box::new(|p| run_many(&stream_config(fixed16(), true, p), 1, args.series, 100, per_series_rounds, true)),
         ),
         (
             "uni_psi16_10k_series_round_robin_1_point",
-            Box::new(|| {
-                run_many(
-                    &stream_config(fixed16(), true, NearestPath::Auto),
-                    1,
-                    args.series,
-                    1,
-                    per_series_rounds * 100,
-                    false,
-                )
+            true,
+            Box::new(|p| {
+                run_many(&stream_config(fixed16(), true, p), 1, args.series, 1, per_series_rounds * 100, false)
             }),
         ),
-        ("uni_all_six_psi_online", Box::new(|| one(stream_config(all(), false, NearestPath::Auto), 1))),
+        ("uni_all_six_psi_online", true, Box::new(|p| one(stream_config(all(), false, p), 1))),
         (
             "mv8_psi16_change_only",
-            Box::new(|| run_many(&stream_config(fixed16(), false, NearestPath::Auto), 8, 1, args.points / 4, 1, false)),
+            true,
+            Box::new(|p| run_many(&stream_config(fixed16(), false, p), 8, 1, args.points / 4, 1, false)),
         ),
         (
             "mv8_psi16_change_only_scalar_path",
-            Box::new(|| {
+            false,
+            Box::new(|_| {
                 run_many(&stream_config(fixed16(), false, NearestPath::Scalar), 8, 1, args.points / 40, 1, false)
             }),
         ),
         (
             "uni_default_policy_memory",
-            Box::new(|| {
+            true,
+            Box::new(|p| {
                 run_many(
-                    &stream_config(PsiPolicy::AtWarmup(vec![2, 4, 8, 16, 32, 64]), true, NearestPath::Auto),
+                    &stream_config(PsiPolicy::AtWarmup(vec![2, 4, 8, 16, 32, 64]), true, p),
                     1,
                     1,
                     10_000,
@@ -158,25 +203,37 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }),
         ),
     ];
-    let mut results = std::collections::HashMap::new();
+    // Points per second by (scenario, level actually used).
+    let mut results: std::collections::HashMap<(&str, &str), f64> = std::collections::HashMap::new();
     // `--only NAME` runs that scenario when NAME is exactly one; otherwise every name containing it.
-    let exact = args.only.as_deref().is_some_and(|o| scenarios.iter().any(|(n, _)| *n == o));
-    for (name, run) in scenarios {
+    let exact = args.only.as_deref().is_some_and(|o| scenarios.iter().any(|(n, _, _)| *n == o));
+    for (name, on_level, run) in &scenarios {
         if let Some(o) = args.only.as_deref()
-            && (if exact { name != o } else { !name.contains(o) })
+            && (if exact { name != &o } else { !name.contains(o) })
         {
             continue;
         }
-        let m = run()?;
-        println!(
-            "{}",
-            json!({"scenario": name, "points_per_sec": m.points_per_sec.round(), "bytes_per_series": m.bytes_per_series, "simd": SimdLevel::detect().name()})
-        );
-        results.insert(name, m.points_per_sec);
+        let levels: &[NearestPath] = if *on_level { &paths } else { &[NearestPath::Scalar] };
+        for &path in levels {
+            // Each level in a fresh process: in one process the 10,000-series scenarios ran
+            // 10-30 % slower on every level after the first (each builds 1.2 GB of detectors
+            // after the previous level freed its own), which skewed the ratios.
+            let m = if args.all_levels { in_child(args, name, path)? } else { run(path)? };
+            let used = path.used();
+            results.insert((name, used), m.points_per_sec);
+            let mut line = json!({"scenario": name, "simd": used, "points_per_sec": m.points_per_sec.round(), "bytes_per_series": m.bytes_per_series});
+            if args.all_levels
+                && *on_level
+                && let Some(base) = results.get(&(*name, SimdLevel::Portable.name()))
+            {
+                line["vs_portable"] = json!((m.points_per_sec / base * 100.0).round() / 100.0);
+            }
+            println!("{line}");
+        }
     }
     if args.only.is_none() || args.only.as_deref() == Some("memory_by_psi") {
         for psi in [2usize, 4, 8, 16, 32, 64] {
-            let m = run_many(&stream_config(PsiPolicy::Fixed(psi), true, NearestPath::Auto), 1, 1, 1_000, 1, false)?;
+            let m = run_many(&stream_config(PsiPolicy::Fixed(psi), true, paths[0]), 1, 1, 1_000, 1, false)?;
             println!(
                 "{}",
                 json!({"scenario": format!("memory_uni_fixed_psi_{psi}"), "bytes_per_series": m.bytes_per_series})
@@ -187,10 +244,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ("uni_psi16_change_only", "uni_psi16_change_only_scalar_path"),
         ("mv8_psi16_change_only", "mv8_psi16_change_only_scalar_path"),
     ] {
-        if let (Some(f), Some(s)) = (results.get(fast), results.get(slow)) {
-            println!("{}", json!({"simd_gain": fast, "over": slow, "ratio": f / s}));
+        for path in &paths {
+            if let (Some(f), Some(s)) = (results.get(&(fast, path.used())), results.get(&(slow, "scalar"))) {
+                println!("{}", json!({"simd_gain": fast, "simd": path.used(), "over": slow, "ratio": f / s}));
+            }
         }
     }
     Ok(())
 }
-
