@@ -233,13 +233,19 @@ impl Sorted {
             self.maxes[b] = v;
         }
         if bucket.len() >= 2 * BUCKET {
-            let upper = tight(&bucket[BUCKET..]);
-            bucket.truncate(BUCKET);
-            bucket.shrink_to(BUCKET + SLACK);
-            self.maxes[b] = bucket[BUCKET - 1];
-            self.maxes.insert(b + 1, *upper.last().expect("a non-empty half"));
-            self.buckets.insert(b + 1, upper);
+            self.split(b, BUCKET);
         }
+    }
+
+    /// Cuts bucket `b` in two before its value `at` (`0 < at < len`).
+    fn split(&mut self, b: usize, at: usize) {
+        let bucket = &mut self.buckets[b];
+        let upper = tight(&bucket[at..]);
+        bucket.truncate(at);
+        bucket.shrink_to(at + SLACK);
+        self.maxes[b] = bucket[at - 1];
+        self.maxes.insert(b + 1, *upper.last().expect("a non-empty half"));
+        self.buckets.insert(b + 1, upper);
     }
 
     /// Removes one copy of `v`, which the window holds.
@@ -277,12 +283,7 @@ impl Sorted {
             self.maxes[left] = *joined.last().expect("non-empty");
             if joined.len() >= 2 * BUCKET {
                 let half = joined.len() / 2;
-                let upper = tight(&joined[half..]);
-                joined.truncate(half);
-                joined.shrink_to(half + SLACK);
-                self.maxes[left] = joined[half - 1];
-                self.maxes.insert(left + 1, *upper.last().expect("non-empty"));
-                self.buckets.insert(left + 1, upper);
+                self.split(left, half);
             }
         }
     }
