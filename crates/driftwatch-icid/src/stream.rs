@@ -936,8 +936,9 @@ impl StreamDetector {
         let embed_width = width.min(n + 1 - (2 * per_window - 1) * self.cfg.hop).max(1);
         let tail: VecDeque<f32> = rows.values[(n + 1 - embed_width) * d..].iter().copied().collect();
         let scaled = crate::embed::embed(&rows, embed_width);
-        let (n, kd) = (scaled.n, scaled.d);
-        let windows = Windows::new(n, w, Layout::HalfOpen)?;
+        // The kernel's rows: `width − 1` fewer than the points, `kd` columns each.
+        let (rows_e, kd) = (scaled.n, scaled.d);
+        let windows = Windows::new(rows_e, w, Layout::HalfOpen)?;
         let candidates = self.cfg.candidates();
         let params = Params {
             window: w,
@@ -966,7 +967,7 @@ impl StreamDetector {
             .map(|(psi, s)| {
                 let mut blocks = VecDeque::new();
                 // Seed the block ring with the warm-up's last `2·per_window − 1` blocks.
-                let first = n - (2 * per_window - 1) * self.cfg.hop;
+                let first = rows_e - (2 * per_window - 1) * self.cfg.hop;
                 for b in 0..2 * per_window - 1 {
                     let r0 = first + b * self.cfg.hop;
                     let rows = Scaled {
@@ -986,7 +987,6 @@ impl StreamDetector {
             })
             .collect::<Vec<_>>();
         let at = self.stats.points - self.pending;
-        let n = ts.len();
         let recent_raw: VecDeque<f64> = raw[(n - 2 * w) * d..].iter().copied().collect();
         let recent_ts: VecDeque<i64> = ts[n - 2 * w..].iter().copied().collect();
         let running = Running {

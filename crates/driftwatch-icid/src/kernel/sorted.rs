@@ -301,12 +301,18 @@ pub(crate) fn cell_counts(level: super::SimdLevel, xs: &[f32], thr: &[f32], out:
     }
     let mut above = [0u32; super::MAX_PSI];
     count_above(level, xs, thr, &mut above[..used]);
-    let mut more = xs.len() as u32;
-    for (slot, &next) in out[..used].iter_mut().zip(&above[..used]) {
+    cells_from_above(xs.len(), &above[..used], out);
+}
+
+/// Cell counts from the counts above each threshold: cell `c` holds the values above threshold
+/// `c − 1` (all `n` for cell 0) and not above threshold `c`.
+fn cells_from_above(n: usize, above: &[u32], out: &mut [u16]) {
+    let mut more = n as u32;
+    for (slot, &next) in out.iter_mut().zip(above) {
         *slot = (more - next) as u16;
         more = next;
     }
-    out[used] = more as u16;
+    out[above.len()] = more as u16;
 }
 
 /// Up to 64 thresholds, one per lane of up to four vectors (unused lanes +inf): every value is
@@ -362,12 +368,7 @@ unsafe fn cell_counts_lanes_avx512(xs: &[f32], thr: &[f32], out: &mut [u16]) {
         // SAFETY: `above` holds 64 lanes; v < 4.
         unsafe { _mm512_storeu_si512(above.as_mut_ptr().add(v * 16).cast(), *a) };
     }
-    let mut more = xs.len() as u32;
-    for (slot, &next) in out[..used].iter_mut().zip(&above[..used]) {
-        *slot = (more - next) as u16;
-        more = next;
-    }
-    out[used] = more as u16;
+    cells_from_above(xs.len(), &above[..used], out);
 }
 
 /// Most thresholds [`cell_counts_lanes_avx2`] takes: four vectors of eight (psi up to 33; the
@@ -393,12 +394,7 @@ unsafe fn cell_counts_lanes_avx2(xs: &[f32], thr: &[f32], out: &mut [u16]) {
         3 => unsafe { lanes_avx2::<3>(xs, &padded, &mut above) },
         _ => unsafe { lanes_avx2::<4>(xs, &padded, &mut above) },
     }
-    let mut more = xs.len() as u32;
-    for (slot, &next) in out[..used].iter_mut().zip(&above[..used]) {
-        *slot = (more - next) as u16;
-        more = next;
-    }
-    out[used] = more as u16;
+    cells_from_above(xs.len(), &above[..used], out);
 }
 
 /// `above[j]` = values of `xs` above `thr[j]`, for the first `V * 8` thresholds.
